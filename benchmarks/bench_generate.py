@@ -1,0 +1,93 @@
+"""Jet generation speed: ``jetlab data generate`` against the bare Pythia 8 ``next()`` loop.
+
+Baseline, in the same run and on the same settings: a Pythia instance with exactly the
+settings jetlab uses for the class, initialised and asked for events with ``next()``
+and nothing else. jetlab's run does the same event generation plus everything that makes
+a data set: reading the event record, FastJet clustering of the visible final state,
+matching, particle features, substructure, jet images and writing HDF5.
+
+Printed ratios:
+
+* ``per_core_ratio`` = jetlab events/s per worker / bare Pythia events/s (target >= 0.8),
+* ``scaling_2w`` = jetlab jets/s with 2 workers / with 1 worker (target >= 1.8).
+
+Usage: ``python benchmarks/bench_generate.py [--jets-per-class 300] [--classes g,q,w,z,t]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("JETLAB_NO_PROGRESS", "1")
+
+
+def bare_pythia_rate(jet_class: str, n_events: int, seed: int = 1) -> float:
+    """Events per second of init + ``next()`` with jetlab's settings for the class."""
+    import pythia8mc
+
+    from jetlab.data.generate import pythia_settings
+
+    start = time.perf_counter()
+    pythia = pythia8mc.Pythia("", False)
+    for line in pythia_settings(jet_class, seed):
+        pythia.readString(line)
+    pythia.init()
+    done = 0
+    while done < n_events:
+        if pythia.next():
+            done += 1
+    return n_events / (time.perf_counter() - start)
+
+
+def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int) -> tuple[float, int, int]:
+    """(wall seconds, events, jets) of one ``generate_dataset`` call."""
+    import h5py
+
+    from jetlab.data.generate import generate_dataset
+
+    start = time.perf_counter()
+    files = generate_dataset(out, classes=classes, jets_per_class=jets_per_class, n_particles=30, seed=1, workers=workers, show_progress=False)
+    wall = time.perf_counter() - start
+    events = jets = 0
+    for path in files:
+        with h5py.File(path, "r") as f:
+            events += int(f.attrs["n_events"])
+            jets += len(f["jets"])
+    return wall, events, jets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jets-per-class", type=int, default=300)
+    parser.add_argument("--classes", default="g,q,w,z,t")
+    args = parser.parse_args()
+    classes = args.classes.split(",")
+
+    print(f"# bench_generate  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
+          f"{platform.processor() or platform.machine()}  cores={os.cpu_count()}  python={sys.version.split()[0]}")
+    print(f"{'class':>5} {'bare ev/s':>10} {'jetlab ev/s':>12} {'jetlab jets/s':>14} {'ratio':>6}")
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in classes:
+            wall, events, jets = jetlab_run(Path(tmp) / f"one-{c}", [c], args.jets_per_class, workers=1)
+            bare = bare_pythia_rate(c, events)
+            ratio = events / wall / bare
+            ratios.append(ratio)
+            print(f"{c:>5} {bare:>10.1f} {events / wall:>12.1f} {jets / wall:>14.1f} {ratio:>6.2f}")
+        one = jetlab_run(Path(tmp) / "w1", classes, args.jets_per_class, workers=1)
+        two = jetlab_run(Path(tmp) / "w2", classes, args.jets_per_class, workers=2)
+    scaling = (two[2] / two[0]) / (one[2] / one[0])
+    print(f"all classes, {args.jets_per_class} jets each: 1 worker {one[2] / one[0]:.1f} jets/s, "
+          f"2 workers {two[2] / two[0]:.1f} jets/s")
+    print(f"per_core_ratio={min(ratios):.2f} (min over classes; mean {sum(ratios) / len(ratios):.2f})  scaling_2w={scaling:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""``jetlab data …``: generate jets, inspect and plot jet files, build sparse MNIST."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from jetlab.data.layout import CLASS_NAMES, SUPPORTED_PARTICLES
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "generate",
+        help="generate jets with Pythia 8 + FastJet into hls4ml-layout HDF5 files",
+        description="Generate jets of the given classes with Pythia 8 (pp, 13 TeV, pTHatMin 1 TeV) and "
+        "FastJet (anti-kT R=0.8), one process per core, reproducibly from --seed. Rerunning an "
+        "interrupted command completes it.",
+    )
+    p.add_argument("--classes", default=",".join(CLASS_NAMES), help="comma-separated subset of g,q,w,z,t (default: all)")
+    p.add_argument("--jets-per-class", type=int, default=1000, metavar="N")
+    p.add_argument("--particles", type=int, default=30, choices=SUPPORTED_PARTICLES, help="constituents kept per jet")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--workers", type=int, default=None, metavar="K", help=f"processes (default: all {os.cpu_count()} cores)")
+    p.set_defaults(run=_generate)
+
+    p = commands.add_parser("info", help="jets per class and pT / mass / multiplicity summaries of jet files")
+    p.add_argument("path", help="a jet file or a directory of them (hls4ml or JetNet layout)")
+    p.set_defaults(run=_info)
+
+    p = commands.add_parser("plot", help="per-class histograms and average jet images as PNG")
+    p.add_argument("path", help="a jet file or a directory of them")
+    p.add_argument("--out", required=True, help="directory for the PNG files and plots.json")
+    p.set_defaults(run=_plot)
+
+    try:
+        from jetlab.cli.data_mnist import register_mnist
+    except ModuleNotFoundError as exc:  # pragma: no cover - only while the module is absent
+        if exc.name != "jetlab.cli.data_mnist":
+            raise
+    else:
+        register_mnist(commands)
+
+
+def _generate(args) -> int:
+    from jetlab.data.generate import generate_dataset
+
+    classes = [c for c in args.classes.split(",") if c]
+    files = generate_dataset(
+        args.out, classes=classes, jets_per_class=args.jets_per_class, n_particles=args.particles,
+        seed=args.seed, workers=args.workers,
+    )
+    print(f"wrote {len(files)} file(s) with {args.jets_per_class} jets per class to {args.out}")
+    return 0
+
+
+def _info(args) -> int:
+    from jetlab.data.summary import jet_summary, format_summary
+
+    print(format_summary(jet_summary(args.path)))
+    return 0
+
+
+def _plot(args) -> int:
+    from jetlab.data.summary import plot_jets
+
+    written = plot_jets(args.path, args.out)
+    for path in written:
+        print(path)
+    return 0

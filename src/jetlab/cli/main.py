@@ -1,0 +1,64 @@
+"""Entry point and command registry of the ``jetlab`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from jetlab import __version__
+from jetlab.errors import JetlabError
+
+__all__ = ["GROUPS", "build_parser", "main"]
+
+#: command groups: name -> (module under jetlab.cli, one-line help)
+GROUPS: dict[str, tuple[str, str]] = {
+    "data": ("jetlab.cli.data", "generate, inspect and plot jet and sparse-MNIST data"),
+    "tagger": ("jetlab.cli.tagger", "train, evaluate and compare jet taggers"),
+    "fastsim": ("jetlab.cli.fastsim", "train generative models of sparse events, sample, evaluate"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetlab",
+        description="Deep learning on sparse particle-physics data.",
+    )
+    parser.add_argument("--version", action="version", version=f"jetlab {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    groups = parser.add_subparsers(dest="group", metavar="GROUP")
+    for name, (module_name, help_text) in GROUPS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # group not built yet
+        group_parser = groups.add_parser(name, help=help_text, description=help_text)
+        module.register(group_parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0 if args.group is None else 2
+    try:
+        return int(args.run(args) or 0)
+    except JetlabError as exc:
+        print(f"jetlab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("jetlab: interrupted; finished files are kept, rerun the same command to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The embedded default jet set: generated on first use into the user's cache, reused after.
+
+``default_jets_dir(30)`` is what every command taking ``--data`` falls back to: a few
+thousand Pythia 8 jets per class (:data:`DEFAULT_JETS_PER_CLASS`), fixed seed, in
+``<cache>/jets/default-<P>p`` (``$JETLAB_CACHE`` overrides the cache root). Generation
+is resumable like any ``jetlab data generate`` run, so an interrupted first use
+completes on the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from jetlab.data.layout import CLASS_NAMES
+from jetlab.utils.cache import cache_dir
+
+__all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_JETS_PER_CLASS = int(os.environ.get("JETLAB_DEFAULT_JETS_PER_CLASS", "2000"))
+DEFAULT_SEED = 20191
+_DONE = ".complete"
+
+
+def default_jets_dir(n_particles: int = 30) -> Path:
+    """The default set's directory, generating it first if needed."""
+    from jetlab.data.generate import generate_dataset
+
+    path = cache_dir("jets") / f"default-{n_particles}p-{DEFAULT_JETS_PER_CLASS}"
+    if not (path / _DONE).exists():
+        log.info(
+            "generating the default jet set (%d jets per class, %d particles) into %s; this happens once",
+            DEFAULT_JETS_PER_CLASS, n_particles, path,
+        )
+        generate_dataset(path, classes=CLASS_NAMES, jets_per_class=DEFAULT_JETS_PER_CLASS, n_particles=n_particles, seed=DEFAULT_SEED)
+        (path / _DONE).touch()
+    return path

@@ -1,0 +1,147 @@
+"""Looking at jet data: per-class summaries (``jetlab data info``) and plots (``jetlab data plot``).
+
+Reading every file whole also validates it: a truncated file or a non-finite value
+surfaces here as a one-line :class:`~jetlab.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jetlab.data.dataset import open_jets
+from jetlab.data.layout import CLASS_NAMES, IMAGE_EXTENT
+from jetlab.utils.atomic import atomic_path, atomic_write_json
+
+__all__ = ["format_summary", "jet_observables", "jet_summary", "plot_jets"]
+
+_HLS4ML_OBSERVABLES = {
+    "pt": "j_pt", "mass": "j_mass", "multiplicity": "j_multiplicity",
+    "tau1": "j_tau1_b1", "tau2": "j_tau2_b1", "tau3": "j_tau3_b1",
+}
+
+
+def jet_observables(path) -> dict[str, np.ndarray]:
+    """Per-jet arrays: label, pt, mass, multiplicity, tau21, tau32 (NaN where unknown), n_listed."""
+    jets = open_jets(path)
+    columns: dict[str, list] = {k: [] for k in ("label", "pt", "mass", "multiplicity", "tau21", "tau32", "n_listed")}
+    for file in jets.files:
+        _, mask = file.particles()  # reads the whole list: validates it too
+        columns["label"].append(file.labels())
+        columns["n_listed"].append(mask.sum(axis=1))
+        if file.layout == "jetnet":
+            jf = file.jet_features()
+            columns["pt"].append(jf[:, 0]), columns["mass"].append(jf[:, 2]), columns["multiplicity"].append(jf[:, 3])
+            nan = np.full(file.n_jets, np.nan, dtype=np.float32)
+            columns["tau21"].append(nan), columns["tau32"].append(nan)
+            continue
+        v = dict(zip(_HLS4ML_OBSERVABLES, file.jet_features(None, list(_HLS4ML_OBSERVABLES.values())).T))
+        columns["pt"].append(v["pt"]), columns["mass"].append(v["mass"]), columns["multiplicity"].append(v["multiplicity"])
+        columns["tau21"].append(_ratio(v["tau2"], v["tau1"]))
+        columns["tau32"].append(_ratio(v["tau3"], v["tau2"]))
+        if file.has_images:
+            file.images()  # validate
+        file.close()
+    return {k: np.concatenate(v) for k, v in columns.items()}
+
+
+def _ratio(a, b):
+    return np.divide(a, b, out=np.full_like(a, np.nan), where=b > 0)
+
+
+def jet_summary(path) -> dict:
+    """{"path", "n_jets", "n_particles", "classes": {name: {n, pt, mass, multiplicity: {mean, std, median}}}}."""
+    jets = open_jets(path)
+    obs = jet_observables(path)
+    classes = {}
+    for label, name in enumerate(CLASS_NAMES):
+        sel = obs["label"] == label
+        if not sel.any():
+            continue
+        classes[name] = {"n": int(sel.sum())}
+        for key in ("pt", "mass", "multiplicity", "n_listed"):
+            x = obs[key][sel]
+            classes[name][key] = {"mean": float(np.mean(x)), "std": float(np.std(x)), "median": float(np.median(x))}
+    return {"path": str(path), "layout": jets.layout, "n_jets": jets.n_jets, "n_particles": jets.n_particles, "n_files": len(jets.files), "classes": classes}
+
+
+def format_summary(summary: dict) -> str:
+    lines = [
+        f"{summary['path']}: {summary['n_jets']} jets in {summary['n_files']} {summary['layout']} file(s), "
+        f"{summary['n_particles']} particles per jet",
+        f"{'class':>5} {'jets':>7} {'pT mean±std [GeV]':>20} {'mass median [GeV]':>18} {'mass mean±std':>15} {'multiplicity':>14} {'listed':>7}",
+    ]
+    for name, s in summary["classes"].items():
+        lines.append(
+            f"{name:>5} {s['n']:>7d} {s['pt']['mean']:>11.1f} ± {s['pt']['std']:<6.1f} {s['mass']['median']:>18.1f} "
+            f"{s['mass']['mean']:>7.1f} ± {s['mass']['std']:<5.1f} {s['multiplicity']['mean']:>8.1f} ± {s['multiplicity']['std']:<4.1f} "
+            f"{s['n_listed']['mean']:>6.1f}"
+        )
+    return "\n".join(lines)
+
+
+_HISTOGRAMS = {
+    "mass": ("jet mass [GeV]", np.linspace(0, 300, 61)),
+    "pt": ("jet $p_T$ [GeV]", np.linspace(700, 1300, 61)),
+    "multiplicity": ("constituents", np.linspace(0, 200, 51)),
+    "tau21": (r"$\tau_{21}$ ($\beta=1$)", np.linspace(0, 1.2, 49)),
+    "tau32": (r"$\tau_{32}$ ($\beta=1$)", np.linspace(0, 1.2, 49)),
+}
+
+
+def plot_jets(path, out) -> list[Path]:
+    """Write per-class histograms and the average jet image per class; return the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    obs = jet_observables(path)
+    present = [(label, name) for label, name in enumerate(CLASS_NAMES) if (obs["label"] == label).any()]
+    written, numbers = [], {}
+    for key, (xlabel, bins) in _HISTOGRAMS.items():
+        if np.isnan(obs[key]).all():
+            continue
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        numbers[key] = {"bins": bins.tolist()}
+        for label, name in present:
+            x = obs[key][obs["label"] == label]
+            counts, _, _ = ax.hist(x, bins=bins, histtype="step", density=True, label=name, linewidth=1.5)
+            numbers[key][name] = counts.tolist()
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("density")
+        ax.legend(title="class")
+        fig.tight_layout()
+        written.append(_save(fig, out / f"{key}.png"))
+        plt.close(fig)
+
+    jets = open_jets(path)
+    if jets.has_images:
+        fig, axes = plt.subplots(1, len(present), figsize=(3.2 * len(present), 3.2), squeeze=False)
+        numbers["average_image"] = {}
+        for ax, (label, name) in zip(axes[0], present):
+            index = np.nonzero(jets.labels() == label)[0]
+            mean = jets.read(index, "image").mean(axis=0)
+            numbers["average_image"][name] = float(mean.sum())
+            ax.imshow(
+                np.log10(mean.T + 1e-3), origin="lower", cmap="viridis",
+                extent=(-IMAGE_EXTENT, IMAGE_EXTENT, -IMAGE_EXTENT, IMAGE_EXTENT),
+            )
+            ax.set_title(f"{name} ({len(index)} jets)")
+            ax.set_xlabel(r"$\eta_{rel}$")
+            ax.set_ylabel(r"$\phi_{rel}$")
+        fig.suptitle(r"average jet image, $\log_{10}$ ($p_T$ / GeV + $10^{-3}$)")
+        fig.tight_layout()
+        written.append(_save(fig, out / "average_images.png"))
+        plt.close(fig)
+    atomic_write_json(out / "plots.json", numbers)
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return path

@@ -1,0 +1,32 @@
+"""Shared fixtures: small sets of real Pythia 8 + FastJet jets, generated once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# keep test runs off the user's cache and quiet
+os.environ.setdefault("JETLAB_NO_PROGRESS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Point the default-data cache at a temporary directory for the whole session."""
+    old = os.environ.get("JETLAB_CACHE")
+    os.environ["JETLAB_CACHE"] = str(tmp_path_factory.mktemp("jetlab-cache"))
+    yield
+    if old is None:
+        os.environ.pop("JETLAB_CACHE", None)
+    else:
+        os.environ["JETLAB_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_jets_dir(tmp_path_factory):
+    """A directory of hls4ml-layout files: 5 classes x 40 Pythia jets, 30 particles."""
+    from jetlab.data.generate import generate_dataset
+
+    out = tmp_path_factory.mktemp("tiny-jets")
+    generate_dataset(out, jets_per_class=40, n_particles=30, seed=3, workers=2, show_progress=False)
+    return out

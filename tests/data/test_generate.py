@@ -1,0 +1,132 @@
+"""Jets from Pythia 8 + FastJet: physics sanity, internal consistency, reproducibility, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetlab.data import open_jets
+from jetlab.data.generate import JetGenerator, generate_dataset
+from jetlab.data.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
+
+P = {name: i for i, name in enumerate(PARTICLE_FEATURES)}
+J = {name: i for i, name in enumerate(JET_FEATURES)}
+
+
+def half_sample_mode(x: np.ndarray) -> float:
+    """Robust mode estimate (Bickel's half-sample mode): repeatedly keep the densest half."""
+    x = np.sort(np.asarray(x, dtype=np.float64))
+    while len(x) > 3:
+        h = (len(x) + 1) // 2
+        widths = x[h - 1 :] - x[: len(x) - h + 1]
+        start = int(np.argmin(widths))
+        x = x[start : start + h]
+    return float(x.mean())
+
+
+@pytest.fixture(scope="module")
+def resonance_jets():
+    """150 W, Z and top jets each."""
+    return {c: JetGenerator(c, 30).generate(150, seed=11) for c in ("w", "z", "t")}
+
+
+@pytest.mark.parametrize("jet_class, peak", [("w", 80.4), ("z", 91.2), ("t", 172.7)])
+def test_jet_mass_peaks_at_the_resonance_mass(resonance_jets, jet_class, peak):
+    jets = resonance_jets[jet_class]["jets"]
+    mode = half_sample_mode(jets[:, J["j_mass"]])
+    # ungroomed R = 0.8 jets carry some underlying event: the peak sits a few GeV high
+    assert peak - 10 < mode < peak + 15, mode
+    groomed = half_sample_mode(jets[:, J["j_mass_mmdt"]])
+    assert abs(groomed - peak) < 12, groomed
+
+
+def test_jets_are_labelled_and_in_the_pt_window(tiny_jets_dir):
+    jets = open_jets(tiny_jets_dir)
+    assert jets.n_jets == 5 * 40
+    assert np.bincount(jets.labels(), minlength=5).tolist() == [40] * 5
+    for f in jets.files:
+        table = f.jet_features()
+        assert ((table[:, J["j_pt"]] > 800) & (table[:, J["j_pt"]] < 1200)).all()
+        assert (np.abs(table[:, J["j_eta"]]) < 2.5).all()
+        np.testing.assert_array_equal(table[:, J["j_undef"]], 0)
+
+
+def test_gluon_jets_are_wider_and_softer_than_quark_jets(tiny_jets_dir):
+    jets = open_jets(tiny_jets_dir)
+    labels = jets.labels()
+    (parts, mask), table = jets.read(np.arange(jets.n_jets), "particles"), jets.read(np.arange(jets.n_jets), "jet")
+    g, q = labels == CLASS_NAMES.index("g"), labels == CLASS_NAMES.index("q")
+    leading = parts[:, 0, P["ptrel"]]
+    assert leading[q].mean() > leading[g].mean()
+    assert table[g, 3].mean() > table[q, 3].mean()  # multiplicity
+
+
+def test_particle_features_agree_with_each_other(tiny_jets_dir):
+    jets = open_jets(tiny_jets_dir)
+    parts, mask = jets.read(np.arange(jets.n_jets), "particles")
+    real = parts[mask].astype(np.float64)
+    f = {name: real[:, i] for name, i in P.items()}
+    np.testing.assert_allclose(f["pt"], np.hypot(f["px"], f["py"]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(f["deltaR"], np.hypot(f["etarel"], f["phirel"]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f["deltaR"], np.hypot(f["etarot"], f["phirot"]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f["eta"], np.arcsinh(f["pz"] / f["pt"]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(f["costheta"], f["pz"] / np.sqrt(f["px"] ** 2 + f["py"] ** 2 + f["pz"] ** 2), atol=1e-5)
+    assert (f["deltaR"] < 0.8 + 1e-3).all()  # anti-kT R = 0.8 constituents
+    # sorted by pT, padding only at the end
+    pt = parts[..., P["pt"]]
+    assert (np.diff(pt, axis=1)[mask[:, 1:]] <= 0).all()
+    assert (mask[:, :-1] >= mask[:, 1:]).all()
+    assert (parts[~mask] == 0).all()
+    # relative pT of the listed particles sums to at most the jet's
+    assert (np.where(mask, parts[..., P["ptrel"]], 0).sum(axis=1) < 1.0 + 1e-4).all()
+
+
+def test_jet_image_holds_the_jet_pt(tiny_jets_dir):
+    jets = open_jets(tiny_jets_dir)
+    images = jets.read(np.arange(20), "image")
+    pt = jets.read(np.arange(20), "jet")[:, 0]
+    # all constituents are within 0.8 of the axis; the image spans +-0.8: scalar pT sum >= vector pT
+    assert (images.sum(axis=(1, 2)) >= 0.98 * pt).all()
+    assert (images >= 0).all()
+
+
+def test_same_seed_gives_the_same_jets_whatever_the_workers(tmp_path):
+    one = generate_dataset(tmp_path / "a", classes=["t"], jets_per_class=30, seed=5, workers=1, show_progress=False)
+    two = generate_dataset(tmp_path / "b", classes=["t"], jets_per_class=30, seed=5, workers=2, show_progress=False)
+    other = generate_dataset(tmp_path / "c", classes=["t"], jets_per_class=30, seed=6, workers=1, show_progress=False)
+    a, b, c = (open_jets(f[0]).files[0] for f in (one, two, other))
+    np.testing.assert_array_equal(a.read("jetConstituentList"), b.read("jetConstituentList"))
+    np.testing.assert_array_equal(a.read("jets"), b.read("jets"))
+    assert not np.array_equal(a.read("jets"), c.read("jets"))
+
+
+def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch):
+    import jetlab.data.generate as gen
+
+    reference = generate_dataset(tmp_path / "ref", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
+    real_run_block, calls = gen._run_block, []
+
+    def run_block_then_die(task):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(task)
+        return real_run_block(task)
+
+    monkeypatch.setattr(gen, "_run_block", run_block_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(tmp_path / "run", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
+    assert not list((tmp_path / "run").glob("*.h5"))  # no file under a final name yet
+    assert len(list((tmp_path / "run" / ".blocks").glob("*.npz"))) == 1
+    monkeypatch.setattr(gen, "_run_block", real_run_block)
+    resumed = generate_dataset(tmp_path / "run", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
+    assert [p.name for p in resumed] == [p.name for p in reference]
+    np.testing.assert_array_equal(open_jets(resumed[0]).files[0].read("jets"), open_jets(reference[0]).files[0].read("jets"))
+    assert not (tmp_path / "run" / ".blocks").exists()
+
+
+def test_other_settings_in_the_same_directory_are_refused(tmp_path):
+    from jetlab.errors import InputError
+
+    generate_dataset(tmp_path, classes=["z"], jets_per_class=5, seed=1, workers=1, show_progress=False)
+    with pytest.raises(InputError, match="other settings"):
+        generate_dataset(tmp_path, classes=["z"], jets_per_class=5, seed=2, workers=1, show_progress=False)
