@@ -115,9 +115,11 @@ class JetGenerator:
     """
 
     def __init__(self, jet_class: str, n_particles: int, settings: GeneratorSettings = GeneratorSettings()):
-        import fastjet
         import pythia8mc
 
+        from jetlab.data.substructure import import_fastjet
+
+        fastjet = import_fastjet()  # without its start-up banner in every worker
         if jet_class not in PROCESSES:
             raise JetlabError(f"unknown jet class '{jet_class}' (known: {', '.join(CLASS_NAMES)})")
         self.jet_class = jet_class
