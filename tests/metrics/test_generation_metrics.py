@@ -1,0 +1,247 @@
+"""Tests for jetlab.metrics.generation (JetNet-style W1s, FPD, EMD, COV/MMD, evaluation)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from jetlab.errors import JetlabError
+from jetlab.metrics.generation import (
+    as_particles,
+    coverage_mmd,
+    emd,
+    emd_matrix,
+    evaluate_generated,
+    format_metrics_table,
+    fpd,
+    frechet_distance,
+    jet_mass,
+    METRICS,
+    w1efp,
+    w1m,
+    w1p,
+)
+
+REFERENCE = Path(__file__).parent / "data" / "efp_reference.npz"
+EXACT = dict(num_eval_samples=None, num_batches=2, replace=False)  # whole samples, no bootstrap
+
+
+def make_jets(rng, n_jets=40, n_particles=10, spread=0.1):
+    particles = np.zeros((n_jets, n_particles, 3))
+    n_real = rng.integers(2, n_particles + 1, n_jets)
+    mask = np.arange(n_particles)[None] < n_real[:, None]
+    particles[..., :2] = rng.normal(0, spread, (n_jets, n_particles, 2))
+    pt = np.where(mask, rng.exponential(1.0, (n_jets, n_particles)), 0.0)
+    particles[..., 2] = pt / pt.sum(1, keepdims=True)
+    particles[~mask] = 0.0
+    return particles, mask
+
+
+@pytest.fixture
+def jets():
+    return make_jets(np.random.default_rng(11))
+
+
+def test_jet_mass_two_particles_by_hand():
+    pt1, pt2, eta1, eta2, phi1, phi2 = 0.3, 0.7, 0.1, -0.2, 0.25, -0.15
+    particles = np.array([[[eta1, phi1, pt1], [eta2, phi2, pt2], [0.0, 0.0, 0.0]]])
+    expected = np.sqrt(2 * pt1 * pt2 * (np.cosh(eta1 - eta2) - np.cos(phi1 - phi2)))
+    assert jet_mass(particles)[0] == pytest.approx(expected, rel=1e-12)
+    assert jet_mass(particles[:, :1])[0] == 0.0  # a single massless particle
+
+
+def test_jet_mass_matches_pairwise_formula(jets):
+    particles, mask = jets
+    expected = []
+    for jet, m in zip(particles, mask):
+        eta, phi, pt = jet[m].T
+        pairs = np.outer(pt, pt) * (np.cosh(eta[:, None] - eta) - np.cos(phi[:, None] - phi))
+        expected.append(np.sqrt(pairs.sum()))
+    np.testing.assert_allclose(jet_mass(particles, mask), expected, rtol=1e-9)
+
+
+def test_mask_column_layout_and_torch_input(jets):
+    particles, mask = jets
+    with_column = np.concatenate([particles, mask[..., None].astype(float)], -1)
+    got_particles, got_mask = as_particles(torch.from_numpy(with_column))
+    np.testing.assert_array_equal(got_mask, mask)
+    np.testing.assert_array_equal(got_particles, particles)
+    # without a mask, all-zero rows are padding (JetNet exclude_zeros)
+    np.testing.assert_array_equal(as_particles(particles)[1], mask)
+    with pytest.raises(JetlabError, match="generated jets: expected particles of shape"):
+        as_particles(np.zeros((3, 4, 5)), name="generated jets")
+
+
+def test_w1_identical_samples_are_zero(jets):
+    particles, mask = jets
+    shuffled = np.random.default_rng(0).permutation(len(particles))
+    for metric in (w1m, w1p, w1efp):
+        score = metric(particles, particles[shuffled], real_mask=mask,
+                       generated_mask=mask[shuffled], **EXACT)
+        assert score.mean == pytest.approx(0.0, abs=1e-15) and score.std == 0.0
+
+
+def test_w1p_of_shifted_sample_is_the_shift(jets):
+    particles, mask = jets
+    shifted = particles.copy()
+    shifted[..., 0] += 0.05
+    eta, phi, pt = w1p(particles, shifted, real_mask=mask, generated_mask=mask,
+                       per_feature=True, **EXACT)
+    assert eta.mean == pytest.approx(0.05, rel=1e-9)
+    assert phi.mean == pytest.approx(0.0, abs=1e-15) and pt.mean == pytest.approx(0, abs=1e-15)
+    mean = w1p(particles, shifted, real_mask=mask, generated_mask=mask, **EXACT).mean
+    assert mean == pytest.approx(0.05 / 3, rel=1e-9)
+    # mass is invariant under a rapidity boost; scaling pT by c scales it by c
+    assert w1m(particles, shifted, real_mask=mask, generated_mask=mask, **EXACT).mean \
+        == pytest.approx(0.0, abs=1e-12)
+    scaled = particles.copy()
+    scaled[..., 2] *= 1.5
+    expected = 0.5 * jet_mass(particles, mask).mean()
+    assert w1m(particles, scaled, real_mask=mask, generated_mask=mask, **EXACT).mean \
+        == pytest.approx(expected, rel=1e-9)
+
+
+def test_bootstrap_spread_and_seed(jets):
+    particles, mask = jets
+    other, other_mask = make_jets(np.random.default_rng(12), spread=0.2)
+    first = w1p(particles, other, real_mask=mask, generated_mask=other_mask, num_batches=4, seed=1)
+    again = w1p(particles, other, real_mask=mask, generated_mask=other_mask, num_batches=4, seed=1)
+    assert first == again and first.std > 0 and first.mean > 0.01
+
+
+def test_frechet_distance_closed_forms():
+    assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
+    d1, d2 = np.array([1.0, 2.0, 0.5]), np.array([4.0, 1.0, 0.5])
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    expected = 5.0 + np.sum((np.sqrt(d1) - np.sqrt(d2)) ** 2)
+    assert frechet_distance(mu1, np.diag(d1), mu2, np.diag(d2)) == pytest.approx(expected)
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    sigma1, sigma2 = a @ a.T + 0.1 * np.eye(4), b @ b.T + 0.1 * np.eye(4)
+    oracle = np.trace(sigma1 + sigma2 - 2 * np.real(linalg.sqrtm(sigma1 @ sigma2)))
+    assert frechet_distance(mu1[:3].tolist() + [0.0], sigma1, mu1[:3].tolist() + [0.0], sigma2) \
+        == pytest.approx(oracle, rel=1e-9)
+    assert frechet_distance(mu1, np.diag(d1), mu1, np.diag(d1)) == pytest.approx(0, abs=1e-12)
+
+
+def test_fpd_identical_and_shifted():
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(300, 3)) + 5
+    shuffled = features[rng.permutation(300)]
+    assert fpd(features, shuffled, normalise=False, **EXACT).mean == pytest.approx(0, abs=1e-9)
+    shifted = features + np.array([1.0, 0.0, 2.0])
+    assert fpd(features, shifted, normalise=False, **EXACT).mean == pytest.approx(5.0, rel=1e-9)
+
+
+def test_emd_translation_is_the_distance(jets):
+    particles, mask = jets
+    jet, m = particles[0], mask[0]
+    moved = jet.copy()
+    moved[m, 0] += 0.03
+    moved[m, 1] -= 0.04
+    assert emd(jet, moved, m, m) == pytest.approx(0.05, rel=1e-9)
+    assert emd(jet, moved, m, m, norm=True) == pytest.approx(0.05, rel=1e-9)
+    assert emd(jet, moved, m, m, radius=0.5) == pytest.approx(0.1, rel=1e-9)
+
+
+def test_emd_unbalanced_by_hand():
+    a = np.array([[0.0, 0.0, 1.0]])
+    b = np.array([[0.3, 0.4, 0.6]])
+    # 0.6 moved by 0.5, the missing 0.4 costs 1 per unit
+    assert emd(a, b) == pytest.approx(0.6 * 0.5 + 0.4)
+    assert emd(b, a) == pytest.approx(0.7)
+    assert emd(a, b, norm=True) == pytest.approx(0.5)
+    assert emd(a, np.zeros((0, 3))) == pytest.approx(1.0)
+
+
+def test_emd_matches_energyflow_reference():
+    reference = np.load(REFERENCE)
+    particles, mask = reference["particles"], reference["mask"]
+    got = emd_matrix(particles[:10], particles[10:20], mask[:10], mask[10:20])
+    np.testing.assert_allclose(got, reference["emd"], rtol=1e-9)
+    got = emd_matrix(particles[:10], particles[10:20], mask[:10], mask[10:20], norm=True)
+    np.testing.assert_allclose(got, reference["emd_normed"], rtol=1e-9)
+
+
+def test_coverage_mmd_identical_sets(jets):
+    particles, mask = jets
+    particles, mask = particles[:15], mask[:15]
+    cov, mmd = coverage_mmd(particles, particles[::-1], real_mask=mask,
+                            generated_mask=mask[::-1], **EXACT)
+    assert cov.mean == 1.0 and mmd.mean == pytest.approx(0.0, abs=1e-12)
+
+
+def test_coverage_mmd_by_hand(jets):
+    particles, mask = jets
+    real, real_mask = particles[:3], mask[:3]
+    generated = np.repeat(particles[:1], 3, axis=0)
+    generated_mask = np.repeat(mask[:1], 3, axis=0)
+    cov, mmd = coverage_mmd(real, generated, real_mask=real_mask, generated_mask=generated_mask,
+                            **EXACT)
+    assert cov.mean == pytest.approx(1 / 3)
+    expected = np.mean([emd(real[i], particles[0], real_mask[i], mask[0]) for i in range(3)])
+    assert mmd.mean == pytest.approx(expected, rel=1e-12)
+
+
+def test_coverage_mmd_one_particle_jets_by_hand():
+    # one particle of pT 1 per jet, so EMD = distance in eta. real at 0, 1, 0.3; generated at
+    # 0, 1, 0.1: generated 0.1 is nearest to real 0, so real 0.3 is not covered (COV 2/3);
+    # real 0.3's nearest generated jet is at 0.1 (MMD (0 + 0 + 0.2) / 3)
+    def one_particle(etas):
+        return np.array([[[eta, 0.0, 1.0]] for eta in etas])
+
+    cov, mmd = coverage_mmd(one_particle([0.0, 1.0, 0.3]), one_particle([0.0, 1.0, 0.1]), **EXACT)
+    assert cov.mean == pytest.approx(2 / 3) and mmd.mean == pytest.approx(0.2 / 3)
+
+
+def test_negative_pt_rejected(jets):
+    particles, mask = jets
+    bad = particles.copy()
+    bad[0, 0, 2] = -0.1
+    with pytest.raises(JetlabError, match="generated jets: 1 particles have negative pT"):
+        coverage_mmd(particles, bad, real_mask=mask, generated_mask=mask)
+
+
+def test_evaluate_generated_reports_both_rows():
+    rng = np.random.default_rng(21)
+    real, real_mask = make_jets(rng, n_jets=60)
+    generated = real[:30].copy()
+    generated[..., 0] += np.where(real_mask[:30], 0.2, 0.0)
+    result = evaluate_generated(real, generated, real_mask=real_mask,
+                                generated_mask=real_mask[:30], num_batches=2,
+                                cov_mmd_samples=8, cov_mmd_batches=2, seed=3)
+    assert set(result["generated"]) == set(METRICS) == set(result["truth"])
+    assert (result["n_real"], result["n_generated"], result["n_reference"], result["n_truth"]) \
+        == (60, 30, 30, 30)
+    generated_eta = result["generated"]["w1p_eta"]["mean"]
+    truth_eta = result["truth"]["w1p_eta"]["mean"]
+    assert 0.15 < generated_eta < 0.25 and truth_eta < 0.1
+    assert result["generated"]["fpd"]["mean"] >= 0 and 0 < result["truth"]["cov"]["mean"] <= 1
+    table = format_metrics_table(result)
+    assert "W1-EFP" in table and "real vs real" in table
+    assert f"{generated_eta:.4g}" in table
+    again = evaluate_generated(real, generated, real_mask=real_mask,
+                               generated_mask=real_mask[:30], num_batches=2,
+                               cov_mmd_samples=8, cov_mmd_batches=2, seed=3)
+    assert again == result
+
+
+def test_evaluate_generated_needs_enough_jets(jets):
+    particles, mask = jets
+    with pytest.raises(JetlabError, match="at least 4 jets"):
+        evaluate_generated(particles[:3], particles, real_mask=mask[:3], generated_mask=mask)
+
+
+def test_progress_bar_does_not_change_result(jets, capsys):
+    particles, mask = jets
+    kwargs = dict(real_mask=mask[:6], generated_mask=mask[6:12], num_eval_samples=4,
+                  num_batches=2, seed=5)
+    quiet = coverage_mmd(particles[:6], particles[6:12], **kwargs)
+    capsys.readouterr()
+    shown = coverage_mmd(particles[:6], particles[6:12], progress=True, **kwargs)
+    assert quiet == shown
+    if os.environ.get("JETLAB_NO_PROGRESS") != "1":
+        assert "COV/MMD" in capsys.readouterr().err
