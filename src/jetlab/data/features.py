@@ -37,6 +37,7 @@ __all__ = [
     "jet_image",
     "jet_row",
     "particle_features",
+    "pt_eta_phi",
     "wrap_phi",
 ]
 
@@ -48,12 +49,19 @@ def wrap_phi(phi: np.ndarray) -> np.ndarray:
     return np.pi - np.mod(np.pi - phi, 2 * np.pi)
 
 
-def _kinematics(p4: np.ndarray):
-    px, py, pz, e = p4[:, 0], p4[:, 1], p4[:, 2], p4[:, 3]
-    pt = np.hypot(px, py)
-    eta = np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0))
-    phi = np.arctan2(py, px)
-    return px, py, pz, e, pt, eta, phi
+def pt_eta_phi(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pT, pseudorapidity and azimuth of momenta (n, >=3) = (px, py, pz, ...); eta = 0 where pT = 0."""
+    pt = np.hypot(p[:, 0], p[:, 1])
+    eta = np.arcsinh(np.divide(p[:, 2], pt, out=np.zeros(len(p)), where=pt > 0))
+    return pt, eta, np.arctan2(p[:, 1], p[:, 0])
+
+
+def _relative_coordinates(p4: np.ndarray):
+    """(pt, eta, phi, etarel, phirel) per constituent, the jet four-momentum (4,) and its pT."""
+    jet = p4.sum(axis=0)
+    pt, eta, phi = pt_eta_phi(p4)
+    jet_pt, jet_eta, jet_phi = (v[0] for v in pt_eta_phi(jet[None]))
+    return pt, eta, phi, eta - jet_eta, wrap_phi(phi - jet_phi), jet, jet_pt
 
 
 def particle_features(p4: np.ndarray, n_particles: int) -> np.ndarray:
@@ -69,16 +77,10 @@ def particle_features(p4: np.ndarray, n_particles: int) -> np.ndarray:
     (n_particles, 16) float32, sorted by decreasing pT.
     """
     p4 = np.asarray(p4, dtype=np.float64)
-    px, py, pz, e, pt, eta, phi = _kinematics(p4)
-    jet = p4.sum(axis=0)
-    jpt = np.hypot(jet[0], jet[1])
-    jeta = np.arcsinh(jet[2] / jpt) if jpt > 0 else 0.0
-    jphi = np.arctan2(jet[1], jet[0])
+    px, py, pz, e = p4.T
+    pt, eta, phi, etarel, phirel, jet, jpt = _relative_coordinates(p4)
     jp = np.linalg.norm(jet[:3])
-
     order = np.argsort(-pt, kind="stable")
-    etarel = eta - jeta
-    phirel = wrap_phi(phi - jphi)
     etarot, phirot = _rotate_to_principal_axis(etarel, phirel, pt)
     pabs = np.sqrt(px**2 + py**2 + pz**2)
     safe_p = np.where(pabs > 0, pabs, 1.0)
@@ -148,13 +150,10 @@ def jet_row(p4: np.ndarray, *, label: int | None, truth_pt: float | None = None)
 
 def jet_arrays(p4: np.ndarray, n_particles: int, *, label: int | None, truth_pt: float | None = None):
     """All three hls4ml arrays of one jet: (constituents (P, 16), jets row (59,), image (100, 100))."""
-    constituents = particle_features(p4, n_particles)
-    px, py, pz, e, pt, eta, phi = _kinematics(np.asarray(p4, dtype=np.float64))
-    jet = np.asarray(p4).sum(axis=0)
-    jpt = np.hypot(jet[0], jet[1])
-    jeta = np.arcsinh(jet[2] / jpt) if jpt > 0 else 0.0
-    image = jet_image(eta - jeta, wrap_phi(phi - np.arctan2(jet[1], jet[0])), pt)
-    return constituents, jet_row(p4, label=label, truth_pt=truth_pt), image
+    p4 = np.asarray(p4, dtype=np.float64)
+    pt, _, _, etarel, phirel, _, _ = _relative_coordinates(p4)
+    image = jet_image(etarel, phirel, pt)
+    return particle_features(p4, n_particles), jet_row(p4, label=label, truth_pt=truth_pt), image
 
 
 def four_momenta_from_relative(etarel, phirel, ptrel, *, jet_pt: float = 1000.0, jet_eta: float = 0.0):

@@ -179,6 +179,8 @@ class JetGenerator:
         import awkward as ak
         import fastjet
 
+        from jetlab.data.features import pt_eta_phi
+
         s = self.settings
         particles = batch.prt
         visible = particles[(particles.status > 0) & ~_isin(abs(particles.id), _NEUTRINOS)]
@@ -201,8 +203,8 @@ class JetGenerator:
             tp = tgt_p3[tgt_off[ev] : tgt_off[ev + 1]]
             if len(jp) == 0 or len(tp) == 0:
                 continue
-            j_pt, j_eta, j_phi = _pt_eta_phi(jp)
-            t_pt, t_eta, t_phi = _pt_eta_phi(tp)
+            j_pt, j_eta, j_phi = pt_eta_phi(jp)
+            t_pt, t_eta, t_phi = pt_eta_phi(tp)
             dphi = np.pi - np.abs(np.pi - np.abs(j_phi[:, None] - t_phi[None, :]) % (2 * np.pi))
             dr = np.hypot(j_eta[:, None] - t_eta[None, :], dphi)
             used: set[int] = set()
@@ -232,12 +234,6 @@ def _isin(values, choices):
     for c in choices[1:]:
         out = out | (values == c)
     return out
-
-
-def _pt_eta_phi(p: np.ndarray):
-    pt = np.hypot(p[:, 0], p[:, 1])
-    eta = np.arcsinh(np.divide(p[:, 2], pt, out=np.zeros(len(p)), where=pt > 0))
-    return pt, eta, np.arctan2(p[:, 1], p[:, 0])
 
 
 # -- the parallel, resumable dataset driver ------------------------------------------------
