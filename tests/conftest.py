@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-# keep test runs off the user's cache and quiet
+# keep test runs quiet, and the default set (generated on first use) small
 os.environ.setdefault("JETLAB_NO_PROGRESS", "1")
+os.environ["JETLAB_DEFAULT_JETS_PER_CLASS"] = "20"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,15 @@ def test_writer_leaves_no_partial_file(tmp_path):
     with pytest.raises(ValueError):
         write_hls4ml_file(tmp_path / "bad.h5", cons, jets, images[:, :50])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_default_set_is_generated_once_then_reused():
+    from jetlab.data import resolve_jets
+    from jetlab.data.default import DEFAULT_JETS_PER_CLASS
+
+    first = resolve_jets(None, n_particles=30)
+    assert first.n_jets == 5 * DEFAULT_JETS_PER_CLASS
+    stamps = {f.path: f.path.stat().st_mtime_ns for f in first.files}
+    second = resolve_jets(None, n_particles=30)
+    assert {f.path: f.path.stat().st_mtime_ns for f in second.files} == stamps
+    assert str(first.path).startswith(os.environ["JETLAB_CACHE"])
