@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
+
+# the suite is many small models: one thread each avoids oversubscribing CI's 2 cores when
+# tests start extra processes (data-parallel ranks, generator workers)
+torch.set_num_threads(1)
 
 # keep test runs quiet, and the default set (generated on first use) small
 os.environ.setdefault("JETLAB_NO_PROGRESS", "1")

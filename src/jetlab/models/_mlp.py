@@ -1,0 +1,85 @@
+"""Small building blocks shared by the taggers: named activations and a plain MLP.
+
+:class:`MLP` is a stack of ``nn.Linear`` layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``
+with one activation between the layers (and, optionally, after the last one). Its
+parameters are ``layers.<i>.weight`` / ``layers.<i>.bias``, so two models that build the
+same MLPs have interchangeable ``state_dict`` s. :meth:`MLP.forward_after_first_layer`
+continues from the pre-activation of the first layer, which is what the fast JEDI-net
+interaction needs (it computes the first layer per particle, not per edge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jetlab.errors import JetlabError
+
+__all__ = ["ACTIVATIONS", "MLP", "activation_function", "check_hyperparameters"]
+
+#: activation name -> ``f(x, inplace)``; in-place is only used on fresh temporaries
+ACTIVATIONS: dict[str, Callable[[torch.Tensor, bool], torch.Tensor]] = {
+    "relu": lambda x, inplace=False: F.relu(x, inplace=inplace),
+    "elu": lambda x, inplace=False: F.elu(x, inplace=inplace),
+    "selu": lambda x, inplace=False: F.selu(x, inplace=inplace),
+    "tanh": lambda x, inplace=False: x.tanh_() if inplace else torch.tanh(x),
+    "sigmoid": lambda x, inplace=False: x.sigmoid_() if inplace else torch.sigmoid(x),
+    "leaky_relu": lambda x, inplace=False: F.leaky_relu(x, 0.01, inplace=inplace),
+    "gelu": lambda x, inplace=False: F.gelu(x),
+    "identity": lambda x, inplace=False: x,
+}
+
+
+def activation_function(name: str) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    """The activation called ``name``; :class:`JetlabError` listing the known ones otherwise."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise JetlabError(f"unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}") from None
+
+
+def check_hyperparameters(model_name: str, given: dict, known: Sequence[str]) -> None:
+    """Raise :class:`JetlabError` naming the hyperparameters of ``given`` not in ``known``."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise JetlabError(
+            f"{model_name}: unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+class MLP(nn.Module):
+    """Fully connected network ``sizes[0] -> ... -> sizes[-1]``.
+
+    Input ``(..., sizes[0])``, output ``(..., sizes[-1])``. ``activation`` is applied after
+    every hidden layer, and after the output layer too when ``output_activation``.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "relu", *, output_activation: bool = False):
+        super().__init__()
+        if len(sizes) < 2:
+            raise ValueError("an MLP needs at least an input and an output size")
+        self.sizes = tuple(int(s) for s in sizes)
+        self.activation = activation
+        self._act = activation_function(activation)
+        self.output_activation = output_activation
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_after_first_layer(self.layers[0](x))
+
+    def forward_after_first_layer(self, pre: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+        """Continue from ``pre = layers[0](x)``; ``inplace`` may overwrite ``pre``."""
+        h = pre
+        fresh = inplace  # may the current tensor be overwritten?
+        for layer in self.layers[1:]:
+            h = layer(self._act(h, fresh))
+            fresh = True  # a Linear's output is a temporary its backward does not need
+        if self.output_activation:
+            h = self._act(h, fresh)
+        return h
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}, output_activation={self.output_activation}"

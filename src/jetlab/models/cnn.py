@@ -1,0 +1,61 @@
+"""Convolutional tagger on jet images (the JEDI-net paper's CNN baseline).
+
+Input: ``image (B, 1, H, W)`` pT images (100 × 100 pixels of 0.016 × 0.016 in (η, φ)).
+``len(channels)`` blocks of ``Conv2d(k × k, same padding) -> activation -> MaxPool2d(2)``
+shrink the image to ``(C_last, H/2^L, W/2^L)``; it is flattened and fed to
+``Linear -> activation -> Linear`` giving logits ``(B, n_classes)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from jetlab.errors import JetlabError
+from jetlab.models._mlp import MLP, activation_function, check_hyperparameters
+
+__all__ = ["CNNTagger"]
+
+
+class CNNTagger(nn.Module):
+    """Hyperparameters: ``channels`` ([8, 16, 32]), ``kernel_size`` (3), ``dense`` (64),
+    ``activation`` ("relu"), ``image_size`` (100; input images must be that size)."""
+
+    name = "cnn"
+    input_keys = ("image",)
+
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+        super().__init__()
+        check_hyperparameters(self.name, hyperparameters, self.default_hyperparameters(n_particles))
+        hp = {**self.default_hyperparameters(n_particles), **hyperparameters}
+        hp["channels"] = [int(c) for c in hp["channels"]]
+        self.n_particles, self.n_features, self.n_classes = int(n_particles), int(n_features), int(n_classes)
+        self.hparams = {"n_particles": self.n_particles, "n_features": self.n_features,
+                        "n_classes": self.n_classes, **hp}
+        self._act = activation_function(hp["activation"])
+        k = int(hp["kernel_size"])
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, k, padding=k // 2) for c_in, c_out in zip([1, *hp["channels"]], hp["channels"])
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.image_size = int(hp["image_size"])
+        side = self.image_size
+        for _ in hp["channels"]:
+            side //= 2
+        if side < 1:
+            raise JetlabError(f"cnn: {len(hp['channels'])} pooling layers shrink a {self.image_size}-pixel image to nothing")
+        self.head = MLP([hp["channels"][-1] * side * side, int(hp["dense"]), self.n_classes], hp["activation"])
+
+    @classmethod
+    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
+        return {"channels": [8, 16, 32], "kernel_size": 3, "dense": 64, "activation": "relu", "image_size": 100}
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 4 or image.shape[1:] != (1, self.image_size, self.image_size):
+            raise ValueError(f"cnn: image must be (B, 1, {self.image_size}, {self.image_size}), got {tuple(image.shape)}")
+        h = image
+        for conv in self.convs:
+            h = self.pool(self._act(conv(h), True))
+        return self.head(h.flatten(1))
