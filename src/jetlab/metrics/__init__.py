@@ -1,0 +1,11 @@
+"""Metrics.
+
+Generation (JetNet conventions, Kansal et al. arXiv:2106.11535): :mod:`jetlab.metrics.generation`
+(W1-M, W1-P, W1-EFP, FPD, coverage/MMD with the EMD, :func:`evaluate_generated`) and
+:mod:`jetlab.metrics.efp` (the 5 n=4, d=4 prime EFPs).
+"""
+
+from jetlab.metrics import efp, generation
+from jetlab.metrics import plots, tagging
+
+__all__ = ["efp", "generation", "plots", "tagging"]

@@ -1,0 +1,83 @@
+"""Training checkpoints: everything needed to continue a killed run exactly.
+
+``checkpoint.pt`` (written atomically after every epoch by rank 0) is a dict::
+
+    format          "jetlab-checkpoint/1"
+    meta            caller's identification, e.g. {"model_name": "jedinet", "hparams": {...}}
+    epoch           last completed epoch (1-based); the next run starts at epoch + 1
+    model           the unwrapped model's state_dict
+    optimizer       optimizer.state_dict()
+    scheduler       scheduler.state_dict() or None
+    strategy        UpdateStrategy.state_dict()
+    best_val_loss, best_epoch, epochs_without_improvement, stopped_early
+    history         list of per-epoch dicts (losses, accuracies, lr, time)
+    rng             one entry per rank: python, numpy and torch (CPU and CUDA) RNG states
+    elapsed_s       training wall time so far
+
+The mini-batch order of epoch e is a pure function of (seed, e), so restoring the epoch
+counter restores the sampler; the RNG states cover everything else (dropout, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jetlab.errors import InputError
+from jetlab.utils.atomic import atomic_torch_save
+
+__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint"]
+
+CHECKPOINT_FORMAT = "jetlab-checkpoint/1"
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The generator states of python ``random``, numpy's global RNG and torch (CPU, CUDA)."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write ``state`` (see module docstring) atomically: a reader never sees half a file."""
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, **state}, path)
+
+
+def load_checkpoint(path: str | os.PathLike, *, expect_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint; ``expect_meta`` entries must match the saved ``meta`` exactly.
+
+    Raises :class:`InputError` for a missing, unreadable or foreign file, or a checkpoint
+    of another model (``expect_meta={"model_name": "dnn"}``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise InputError(path, f"not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(path, f"not a jetlab training checkpoint (expected format {CHECKPOINT_FORMAT})")
+    meta = state.get("meta", {})
+    for key, expected in (expect_meta or {}).items():
+        if meta.get(key) != expected:
+            raise InputError(path, f"checkpoint has {key}={meta.get(key)!r}, but this run asks for {key}={expected!r}")
+    return state

@@ -1,0 +1,108 @@
+"""``jetlab tagger`` from the command line: outputs, config precedence, one-line errors."""
+
+import json
+
+import pytest
+import yaml
+
+from jetlab.cli.main import main
+
+
+def run_cli(*argv):
+    if argv[0] == "train":
+        argv = (*argv, "--threads", 1)  # tiny models: one thread is faster on a busy machine
+    return main(["tagger", *map(str, argv)])
+
+
+def one_line_error(capsys, code):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("jetlab: error: "), err
+    return err[0]
+
+
+def test_train_dnn_one_epoch_writes_the_run_directory(tiny_jets_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("train", "--model", "dnn", "--data", tiny_jets_dir, "--epochs", 1, "--out", out) == 0
+    assert "dnn: test accuracy" in capsys.readouterr().out
+    for name in ("config.yaml", "checkpoint.pt", "model.pt", "metrics.json", "roc.png", "training_curve.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 1 and metrics["model"] == "dnn"
+    assert sum(metrics["dataset_sizes"].values()) == 200
+    assert set(metrics["per_class"]) == {"g", "q", "w", "z", "t"}
+    assert {"auc", "tpr_at_fpr_10", "tpr_at_fpr_1", "rejection_at_30"} <= set(metrics["per_class"]["t"])
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["dataset_sizes"]["test"]
+    assert metrics["n_parameters"] > 0 and metrics["training_time_s"] > 0
+
+    assert run_cli("evaluate", out, "--data", tiny_jets_dir, "--name", "again") == 0
+    assert (out / "eval-again" / "metrics.json").is_file()
+    assert run_cli("compare", out, out / ".." / "run") == 0
+    assert "| dnn (run) |" in capsys.readouterr().out
+
+
+def test_config_file_then_explicit_flags(tiny_jets_dir, tmp_path):
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml.safe_dump({"model": "dnn", "epochs": 5, "lr": 0.005, "batch_size": 50,
+                                      "data": str(tiny_jets_dir)}))
+    out = tmp_path / "run"
+    assert run_cli("train", "--config", config, "--epochs", 1, "--out", out) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["epochs"], saved["lr"], saved["batch_size"], saved["model"]) == (1, 0.005, 50, "dnn")
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path, capsys):
+    message = one_line_error(capsys, run_cli("train", "--model", "resnet", "--out", tmp_path / "r"))
+    assert "unknown tagger 'resnet'" in message and "jedinet" in message
+
+
+def test_particle_count_mismatch_is_a_one_line_error(tiny_jets_dir, tmp_path, capsys):
+    code = run_cli("train", "--model", "dnn", "--data", tiny_jets_dir, "--particles", 50, "--out", tmp_path / "r")
+    message = one_line_error(capsys, code)
+    assert "has 30 particles per jet but 50 were asked for" in message
+
+
+def test_missing_data_path_is_a_one_line_error(tmp_path, capsys):
+    code = run_cli("train", "--model", "dnn", "--data", tmp_path / "nowhere", "--out", tmp_path / "r")
+    assert "nowhere: no such file or directory" in one_line_error(capsys, code)
+
+
+def test_resuming_another_models_checkpoint_is_a_one_line_error(tiny_jets_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("train", "--model", "dnn", "--data", tiny_jets_dir, "--epochs", 1, "--out", out) == 0
+    capsys.readouterr()
+    message = one_line_error(capsys, run_cli("train", "--model", "gru", "--out", out, "--resume"))
+    assert "checkpoint.pt" in message and "'dnn'" in message and "'gru'" in message
+    assert yaml.safe_load((out / "config.yaml").read_text())["model"] == "dnn"  # run left untouched
+    # and a plain rerun into a finished run refuses to overwrite it
+    message = one_line_error(capsys, run_cli("train", "--model", "dnn", "--data", tiny_jets_dir, "--out", out))
+    assert "--resume" in message
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("epochz: 3\n", "unknown setting(s) epochz"),
+    ("model: dnn\nschedule: linear\n", "unknown schedule 'linear'"),
+])
+def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, content, expected):
+    config = tmp_path / "bad.yaml"
+    config.write_text(content)
+    assert expected in one_line_error(capsys, run_cli("train", "--config", config, "--out", tmp_path / "r"))
+
+
+@pytest.mark.slow
+def test_train_without_data_says_it_uses_the_generated_default_set(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JETLAB_CACHE": str(tmp_path / "cache"), "JETLAB_DEFAULT_JETS_PER_CLASS": "8",
+           "JETLAB_NO_PROGRESS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "jetlab", "tagger", "train", "--model", "dnn", "--epochs", "1", "--batch-size", "10",
+         "--threads", "1", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no --data given: using the default Pythia jet set" in done.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["dataset_sizes"] == {
+        "train": 28, "val": 6, "test": 6}

@@ -1,0 +1,114 @@
+"""Synchronous data parallelism: K processes with batch b take the step of one with K·b."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from jetlab.distributed.env import detect_launcher, free_port, init_distributed
+from jetlab.training.strategies import SynchronousAllReduce
+from jetlab.training.trainer import ShardedBatches, TensorSource, Trainer
+
+N_TRAIN = 57  # global batch 16: 16, 16, 16, 9 -> the last splits 5 + 4 over two ranks
+
+
+class SmallNet(nn.Module):
+    input_keys = ("x",)
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, 3, (n,), generator=g)
+    return {"x": torch.randn(n, 6, generator=g) + nn.functional.one_hot(label, 6).float(), "label": label}
+
+
+def _train(context, batch_size, epochs=2):
+    torch.manual_seed(0 if context.rank == 0 else 100 + context.rank)  # DDP must broadcast rank 0's init
+    model = SmallNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    trainer = Trainer(model, optimizer, input_keys=("x",), strategy=SynchronousAllReduce(), context=context,
+                      patience=None)
+    train = ShardedBatches(TensorSource(_data(N_TRAIN, 0)), batch_size, context, shuffle=True, seed=7)
+    val = ShardedBatches(TensorSource(_data(21, 1)), 4, context, shuffle=False, training=False)
+    result = trainer.fit(train, val, epochs)
+    return model, result
+
+
+def _worker(rank, world, port, out):
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    context = init_distributed("cpu")
+    try:
+        model, result = _train(context, batch_size=8)
+        torch.save({"state": model.state_dict(), "history": result.history}, f"{out}/rank{rank}.pt")
+    finally:
+        context.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # gloo's "no GPU" notes on some builds
+def test_two_gloo_processes_with_batch_b_match_one_process_with_batch_2b(tmp_path):
+    from jetlab.distributed.env import DistContext
+
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    reference, reference_result = _train(DistContext(), batch_size=16)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for key, value in reference.state_dict().items():
+        for r in range(2):
+            torch.testing.assert_close(ranks[r]["state"][key], value, rtol=1e-5, atol=1e-6)
+    # all-reduced validation loss equals the one-process loss over the whole split
+    for h_ref, h_ddp in zip(reference_result.history, ranks[0]["history"]):
+        assert h_ddp["val_loss"] == pytest.approx(h_ref["val_loss"], rel=1e-5)
+        assert h_ddp["train_loss"] == pytest.approx(h_ref["train_loss"], rel=1e-5)
+
+
+def test_launcher_detection_reads_torchrun_and_mpi_variables(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK",
+                 "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMIX_SIZE", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert detect_launcher() == ("none", 0, 1, 0)
+    monkeypatch.setenv("PMI_RANK", "3")
+    monkeypatch.setenv("PMI_SIZE", "4")
+    assert detect_launcher() == ("mpi", 3, 4, 3)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert detect_launcher() == ("torchrun", 1, 2, 1)
+
+
+MPI_SCRIPT = """
+import sys, torch
+from jetlab.distributed.env import init_distributed
+context = init_distributed("cpu")
+value = context.all_reduce_sum([float(context.rank + 1)])
+print(f"rank {context.rank}/{context.world_size} {context.launcher} {context.backend} sum {value.item():g}")
+context.shutdown()
+"""
+
+
+@pytest.mark.mpi
+def test_mpiexec_ranks_meet_in_one_gloo_group(tmp_path):
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec (pip install mpich)")
+    script = tmp_path / "allreduce.py"
+    script.write_text(MPI_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    done = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = sorted(re.findall(r"rank \d+/\d+ \w+ \w+ sum [\d.]+", done.stdout))  # ranks' lines may interleave
+    assert lines == ["rank 0/2 mpi gloo sum 3", "rank 1/2 mpi gloo sum 3"]

@@ -1,0 +1,85 @@
+"""Tagger training glue on real (tiny) Pythia jets: resume, evaluate, compare."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jetlab.data import open_jets
+from jetlab.training.tagger import TaggerTrainConfig, compare_runs, evaluate_tagger, load_tagger, train_tagger
+from jetlab.utils.config import load_config
+
+
+def config_for(data, **changes):
+    return TaggerTrainConfig(**{"model": "dnn", "data": str(data), "epochs": 3, "batch_size": 20,
+                                "lr": 3e-3, "threads": 1, **changes})
+
+
+def test_resumed_run_ends_with_the_weights_and_metrics_of_an_uninterrupted_one(tiny_jets_dir, tmp_path):
+    whole = train_tagger(config_for(tiny_jets_dir), tmp_path / "whole")
+    assert train_tagger(config_for(tiny_jets_dir), tmp_path / "killed", stop_after_epoch=1) is None
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    resumed = train_tagger(config_for(tiny_jets_dir), tmp_path / "killed", resume=True)
+
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)
+    b = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"]
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=0)
+    assert resumed["accuracy"] == whole["accuracy"]
+    assert resumed["per_class"] == whole["per_class"]
+    assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in whole["history"]]
+    assert resumed["epochs_run"] == 3
+    assert load_config(TaggerTrainConfig, tmp_path / "killed" / "config.yaml") == config_for(tiny_jets_dir)
+
+
+def test_evaluate_uses_training_statistics_and_reproduces_test_predictions(tiny_jets_dir, tmp_path):
+    run = tmp_path / "run"
+    config = config_for(tiny_jets_dir, model="jedinet-sumo", epochs=1)
+    metrics = train_tagger(config, run)
+    assert metrics["dataset_sizes"] == {"train": 140, "val": 30, "test": 30}
+
+    evaluated = evaluate_tagger(run, tiny_jets_dir, name="same")
+    assert (run / "eval-same" / "metrics.json").is_file() and (run / "eval-same" / "roc.png").is_file()
+    assert evaluated["n_jets"] == 200
+    # the evaluation of all 200 jets, restricted to the test jets, is what training reported
+    # (up to float32 rounding: the jets are batched differently)
+    _, _, test = open_jets(tiny_jets_dir).split(tuple(config.fractions), seed=config.split_seed)
+    with np.load(run / "eval-same" / "predictions.npz") as all_jets, np.load(run / "predictions.npz") as test_only:
+        np.testing.assert_allclose(all_jets["probs"][test.index], test_only["probs"], rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(all_jets["labels"][test.index], test_only["labels"])
+
+    model, info = load_tagger(run)
+    assert info["model_name"] == "jedinet-sumo" and info["n_particles"] == 30
+    assert set(info["stats"]) == {"particles_mean", "particles_std"}
+    assert sum(p.numel() for p in model.parameters()) == metrics["n_parameters"]
+
+
+def test_compare_prints_one_row_per_model_and_a_roc_plot_per_class(tiny_jets_dir, tmp_path):
+    for model in ("dnn", "gru"):
+        train_tagger(config_for(tiny_jets_dir, model=model, epochs=1), tmp_path / model)
+    table = compare_runs([tmp_path / "dnn", tmp_path / "gru"], out=tmp_path / "cmp")
+    dnn = json.loads((tmp_path / "dnn" / "metrics.json").read_text())
+    auc_row = next(line for line in table.splitlines() if line.startswith("| dnn"))
+    assert auc_row.endswith(" | ".join(f"{dnn['per_class'][c]['auc']:.3f}" for c in "gqwzt") + " |")
+    assert sum(line.startswith("| gru") for line in table.splitlines()) == 3  # AUC, TPR@10%, TPR@1%
+    assert sorted(p.name for p in (tmp_path / "cmp").glob("roc_*.png")) == [f"roc_{c}.png" for c in "gqtwz"]
+
+
+@pytest.mark.parametrize("model", ["jedinet", "garnet", "cnn"])
+def test_every_input_kind_trains_one_epoch(tiny_jets_dir, tmp_path, model):
+    metrics = train_tagger(config_for(tiny_jets_dir, model=model, epochs=1, batch_size=35), tmp_path / model)
+    assert metrics["epochs_run"] == 1
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert np.isfinite(metrics["history"][0]["train_loss"])
+
+
+def test_reading_batches_from_disk_trains_exactly_like_the_in_memory_path(tiny_jets_dir, tmp_path):
+    in_memory = train_tagger(config_for(tiny_jets_dir, model="gru", epochs=2), tmp_path / "memory")
+    from_disk = train_tagger(config_for(tiny_jets_dir, model="gru", epochs=2, max_memory_gb=0.0), tmp_path / "disk")
+    a = torch.load(tmp_path / "memory" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "disk" / "model.pt", weights_only=False)["state_dict"]
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=0, atol=0)
+    assert from_disk["per_class"] == in_memory["per_class"]
