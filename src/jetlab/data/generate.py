@@ -278,7 +278,7 @@ def generate_dataset(
     Returns the files, ``MAX_JETS_PER_FILE`` jets at most each. Files already complete
     are kept; a rerun of the same command finishes an interrupted one.
     """
-    from jetlab.data.hls4ml import open_jet_file, write_hls4ml_file
+    from jetlab.data.hls4ml import open_jet_file
 
     classes = tuple(c.strip().lower() for c in classes)
     bad = [c for c in classes if c not in CLASS_NAMES]
@@ -338,42 +338,54 @@ def generate_dataset(
     if done_files or already:
         log.info("resuming: %d of %d jets already generated", already, total)
 
+    # a file is written as soon as its last block is in, while the workers go on
+    pending = {final: tasks for final, tasks in plan if final not in done_files}
+
+    def write_ready_files() -> None:
+        for final, tasks in list(pending.items()):
+            if all(Path(t[6]).exists() for t in tasks):
+                _assemble_file(final, tasks, seed)
+                del pending[final]
+
     bar = progress(total=total, initial=already, desc="generating jets", unit="jet", disable=None if show_progress else True)
     try:
-        if todo:
-            if workers == 1:
-                for task in todo:
-                    bar.update(_run_block(task)[2])
-            else:
-                context = mp.get_context("spawn")
-                with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_worker_init) as pool:
-                    for result in _as_completed(pool, todo):
-                        bar.update(result[2])
-        written = []
-        for final, tasks in plan:
-            if final not in done_files:
-                parts = [np.load(t[6]) for t in tasks]
-                n_events = int(sum(int(p["events"]) for p in parts))
-                write_hls4ml_file(
-                    final,
-                    np.concatenate([p["constituents"] for p in parts]),
-                    np.concatenate([p["jets"] for p in parts]),
-                    np.concatenate([p["images"] for p in parts]),
-                    attrs={
-                        "generator": "pythia8mc " + _pythia_version(),
-                        "seed": seed,
-                        "jet_class": tasks[0][0],
-                        "n_events": n_events,
-                    },
-                )
-                for t in tasks:
-                    Path(t[6]).unlink()
-            written.append(final)
+        write_ready_files()
+        if todo and workers == 1:
+            for task in todo:
+                bar.update(_run_block(task)[2])
+                write_ready_files()
+        elif todo:
+            context = mp.get_context("spawn")
+            with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_worker_init) as pool:
+                for result in _as_completed(pool, todo):
+                    bar.update(result[2])
+                    write_ready_files()
     finally:
         bar.close()
     if not any(blocks_dir.iterdir()):
         blocks_dir.rmdir()
-    return written
+    return [final for final, _ in plan]
+
+
+def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
+    """Concatenate a file's finished blocks into one hls4ml file, then drop the blocks."""
+    from jetlab.data.hls4ml import write_hls4ml_file
+
+    parts = [np.load(t[6]) for t in tasks]
+    write_hls4ml_file(
+        final,
+        np.concatenate([p["constituents"] for p in parts]),
+        np.concatenate([p["jets"] for p in parts]),
+        np.concatenate([p["images"] for p in parts]),
+        attrs={
+            "generator": "pythia8mc " + _pythia_version(),
+            "seed": seed,
+            "jet_class": tasks[0][0],
+            "n_events": int(sum(int(p["events"]) for p in parts)),
+        },
+    )
+    for t in tasks:
+        Path(t[6]).unlink()
 
 
 def _as_completed(pool, tasks):
