@@ -35,8 +35,13 @@ def test_train_dnn_one_epoch_writes_the_run_directory(tiny_jets_dir, tmp_path, c
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["dataset_sizes"]["test"]
     assert metrics["n_parameters"] > 0 and metrics["training_time_s"] > 0
 
+    capsys.readouterr()
     assert run_cli("evaluate", out, "--data", tiny_jets_dir, "--name", "again") == 0
     assert (out / "eval-again" / "metrics.json").is_file()
+    again = json.loads((out / "eval-again" / "metrics.json").read_text())
+    called = [sum(col) for col in zip(*again["confusion_matrix"])]
+    shares = ", ".join(f"{c} {n / sum(called):.1%}" for c, n in zip("gqwzt", called))
+    assert f"called {shares}" in capsys.readouterr().out
     assert run_cli("compare", out, out / ".." / "run") == 0
     assert "| dnn (run) |" in capsys.readouterr().out
 

@@ -156,8 +156,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     metrics = evaluate_tagger(args.run_dir, args.data, name=args.name, device=args.device, batch_size=args.batch_size)
     aucs = ", ".join(f"{c} {v['auc']:.3f}" for c, v in metrics["per_class"].items() if v["auc"] is not None)
+    # where the data hold one class only (e.g. generated jets) no AUC exists: say what they were called
+    called = [sum(column) for column in zip(*metrics["confusion_matrix"])]
+    shares = ", ".join(f"{c} {n / max(sum(called), 1):.1%}" for c, n in zip(metrics["class_names"], called))
     print(f"{metrics['model']} on {metrics['data']} ({metrics['n_jets']} jets): accuracy {metrics['accuracy']:.3f}; "
-          f"AUC {aucs} -> {metrics['out']}/metrics.json")
+          f"AUC {aucs or 'n/a (one class)'}; called {shares} -> {metrics['out']}/metrics.json")
     return 0
 
 
