@@ -7,20 +7,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from jetlab.cli.main import main
 from jetlab.data import open_jets, write_jetnet_file
 from jetlab.data.layout import CLASS_NAMES
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

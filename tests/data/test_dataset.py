@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from jetlab.data import HLF_FEATURES, JET_FEATURES, PARTICLE_FEATURES, open_jets, write_hls4ml_file, write_jetnet_file
+from jetlab.data import HLF_FEATURES, JET_FEATURES, open_jets, write_hls4ml_file, write_jetnet_file
 from jetlab.errors import InputError
 
 

@@ -13,7 +13,6 @@ import torch
 
 from jetlab.data import mnist
 from jetlab.data.mnist import (
-    IMAGES_MAGIC,
     LABELS_MAGIC,
     build_mnist_points,
     load_idx_mnist,

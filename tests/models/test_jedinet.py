@@ -12,14 +12,6 @@ SMALL = {"hidden": 8, "edge_dim": 3, "object_dim": 4}
 VARIANTS = [(JEDINet, DenseJEDINet), (JEDINetSumO, DenseJEDINetSumO)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (seconds on a loaded 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def pair(fast_cls, dense_cls, n, n_features=5, seed=0, **hp):
     """A fast model and a dense one with the same (float64) weights."""

@@ -19,14 +19,6 @@ from jetlab.models.mpgan import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # tiny tensors: threads only add synchronisation overhead on the shared test machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _padded_batch(batch=4, n=7, features=3, seed=0):
     g = torch.Generator().manual_seed(seed)

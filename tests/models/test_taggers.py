@@ -14,14 +14,6 @@ from jetlab.models import TAGGERS, GarNetLayer, GarNetTagger, GRUTagger, build_t
 N_PARTICLES, N_FEATURES = 12, 6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (seconds on a loaded 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def synthetic_batch(b=10, n=N_PARTICLES, f=N_FEATURES, seed=0):
     """A fixed tiny batch with every input key; labels depend on the inputs so they can be learned."""

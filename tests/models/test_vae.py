@@ -12,14 +12,6 @@ from jetlab.losses import nnd_loss
 from jetlab.models.vae import SetVAE, kl_divergence, relative_jet_mass_pt, vae_loss
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # tiny tensors: threads only add synchronisation overhead on the shared test machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _padded_batch(batch=4, n=8, features=3, seed=0):
     g = torch.Generator().manual_seed(seed)

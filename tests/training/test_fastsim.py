@@ -27,14 +27,6 @@ from jetlab.training.fastsim import (
     write_samples,
 )
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: threading costs more than it gains (and the CI machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def synthetic_jets(n: int, n_particles: int, seed: int, *, padded: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Jet-like relative point sets: pT_rel falling, (eta, phi) spread shrinking with pT."""

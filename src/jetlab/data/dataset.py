@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from jetlab.data.hls4ml import JetFile, open_jet_file
-from jetlab.data.layout import CLASS_NAMES, HLF_FEATURES, PARTICLE_FEATURES
+from jetlab.data.layout import CLASS_NAMES, HLF_FEATURES
 from jetlab.errors import InputError
 
 __all__ = ["INPUT_KEYS", "JetFiles", "JetSplit", "open_jets", "resolve_jets"]

@@ -18,7 +18,7 @@ from torch import nn
 
 from jetlab.errors import JetlabError
 
-__all__ = ["ACTIVATIONS", "MLP", "activation_function", "check_hyperparameters"]
+__all__ = ["ACTIVATIONS", "MLP", "activation_function", "check_hyperparameters", "init_tagger"]
 
 #: activation name -> ``f(x, inplace)``; in-place is only used on fresh temporaries
 ACTIVATIONS: dict[str, Callable[[torch.Tensor, bool], torch.Tensor]] = {
@@ -48,6 +48,18 @@ def check_hyperparameters(model_name: str, given: dict, known: Sequence[str]) ->
         raise JetlabError(
             f"{model_name}: unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
+
+
+def init_tagger(model: nn.Module, n_particles: int, n_features: int, n_classes: int, given: dict) -> dict:
+    """Common set-up of every tagger: check ``given`` against ``model.default_hyperparameters``,
+    set ``n_particles``, ``n_features``, ``n_classes`` and ``hparams`` (what
+    ``build_tagger(model.name, **model.hparams)`` needs), and return the merged settings."""
+    defaults = model.default_hyperparameters(n_particles)
+    check_hyperparameters(model.name, given, defaults)
+    hp = {**defaults, **given}
+    model.n_particles, model.n_features, model.n_classes = int(n_particles), int(n_features), int(n_classes)
+    model.hparams = {"n_particles": model.n_particles, "n_features": model.n_features, "n_classes": model.n_classes, **hp}
+    return hp
 
 
 class MLP(nn.Module):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, activation_function, check_hyperparameters
+from jetlab.models._mlp import MLP, activation_function, init_tagger
 
 __all__ = ["CNNTagger"]
 
@@ -28,12 +28,8 @@ class CNNTagger(nn.Module):
 
     def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
         super().__init__()
-        check_hyperparameters(self.name, hyperparameters, self.default_hyperparameters(n_particles))
-        hp = {**self.default_hyperparameters(n_particles), **hyperparameters}
-        hp["channels"] = [int(c) for c in hp["channels"]]
-        self.n_particles, self.n_features, self.n_classes = int(n_particles), int(n_features), int(n_classes)
-        self.hparams = {"n_particles": self.n_particles, "n_features": self.n_features,
-                        "n_classes": self.n_classes, **hp}
+        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp["channels"] = self.hparams["channels"] = [int(c) for c in hp["channels"]]
         self._act = activation_function(hp["activation"])
         k = int(hp["kernel_size"])
         self.convs = nn.ModuleList(

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from jetlab.models._mlp import MLP, check_hyperparameters
+from jetlab.models._mlp import MLP, init_tagger
 
 __all__ = ["DNNTagger"]
 
@@ -28,12 +28,8 @@ class DNNTagger(nn.Module):
 
     def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
         super().__init__()
-        check_hyperparameters(self.name, hyperparameters, self.default_hyperparameters(n_particles))
-        hp = {**self.default_hyperparameters(n_particles), **hyperparameters}
-        hp["hidden"] = [int(h) for h in hp["hidden"]]
-        self.n_particles, self.n_features, self.n_classes = int(n_particles), int(n_features), int(n_classes)
-        self.hparams = {"n_particles": self.n_particles, "n_features": self.n_features,
-                        "n_classes": self.n_classes, **hp}
+        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp["hidden"] = self.hparams["hidden"] = [int(h) for h in hp["hidden"]]
         self.mlp = MLP([self.n_features, *hp["hidden"], self.n_classes], hp["activation"])
         self.dropout = nn.Dropout(float(hp["dropout"])) if hp["dropout"] else None
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, activation_function, check_hyperparameters
+from jetlab.models._mlp import MLP, activation_function, init_tagger
 
 __all__ = ["GarNetLayer", "GarNetTagger"]
 
@@ -86,11 +86,7 @@ class GarNetTagger(nn.Module):
 
     def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
         super().__init__()
-        check_hyperparameters(self.name, hyperparameters, self.default_hyperparameters(n_particles))
-        hp = {**self.default_hyperparameters(n_particles), **hyperparameters}
-        self.n_particles, self.n_features, self.n_classes = int(n_particles), int(n_features), int(n_classes)
-        self.hparams = {"n_particles": self.n_particles, "n_features": self.n_features,
-                        "n_classes": self.n_classes, **hp}
+        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
         if int(hp["n_layers"]) < 1:
             raise JetlabError("garnet: n_layers must be >= 1")
         widths = [self.n_features] + [int(hp["layer_width"])] * int(hp["n_layers"])

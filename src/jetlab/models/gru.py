@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from jetlab.models._mlp import MLP, check_hyperparameters
+from jetlab.models._mlp import MLP, init_tagger
 
 __all__ = ["GRUTagger"]
 
@@ -29,11 +29,7 @@ class GRUTagger(nn.Module):
 
     def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
         super().__init__()
-        check_hyperparameters(self.name, hyperparameters, self.default_hyperparameters(n_particles))
-        hp = {**self.default_hyperparameters(n_particles), **hyperparameters}
-        self.n_particles, self.n_features, self.n_classes = int(n_particles), int(n_features), int(n_classes)
-        self.hparams = {"n_particles": self.n_particles, "n_features": self.n_features,
-                        "n_classes": self.n_classes, **hp}
+        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
         self.gru = nn.GRU(self.n_features, int(hp["hidden"]), num_layers=int(hp["num_layers"]), batch_first=True)
         self.head = MLP([int(hp["hidden"]), int(hp["head_hidden"]), self.n_classes], hp["activation"])
 

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, check_hyperparameters
+from jetlab.models._mlp import MLP, init_tagger
 
 __all__ = ["DenseJEDINet", "DenseJEDINetSumO", "JEDINet", "JEDINetSumO", "PAPER_HYPERPARAMETERS"]
 
@@ -279,13 +279,7 @@ class JEDINet(nn.Module):
 
     def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
         super().__init__()
-        check_hyperparameters(self.name, hyperparameters, self.default_hyperparameters(n_particles))
-        hp = {**self.default_hyperparameters(n_particles), **hyperparameters}
-        self.n_particles = int(n_particles)
-        self.n_features = int(n_features)
-        self.n_classes = int(n_classes)
-        self.hparams = {"n_particles": self.n_particles, "n_features": self.n_features,
-                        "n_classes": self.n_classes, **hp}
+        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
         hidden, d_e, d_o = int(hp["hidden"]), int(hp["edge_dim"]), int(hp["object_dim"])
         if min(hidden, d_e, d_o) < 1 or hidden < 2:
             raise JetlabError(f"{self.name}: hidden >= 2, edge_dim >= 1 and object_dim >= 1 required")
