@@ -16,6 +16,8 @@ import time
 import numpy as np
 import torch
 
+from _timing import timed  # benchmarks/_timing.py, beside this script
+
 from jetlab.losses import nnd_loss
 from jetlab.metrics.efp import EFP_GRAPHS, efp_from_edges, efp_measure, efps
 
@@ -26,18 +28,6 @@ def dense_nnd(a, b, mask_a, mask_b):
     to_b = distance.masked_fill(~mask_b[:, None], inf).min(2).values.masked_fill(~mask_a, 0)
     to_a = distance.masked_fill(~mask_a[:, :, None], inf).min(1).values.masked_fill(~mask_b, 0)
     return (to_b.sum(1) + to_a.sum(1)).mean()
-
-
-def timed(function, repeats, device):
-    function()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        function()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
 
 
 def peak_memory(function, device):
