@@ -31,7 +31,14 @@ import torch
 from jetlab.errors import InputError
 from jetlab.utils.atomic import atomic_torch_save
 
-__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_torch_file",
+    "restore_rng_state",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "jetlab-checkpoint/1"
 
@@ -70,14 +77,25 @@ def load_checkpoint(path: str | os.PathLike, *, expect_meta: dict[str, Any] | No
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no checkpoint to resume from")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise InputError(path, f"not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, f"not a jetlab training checkpoint (expected format {CHECKPOINT_FORMAT})")
+    state = load_torch_file(path, CHECKPOINT_FORMAT, "checkpoint", "training checkpoint")
     meta = state.get("meta", {})
     for key, expected in (expect_meta or {}).items():
         if meta.get(key) != expected:
             raise InputError(path, f"checkpoint has {key}={meta.get(key)!r}, but this run asks for {key}={expected!r}")
+    return state
+
+
+def load_torch_file(path: Path, expected_format: str, readable_name: str, kind: str) -> dict[str, Any]:
+    """``torch.load`` a jetlab file whose dict carries ``format == expected_format``.
+
+    Unreadable bytes -> "not a readable <readable_name>"; another kind of file -> "not a
+    jetlab <kind>"; both as :class:`InputError` naming ``path``.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(path, f"not a readable {readable_name} ({type(exc).__name__}: {first_line})") from None
+    if not isinstance(state, dict) or state.get("format") != expected_format:
+        raise InputError(path, f"not a jetlab {kind} (expected format {expected_format})")
     return state

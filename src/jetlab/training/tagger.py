@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError, JetlabError
+from jetlab.training.checkpoint import load_torch_file
 from jetlab.utils.atomic import atomic_path, atomic_torch_save, atomic_write_json
 from jetlab.utils.config import save_config
 
@@ -199,12 +200,7 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.
         path = path / "model.pt"
     if not path.is_file():
         raise InputError(path, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
-    try:
-        info = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise InputError(path, f"not a readable model file ({type(exc).__name__})") from None
-    if not isinstance(info, dict) or info.get("format") != MODEL_FILE_FORMAT:
-        raise InputError(path, f"not a jetlab tagger model file (expected format {MODEL_FILE_FORMAT})")
+    info = load_torch_file(path, MODEL_FILE_FORMAT, "model file", "tagger model file")
     hparams = dict(info["hparams"])
     model = build_tagger(info["model_name"], **hparams)
     model.load_state_dict(info["state_dict"])
