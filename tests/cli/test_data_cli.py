@@ -26,7 +26,8 @@ def test_generate_info_plot(tmp_path, capsys):
     assert main(["data", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "24 jets in 2 hls4ml file(s)" in text
-    rows = {line.split()[0]: line.split() for line in text.splitlines()[2:]}
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[2:-1]}
+    assert text.splitlines()[-1].startswith("(masses in GeV")
     assert set(rows) == {"q", "t"} and rows["q"][1] == "12"
     assert main(["data", "plot", str(out), "--out", str(tmp_path / "plots")]) == 0
     for name in ("mass", "pt", "multiplicity", "tau21", "tau32", "average_images"):

@@ -8,20 +8,10 @@ import pytest
 from jetlab.data import open_jets
 from jetlab.data.generate import JetGenerator, generate_dataset
 from jetlab.data.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
+from jetlab.data.summary import half_sample_mode
 
 P = {name: i for i, name in enumerate(PARTICLE_FEATURES)}
 J = {name: i for i, name in enumerate(JET_FEATURES)}
-
-
-def half_sample_mode(x: np.ndarray) -> float:
-    """Robust mode estimate (Bickel's half-sample mode): repeatedly keep the densest half."""
-    x = np.sort(np.asarray(x, dtype=np.float64))
-    while len(x) > 3:
-        h = (len(x) + 1) // 2
-        widths = x[h - 1 :] - x[: len(x) - h + 1]
-        start = int(np.argmin(widths))
-        x = x[start : start + h]
-    return float(x.mean())
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +28,13 @@ def test_jet_mass_peaks_at_the_resonance_mass(resonance_jets, jet_class, peak):
     assert peak - 10 < mode < peak + 15, mode
     groomed = half_sample_mode(jets[:, J["j_mass_mmdt"]])
     assert abs(groomed - peak) < 12, groomed
+
+
+def test_half_sample_mode_finds_the_peak():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(80.0, 3.0, 300), rng.uniform(100.0, 300.0, 700)])  # peak beside a wide tail
+    assert abs(half_sample_mode(x) - 80.0) < 3.0
+    assert abs(np.median(x) - 80.0) > 10.0
 
 
 def test_jets_are_labelled_and_in_the_pt_window(tiny_jets_dir):
