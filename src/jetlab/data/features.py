@@ -15,7 +15,9 @@ Conventions (hls4ml LHC jet dataset, Duarte et al. 2018, Moreno et al. 2019):
   third moment along it is positive, fixing the sign);
 * ``deltaR = sqrt(etarel^2 + phirel^2)``, ``costheta = pz / |p|``,
   ``costhetarel = p . P_jet / (|p| |P_jet|)``;
-* the jet image: pT summed in 100 x 100 pixels over etarel, phirel in [-0.8, 0.8].
+* the jet image: pT of all constituents summed in 100 x 100 pixels over etarot, phirot in
+  [-0.8, 0.8] (centred on the jet axis, principal axis along +eta: the usual jet-image
+  pre-processing, so that averaged images show the prongs).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from jetlab.data.layout import (
 )
 
 __all__ = [
+    "constituent_features",
     "four_momenta_from_relative",
     "hls4ml_arrays_from_relative",
     "jet_arrays",
@@ -64,27 +67,15 @@ def _relative_coordinates(p4: np.ndarray):
     return pt, eta, phi, eta - jet_eta, wrap_phi(phi - jet_phi), jet, jet_pt
 
 
-def particle_features(p4: np.ndarray, n_particles: int) -> np.ndarray:
-    """The 16 :data:`PARTICLE_FEATURES` of the ``n_particles`` highest-pT constituents.
-
-    Parameters
-    ----------
-    p4 : (n, 4) array of (px, py, pz, E) of *all* constituents of the jet.
-    n_particles : rows of the output; fewer constituents are zero-padded, more are cut.
-
-    Returns
-    -------
-    (n_particles, 16) float32, sorted by decreasing pT.
-    """
+def constituent_features(p4: np.ndarray) -> dict[str, np.ndarray]:
+    """The 16 :data:`PARTICLE_FEATURES` of every constituent, unsorted: name -> (n,) float64."""
     p4 = np.asarray(p4, dtype=np.float64)
     px, py, pz, e = p4.T
     pt, eta, phi, etarel, phirel, jet, jpt = _relative_coordinates(p4)
-    jp = np.linalg.norm(jet[:3])
-    order = np.argsort(-pt, kind="stable")
     etarot, phirot = _rotate_to_principal_axis(etarel, phirel, pt)
     pabs = np.sqrt(px**2 + py**2 + pz**2)
     safe_p = np.where(pabs > 0, pabs, 1.0)
-    columns = {
+    return {
         "px": px, "py": py, "pz": pz, "e": e,
         "erel": e / jet[3],
         "pt": pt,
@@ -97,8 +88,25 @@ def particle_features(p4: np.ndarray, n_particles: int) -> np.ndarray:
         "phirot": phirot,
         "deltaR": np.hypot(etarel, phirel),
         "costheta": pz / safe_p,
-        "costhetarel": (p4[:, :3] @ jet[:3]) / (safe_p * jp),
+        "costhetarel": (p4[:, :3] @ jet[:3]) / (safe_p * np.linalg.norm(jet[:3])),
     }
+
+
+def particle_features(p4: np.ndarray, n_particles: int, columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The 16 :data:`PARTICLE_FEATURES` of the ``n_particles`` highest-pT constituents.
+
+    Parameters
+    ----------
+    p4 : (n, 4) array of (px, py, pz, E) of *all* constituents of the jet.
+    n_particles : rows of the output; fewer constituents are zero-padded, more are cut.
+    columns : :func:`constituent_features` of ``p4``, when the caller has them already.
+
+    Returns
+    -------
+    (n_particles, 16) float32, sorted by decreasing pT.
+    """
+    columns = constituent_features(p4) if columns is None else columns
+    order = np.argsort(-columns["pt"], kind="stable")
     table = np.stack([columns[name] for name in PARTICLE_FEATURES], axis=1)[order[:n_particles]]
     out = np.zeros((n_particles, len(PARTICLE_FEATURES)), dtype=np.float32)
     out[: len(table)] = table
@@ -119,11 +127,11 @@ def _rotate_to_principal_axis(x: np.ndarray, y: np.ndarray, w: np.ndarray):
     return xr, yr
 
 
-def jet_image(etarel: np.ndarray, phirel: np.ndarray, pt: np.ndarray) -> np.ndarray:
-    """(100, 100) float32 pT image over [-0.8, 0.8]^2 in (etarel, phirel); row = eta bin."""
+def jet_image(x: np.ndarray, y: np.ndarray, pt: np.ndarray) -> np.ndarray:
+    """(100, 100) float32 pT image over [-0.8, 0.8]^2 in (x, y) = (etarot, phirot); row = x bin."""
     scale = IMAGE_PIXELS / (2 * IMAGE_EXTENT)
-    ix = np.floor((etarel + IMAGE_EXTENT) * scale).astype(np.int64)
-    iy = np.floor((phirel + IMAGE_EXTENT) * scale).astype(np.int64)
+    ix = np.floor((x + IMAGE_EXTENT) * scale).astype(np.int64)
+    iy = np.floor((y + IMAGE_EXTENT) * scale).astype(np.int64)
     inside = (ix >= 0) & (ix < IMAGE_PIXELS) & (iy >= 0) & (iy < IMAGE_PIXELS)
     flat = np.bincount(ix[inside] * IMAGE_PIXELS + iy[inside], weights=pt[inside], minlength=IMAGE_PIXELS**2)
     return flat.reshape(IMAGE_PIXELS, IMAGE_PIXELS).astype(np.float32)
@@ -149,11 +157,14 @@ def jet_row(p4: np.ndarray, *, label: int | None, truth_pt: float | None = None)
 
 
 def jet_arrays(p4: np.ndarray, n_particles: int, *, label: int | None, truth_pt: float | None = None):
-    """All three hls4ml arrays of one jet: (constituents (P, 16), jets row (59,), image (100, 100))."""
-    p4 = np.asarray(p4, dtype=np.float64)
-    pt, _, _, etarel, phirel, _, _ = _relative_coordinates(p4)
-    image = jet_image(etarel, phirel, pt)
-    return particle_features(p4, n_particles), jet_row(p4, label=label, truth_pt=truth_pt), image
+    """All three hls4ml arrays of one jet: (constituents (P, 16), jets row (59,), image (100, 100)).
+
+    The image is drawn in the rotated frame (etarot, phirot) from all constituents, so that
+    averaged images show the prongs (as the JEDI-net paper's Fig. 4).
+    """
+    columns = constituent_features(p4)
+    image = jet_image(columns["etarot"], columns["phirot"], columns["pt"])
+    return particle_features(p4, n_particles, columns), jet_row(p4, label=label, truth_pt=truth_pt), image
 
 
 def four_momenta_from_relative(etarel, phirel, ptrel, *, jet_pt: float = 1000.0, jet_eta: float = 0.0):

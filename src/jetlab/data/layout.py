@@ -10,7 +10,8 @@ jetConstituentList   (N, n_particles, 16) float32 :data:`PARTICLE_FEATURES`, pT-
 jets                 (N, 59) float32              :data:`JET_FEATURES`; one-hot label in
                                                   columns -6:-1, last column empty
 jetImage             (N, 100, 100) float32        pT image, 1.6 x 1.6 in (eta, phi)
-                                                  around the jet axis
+                                                  around the jet axis (jetlab: rotated
+                                                  so the principal axis is along eta)
 jetImageECAL/HCAL    (N, 100, 100) float32        real files only; jetlab neither
                                                   writes nor needs them
 jetFeatureNames      (59,) bytes
