@@ -155,9 +155,9 @@ def plot_jets(path, out) -> list[Path]:
                 extent=(-IMAGE_EXTENT, IMAGE_EXTENT, -IMAGE_EXTENT, IMAGE_EXTENT),
             )
             ax.set_title(f"{name} ({len(index)} jets)")
-            ax.set_xlabel(r"$\eta_{rel}$")
-            ax.set_ylabel(r"$\phi_{rel}$")
-        fig.suptitle(r"average jet image, $\log_{10}$ ($p_T$ / GeV + $10^{-3}$)")
+            ax.set_xlabel(r"$\eta_{rot}$ (principal axis)")
+            ax.set_ylabel(r"$\phi_{rot}$")
+        fig.suptitle(r"average jet image, $\log_{10}$ ($p_T$ / GeV + $10^{-3}$), centred and rotated")
         fig.tight_layout()
         written.append(_save(fig, out / "average_images.png"))
         plt.close(fig)
