@@ -492,7 +492,7 @@ def plot_point_clouds(points, mask=None, path: str | os.PathLike = "point_clouds
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from jetlab.utils.atomic import atomic_path
+    from jetlab.utils.plotting import save_png
 
     points = np.asarray(points.detach().cpu() if hasattr(points, "detach") else points, dtype=np.float64)
     if points.ndim != 3 or points.shape[2] < 2:
@@ -538,6 +538,5 @@ def plot_point_clouds(points, mask=None, path: str | os.PathLike = "point_clouds
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    save_png(fig, path, dpi=100)
     return path

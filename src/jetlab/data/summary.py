@@ -12,7 +12,8 @@ import numpy as np
 
 from jetlab.data.dataset import open_jets
 from jetlab.data.layout import CLASS_NAMES, IMAGE_EXTENT
-from jetlab.utils.atomic import atomic_path, atomic_write_json
+from jetlab.utils.atomic import atomic_write_json
+from jetlab.utils.plotting import pyplot, save_png
 
 __all__ = ["format_summary", "half_sample_mode", "jet_observables", "jet_summary", "plot_jets"]
 
@@ -116,10 +117,7 @@ _HISTOGRAMS = {
 
 def plot_jets(path, out) -> list[Path]:
     """Write per-class histograms and the average jet image per class; return the PNG paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,8 +137,8 @@ def plot_jets(path, out) -> list[Path]:
         ax.set_ylabel("density")
         ax.legend(title="class")
         fig.tight_layout()
-        written.append(_save(fig, out / f"{key}.png"))
-        plt.close(fig)
+        save_png(fig, out / f"{key}.png", dpi=110)
+        written.append(out / f"{key}.png")
 
     jets = open_jets(path)
     if jets.has_images:
@@ -159,13 +157,7 @@ def plot_jets(path, out) -> list[Path]:
             ax.set_ylabel(r"$\phi_{rot}$")
         fig.suptitle(r"average jet image, $\log_{10}$ ($p_T$ / GeV + $10^{-3}$), centred and rotated")
         fig.tight_layout()
-        written.append(_save(fig, out / "average_images.png"))
-        plt.close(fig)
+        save_png(fig, out / "average_images.png", dpi=110)
+        written.append(out / "average_images.png")
     atomic_write_json(out / "plots.json", numbers)
     return written
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path

@@ -13,25 +13,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from jetlab.utils.atomic import atomic_path
+from jetlab.utils.plotting import pyplot, save_png
 
 __all__ = ["plot_roc", "plot_roc_comparison", "plot_training_curve"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _roc_axes(ax, title: str) -> None:
@@ -50,7 +34,7 @@ def plot_roc(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], 
     """One-vs-rest ROC of every class: labels (N,), probs (N, C)."""
     from jetlab.metrics.tagging import one_vs_rest_rocs, roc_auc
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, curve in zip(class_names, one_vs_rest_rocs(labels, probs)):
         if curve is None:
@@ -58,7 +42,7 @@ def plot_roc(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], 
         fpr, tpr = curve
         ax.plot(tpr[1:], fpr[1:], label=f"{name} tagger, AUC = {100 * roc_auc(fpr, tpr):.1f}%")
     _roc_axes(ax, title or "one-vs-rest ROC")
-    _save(fig, path)
+    save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_roc_comparison(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike,
@@ -66,12 +50,12 @@ def plot_roc_comparison(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], pat
     """ROC of several models for one class: ``curves`` maps model label -> (fpr, tpr)."""
     from jetlab.metrics.tagging import roc_auc
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for label, (fpr, tpr) in curves.items():
         ax.plot(tpr[1:], fpr[1:], label=f"{label}, AUC = {100 * roc_auc(fpr, tpr):.1f}%")
     _roc_axes(ax, title)
-    _save(fig, path)
+    save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.PathLike, *, title: str = "") -> None:
@@ -80,7 +64,7 @@ def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.P
     ``history`` holds one mapping per epoch with keys ``epoch``, ``train_loss``,
     ``val_loss`` and optionally ``train_accuracy``, ``val_accuracy``, ``lr``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
@@ -101,4 +85,4 @@ def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.P
     ax_acc.legend()
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_png(fig, path, dpi=120, bbox_inches="tight")

@@ -23,7 +23,8 @@ import os
 
 import numpy as np
 
-from jetlab.utils.atomic import atomic_path
+from jetlab.data.layout import IMAGE_EXTENT, IMAGE_PIXELS
+from jetlab.utils.plotting import pyplot, save_png
 
 __all__ = [
     "jet_relative_kinematics",
@@ -32,25 +33,6 @@ __all__ = [
     "plot_jet_feature_histograms",
     "plot_point_cloud_comparison",
 ]
-
-_IMAGE_EXTENT = 0.8
-_IMAGE_PIXELS = 100
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
-    _pyplot().close(fig)
-
 
 def jet_relative_kinematics(points: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """Jet-level features of relative point sets, treating particles as massless.
@@ -75,12 +57,12 @@ def jet_relative_kinematics(points: np.ndarray, mask: np.ndarray) -> dict[str, n
 
 def jet_images(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """pT_rel-weighted images (N, 100, 100) over eta_rel, phi_rel in [-0.8, 0.8] (rows = eta)."""
-    edges = np.linspace(-_IMAGE_EXTENT, _IMAGE_EXTENT, _IMAGE_PIXELS + 1)
+    edges = np.linspace(-IMAGE_EXTENT, IMAGE_EXTENT, IMAGE_PIXELS + 1)
     n = len(points)
-    images = np.zeros((n, _IMAGE_PIXELS, _IMAGE_PIXELS), dtype=np.float64)
-    ieta = np.clip(np.digitize(points[..., 0], edges) - 1, 0, _IMAGE_PIXELS - 1)
-    iphi = np.clip(np.digitize(points[..., 1], edges) - 1, 0, _IMAGE_PIXELS - 1)
-    inside = mask & (np.abs(points[..., 0]) < _IMAGE_EXTENT) & (np.abs(points[..., 1]) < _IMAGE_EXTENT)
+    images = np.zeros((n, IMAGE_PIXELS, IMAGE_PIXELS), dtype=np.float64)
+    ieta = np.clip(np.digitize(points[..., 0], edges) - 1, 0, IMAGE_PIXELS - 1)
+    iphi = np.clip(np.digitize(points[..., 1], edges) - 1, 0, IMAGE_PIXELS - 1)
+    inside = mask & (np.abs(points[..., 0]) < IMAGE_EXTENT) & (np.abs(points[..., 1]) < IMAGE_EXTENT)
     jet_index = np.broadcast_to(np.arange(n)[:, None], mask.shape)
     np.add.at(images, (jet_index[inside], ieta[inside], iphi[inside]), points[..., 2][inside])
     return images
@@ -99,11 +81,11 @@ def plot_jet_images(
     """Mean jet image and ``n_single`` single jets, real (top row) vs generated (bottom row)."""
     from matplotlib.colors import LogNorm
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = [("real", jet_images(real, real_mask)), ("generated", jet_images(generated, generated_mask))]
     cols = 1 + n_single
     fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols, 6.0), squeeze=False)
-    extent = (-_IMAGE_EXTENT, _IMAGE_EXTENT, -_IMAGE_EXTENT, _IMAGE_EXTENT)
+    extent = (-IMAGE_EXTENT, IMAGE_EXTENT, -IMAGE_EXTENT, IMAGE_EXTENT)
     for row, (name, images) in enumerate(rows):
         panels = [("mean", images.mean(0))] + [(f"jet {i}", images[i]) for i in range(min(n_single, len(images)))]
         for col in range(cols):
@@ -122,7 +104,7 @@ def plot_jet_images(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, dpi=90, bbox_inches="tight")
 
 
 def plot_jet_feature_histograms(
@@ -135,7 +117,7 @@ def plot_jet_feature_histograms(
     title: str = "",
 ) -> None:
     """Particle eta_rel, phi_rel, pT_rel and jet mass, pT, multiplicity: real vs generated."""
-    plt = _pyplot()
+    plt = pyplot()
     real_jet = jet_relative_kinematics(real, real_mask)
     gen_jet = jet_relative_kinematics(generated, generated_mask)
     panels = [
@@ -168,7 +150,7 @@ def plot_jet_feature_histograms(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, dpi=90, bbox_inches="tight")
 
 
 def plot_point_cloud_comparison(
@@ -186,7 +168,7 @@ def plot_point_cloud_comparison(
     Points are (x, y, intensity) with y drawn downwards like an image; marker colour and
     size follow the intensity. Axis limits are shared and taken from the real points.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if real_mask is None:
         real_mask = np.ones(real.shape[:2], dtype=bool)
     if generated_mask is None:
@@ -215,4 +197,4 @@ def plot_point_cloud_comparison(
                 ax.set_ylabel(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_png(fig, path, dpi=90, bbox_inches="tight")
