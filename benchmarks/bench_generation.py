@@ -72,7 +72,7 @@ def relative_point_sets(jets: list[np.ndarray], n_particles: int) -> tuple[np.nd
 
 def train_tiny_runs(jets, jet_class: str, n_particles: int, workdir: Path) -> list[Path]:
     """A VAE and a GAN (default architectures) trained for one epoch on the baseline's jets."""
-    from jetlab.data import write_jetnet_file
+    from jetlab.io import write_jetnet_file
     from jetlab.training.fastsim import FastsimConfig, train_fastsim
 
     points, mask = relative_point_sets(jets, n_particles)

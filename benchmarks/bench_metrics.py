@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 import torch
-
 from _timing import timed  # benchmarks/_timing.py, beside this script
 
 from jetlab.losses import nnd_loss

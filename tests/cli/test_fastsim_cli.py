@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from jetlab.cli.main import main
-from jetlab.data import open_jets, write_jetnet_file
-from jetlab.data.layout import CLASS_NAMES
-
+from jetlab.io import open_jets, write_jetnet_file
+from jetlab.io.layout import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")

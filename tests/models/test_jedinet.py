@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jetlab.models import DenseJEDINet, DenseJEDINetSumO, JEDINet, JEDINetSumO, build_tagger
+from jetlab.models import (
+    DenseJEDINet,
+    DenseJEDINetSumO,
+    JEDINet,
+    JEDINetSumO,
+    build_tagger,
+)
 from jetlab.models.jedinet import PAPER_HYPERPARAMETERS
 
 SMALL = {"hidden": 8, "edge_dim": 3, "object_dim": 4}

@@ -19,7 +19,6 @@ from jetlab.models.mpgan import (
 )
 
 
-
 def _padded_batch(batch=4, n=7, features=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, n, features, generator=g)

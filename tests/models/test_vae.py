@@ -12,7 +12,6 @@ from jetlab.losses import nnd_loss
 from jetlab.models.vae import SetVAE, kl_divergence, relative_jet_mass_pt, vae_loss
 
 
-
 def _padded_batch(batch=4, n=8, features=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, n, features, generator=g) * 2 - 1

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from jetlab.data import open_jets, write_jetnet_file
-from jetlab.data.layout import CLASS_NAMES
+from jetlab.io import open_jets, write_jetnet_file
 from jetlab.errors import InputError, JetlabError
+from jetlab.io.layout import CLASS_NAMES
 from jetlab.training.fastsim import (
     FastsimConfig,
     Normalisation,
@@ -312,7 +312,11 @@ def test_trains_on_an_hls4ml_directory_of_pythia_jets(tmp_path, tiny_jets_dir):
 
 def test_sample_plot_helpers_against_hand_computed_values(tmp_path):
     from jetlab.metrics.generation import jet_mass
-    from jetlab.metrics.sample_plots import jet_images, jet_relative_kinematics, plot_jet_feature_histograms
+    from jetlab.viz.samples import (
+        jet_images,
+        jet_relative_kinematics,
+        plot_jet_feature_histograms,
+    )
 
     # pixels are 0.016 wide from -0.8: (eta, phi) = (0.001, -0.79) is row (0.801 / 0.016 = 50.06) 50, column 0
     points = np.array([[[0.001, -0.79, 0.6], [0.9, 0.0, 0.3], [0.0, 0.0, 0.0]]], np.float32)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from jetlab.data import open_jets
-from jetlab.training.tagger import TaggerTrainConfig, compare_runs, evaluate_tagger, load_tagger, train_tagger
+from jetlab.io import open_jets
+from jetlab.training.tagger import (
+    TaggerTrainConfig,
+    compare_runs,
+    evaluate_tagger,
+    load_tagger,
+    train_tagger,
+)
 from jetlab.utils.config import load_config
 
 

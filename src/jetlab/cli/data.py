@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from jetlab.data.layout import CLASS_NAMES, SUPPORTED_PARTICLES
+from jetlab.io.layout import CLASS_NAMES, SUPPORTED_PARTICLES
 
 __all__ = ["register"]
 
@@ -57,14 +57,14 @@ def _generate(args) -> int:
 
 
 def _info(args) -> int:
-    from jetlab.data.summary import jet_summary, format_summary
+    from jetlab.data.summary import format_summary, jet_summary
 
     print(format_summary(jet_summary(args.path)))
     return 0
 
 
 def _plot(args) -> int:
-    from jetlab.data.summary import plot_jets
+    from jetlab.viz.data import plot_jets
 
     written = plot_jets(args.path, args.out)
     for path in written:

@@ -47,7 +47,10 @@ def register_mnist(subparsers) -> argparse.ArgumentParser:
 def run_mnist(args: argparse.Namespace) -> int:
     import time
 
-    from jetlab.data.mnist import build_mnist_points, load_mnist_points, plot_point_clouds
+    from jetlab.data.mnist import (
+        build_mnist_points,
+        load_mnist_points,
+    )
     from jetlab.errors import JetlabError
 
     if args.points is not None and args.points < 1:
@@ -58,6 +61,8 @@ def run_mnist(args: argparse.Namespace) -> int:
     path = build_mnist_points(args.kind, args.out, idx_dir=args.idx, limit=args.limit,
                               n_points=args.points, workers=args.workers)
     elapsed = time.perf_counter() - start
+    from jetlab.viz.samples import plot_point_clouds
+
     points, mask, labels = load_mnist_points(path)
     print(f"wrote {path}: {len(labels)} digits x {points.shape[1]} points "
           f"({mask.sum(1).float().mean():.1f} real on average) in {elapsed:.1f} s")

@@ -109,7 +109,12 @@ def _given(args) -> dict:
 
 
 def _train(args) -> int:
-    from jetlab.training.fastsim import CONFIG_NAME, FastsimConfig, load_run_config, train_fastsim
+    from jetlab.training.fastsim import (
+        CONFIG_NAME,
+        FastsimConfig,
+        load_run_config,
+        train_fastsim,
+    )
     from jetlab.utils.config import load_config
 
     run_dir = Path(args.out)

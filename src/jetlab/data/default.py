@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from jetlab.data.layout import CLASS_NAMES
+from jetlab.io.layout import CLASS_NAMES
 from jetlab.utils.cache import cache_dir
 
 __all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir"]

@@ -18,7 +18,7 @@ no neutrinos) of a whole batch is clustered in one FastJet call (anti-kT, R = 0.
 A jet is kept when it lies within ΔR < 0.8 of a parton/boson/top of its class
 (the last copy in the event record, i.e. the one that decays or hadronises) and has
 800 < pT < 1200 GeV and |η| < 2.5. Each kept jet becomes one row of each hls4ml array
-(:func:`jetlab.data.features.jet_arrays`).
+(:func:`jetlab.physics.particles.jet_arrays`).
 
 Parallelism and reproducibility: the jets of a class are produced in *blocks* of
 :data:`BLOCK_JETS`; block ``b`` of class ``c`` is generated from the Pythia seed
@@ -41,8 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jetlab.data.layout import CLASS_NAMES, MAX_JETS_PER_FILE, SUPPORTED_PARTICLES
 from jetlab.errors import InputError, JetlabError
+from jetlab.io.layout import CLASS_NAMES, MAX_JETS_PER_FILE, SUPPORTED_PARTICLES
+from jetlab.physics.kinematics import delta_r
 from jetlab.utils.atomic import atomic_path, atomic_write_json
 from jetlab.utils.progress import progress
 
@@ -117,7 +118,7 @@ class JetGenerator:
     def __init__(self, jet_class: str, n_particles: int, settings: GeneratorSettings = GeneratorSettings()):
         import pythia8mc
 
-        from jetlab.data.substructure import import_fastjet
+        from jetlab.physics.substructure import import_fastjet
 
         fastjet = import_fastjet()  # without its start-up banner in every worker
         if jet_class not in PROCESSES:
@@ -137,7 +138,7 @@ class JetGenerator:
     def generate(self, n_jets: int, seed: int) -> dict[str, np.ndarray]:
         """``n_jets`` matched jets: {"constituents", "jets", "images"} arrays, and "events",
         the number of Pythia events they took."""
-        from jetlab.data.features import jet_arrays
+        from jetlab.physics.particles import jet_arrays
 
         self.pythia.rndm.init(seed)
         cons, rows, images = [], [], []
@@ -179,7 +180,7 @@ class JetGenerator:
         import awkward as ak
         import fastjet
 
-        from jetlab.data.features import pt_eta_phi
+        from jetlab.physics.kinematics import pt_eta_phi
 
         s = self.settings
         particles = batch.prt
@@ -205,8 +206,7 @@ class JetGenerator:
                 continue
             j_pt, j_eta, j_phi = pt_eta_phi(jp)
             t_pt, t_eta, t_phi = pt_eta_phi(tp)
-            dphi = np.pi - np.abs(np.pi - np.abs(j_phi[:, None] - t_phi[None, :]) % (2 * np.pi))
-            dr = np.hypot(j_eta[:, None] - t_eta[None, :], dphi)
+            dr = delta_r(j_eta[:, None], j_phi[:, None], t_eta[None, :], t_phi[None, :])
             used: set[int] = set()
             for t in range(len(tp)):
                 j = int(np.argmin(dr[:, t]))
@@ -278,7 +278,7 @@ def generate_dataset(
     Returns the files, ``MAX_JETS_PER_FILE`` jets at most each. Files already complete
     are kept; a rerun of the same command finishes an interrupted one.
     """
-    from jetlab.data.hls4ml import open_jet_file
+    from jetlab.io.jet_files import open_jet_file
 
     classes = tuple(c.strip().lower() for c in classes)
     bad = [c for c in classes if c not in CLASS_NAMES]
@@ -369,7 +369,7 @@ def generate_dataset(
 
 def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
     """Concatenate a file's finished blocks into one hls4ml file, then drop the blocks."""
-    from jetlab.data.hls4ml import write_hls4ml_file
+    from jetlab.io.jet_files import write_hls4ml_file
 
     parts = [np.load(t[6]) for t in tasks]
     write_hls4ml_file(

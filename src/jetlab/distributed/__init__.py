@@ -2,6 +2,11 @@
 NCCL on GPU). The update rules that use them live in :mod:`jetlab.training.strategies`.
 """
 
-from jetlab.distributed.env import DistContext, detect_launcher, free_port, init_distributed
+from jetlab.distributed.env import (
+    DistContext,
+    detect_launcher,
+    free_port,
+    init_distributed,
+)
 
 __all__ = ["DistContext", "detect_launcher", "free_port", "init_distributed"]

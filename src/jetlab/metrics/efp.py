@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jetlab.physics.kinematics import delta_phi
+
 __all__ = ["EFP_GRAPHS", "EFP_NAMES", "efp_measure", "efps", "efp_from_edges"]
 
 EFP_GRAPHS: tuple[tuple[tuple[int, int], ...], ...] = (
@@ -73,8 +75,7 @@ def efp_measure(particles: np.ndarray, mask: np.ndarray | None = None, *, normed
         total = z.sum(-1, keepdims=True)
         z = np.divide(z, total, out=np.zeros_like(z), where=total != 0)
     d_eta = particles[:, :, None, 0] - particles[:, None, :, 0]
-    d_phi = np.abs(particles[:, :, None, 1] - particles[:, None, :, 1])
-    d_phi = np.pi - np.abs(d_phi - np.pi)
+    d_phi = delta_phi(particles[:, :, None, 1], particles[:, None, :, 1])
     theta2 = d_eta**2 + d_phi**2
     theta = np.sqrt(theta2) if beta == 1 else theta2 ** (beta / 2)
     return z, theta

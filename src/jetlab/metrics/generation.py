@@ -42,6 +42,7 @@ from scipy.stats import wasserstein_distance
 
 from jetlab.errors import JetlabError
 from jetlab.metrics.efp import efps as compute_efps
+from jetlab.physics.kinematics import relative_jet_kinematics
 
 __all__ = [
     "Score",
@@ -131,20 +132,9 @@ def _check_nonnegative_pt(particles: np.ndarray, name: str) -> None:
 
 
 def jet_mass(particles, mask=None) -> np.ndarray:
-    """Relative jet mass (N,) of massless particles (η_rel, φ_rel, pT_rel) (N, P, ≥3).
-
-    :math:`m^2 = (\\sum_i p_{T,i}\\cosh η_i)^2 - (\\sum_i p_{T,i}\\cos φ_i)^2
-    - (\\sum_i p_{T,i}\\sin φ_i)^2 - (\\sum_i p_{T,i}\\sinh η_i)^2`, clipped at 0.
-    """
-    particles = np.asarray(particles, dtype=np.float64)
-    eta, phi, pt = particles[..., 0], particles[..., 1], particles[..., 2]
-    if mask is not None:
-        pt = np.where(mask, pt, 0.0)
-    energy = (pt * np.cosh(eta)).sum(-1)
-    px = (pt * np.cos(phi)).sum(-1)
-    py = (pt * np.sin(phi)).sum(-1)
-    pz = (pt * np.sinh(eta)).sum(-1)
-    return np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0.0))
+    """Relative jet mass (N,) of massless particles (η_rel, φ_rel, pT_rel) (N, P, ≥3)
+    (:func:`jetlab.physics.kinematics.relative_jet_kinematics`)."""
+    return relative_jet_kinematics(np.asarray(particles, dtype=np.float64), mask).mass
 
 
 def jet_features(particles, mask=None) -> np.ndarray:

@@ -5,7 +5,12 @@ all-reduce (:mod:`.strategies`), and the jet-tagger glue behind ``jetlab tagger`
 """
 
 from jetlab.training.checkpoint import load_checkpoint, save_checkpoint
-from jetlab.training.strategies import LocalUpdate, SynchronousAllReduce, UpdateStrategy, make_strategy
+from jetlab.training.strategies import (
+    LocalUpdate,
+    SynchronousAllReduce,
+    UpdateStrategy,
+    make_strategy,
+)
 from jetlab.training.tagger import (
     TaggerTrainConfig,
     compare_runs,
@@ -14,7 +19,13 @@ from jetlab.training.tagger import (
     predict_probabilities,
     train_tagger,
 )
-from jetlab.training.trainer import DatasetSource, FitResult, ShardedBatches, TensorSource, Trainer
+from jetlab.training.trainer import (
+    DatasetSource,
+    FitResult,
+    ShardedBatches,
+    TensorSource,
+    Trainer,
+)
 
 __all__ = [
     "DatasetSource",

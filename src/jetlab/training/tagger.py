@@ -126,7 +126,7 @@ def _seed_everything(seed: int) -> None:
 
 
 def _n_features(input_keys: Sequence[str], particle_features: Sequence[str]) -> int:
-    from jetlab.data.layout import HLF_FEATURES
+    from jetlab.io.layout import HLF_FEATURES
 
     if "particles" in input_keys:
         return len(particle_features)
@@ -216,14 +216,14 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
     returns the metrics dict, the other ranks return None. ``stop_after_epoch`` ends the
     call after that epoch's checkpoint (as if killed; continue with ``resume=True``).
     """
-    from jetlab.data import resolve_jets
+    from jetlab.io import resolve_jets
     from jetlab.distributed.env import init_distributed
-    from jetlab.metrics.plots import plot_roc, plot_training_curve
     from jetlab.metrics.tagging import tagging_metrics
     from jetlab.models import TAGGERS, build_tagger
     from jetlab.training.checkpoint import load_checkpoint
     from jetlab.training.strategies import make_strategy
     from jetlab.training.trainer import ShardedBatches, Trainer
+    from jetlab.viz.tagging import plot_roc, plot_training_curve
 
     config.validate()
     out = Path(out)
@@ -354,10 +354,10 @@ def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: st
     """Metrics of RUN's best model on every jet of ``data``, standardised with the
     *training* statistics stored in model.pt; writes RUN/eval-<name>/{metrics.json, roc.png,
     predictions.npz} (``name`` defaults to the data path's last component)."""
-    from jetlab.data import open_jets
-    from jetlab.data.dataset import JetSplit
-    from jetlab.metrics.plots import plot_roc
+    from jetlab.io import open_jets
+    from jetlab.io.jets import JetSplit
     from jetlab.metrics.tagging import tagging_metrics
+    from jetlab.viz.tagging import plot_roc
 
     run = Path(run)
     model, info = load_tagger(run, device=device)
@@ -400,8 +400,8 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
 
     ``eval_name`` compares RUN/eval-<eval_name>/ results instead of the test split.
     """
-    from jetlab.metrics.plots import plot_roc_comparison
     from jetlab.metrics.tagging import one_vs_rest_rocs
+    from jetlab.viz.tagging import plot_roc_comparison
 
     rows = []
     for run in runs:

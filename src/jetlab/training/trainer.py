@@ -40,7 +40,12 @@ import torch
 from torch import nn
 
 from jetlab.distributed.env import DistContext
-from jetlab.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from jetlab.training.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from jetlab.training.strategies import LocalUpdate, UpdateStrategy
 from jetlab.utils.progress import progress
 

@@ -1,9 +1,13 @@
-"""Small shared helpers: atomic file writing, progress bars, cache location, YAML configs, PNG plots."""
+"""Small shared helpers: atomic file writing, progress bars, cache location, YAML configs."""
 
-from jetlab.utils.atomic import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
+from jetlab.utils.atomic import (
+    atomic_path,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+)
 from jetlab.utils.cache import cache_dir
-from jetlab.utils.config import load_config, save_config, config_from_dict
-from jetlab.utils.plotting import pyplot, save_png
+from jetlab.utils.config import config_from_dict, load_config, save_config
 from jetlab.utils.progress import progress
 
 __all__ = [
@@ -15,7 +19,5 @@ __all__ = [
     "config_from_dict",
     "load_config",
     "progress",
-    "pyplot",
     "save_config",
-    "save_png",
 ]

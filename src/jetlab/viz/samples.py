@@ -20,11 +20,14 @@ Every function writes one PNG atomically and returns nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from jetlab.data.layout import IMAGE_EXTENT, IMAGE_PIXELS
-from jetlab.utils.plotting import pyplot, save_png
+from jetlab.io.layout import IMAGE_EXTENT, IMAGE_PIXELS
+from jetlab.physics.kinematics import image_pixel_index, relative_jet_kinematics
+from jetlab.viz.style import pyplot, save_png
 
 __all__ = [
     "jet_relative_kinematics",
@@ -32,37 +35,23 @@ __all__ = [
     "plot_jet_images",
     "plot_jet_feature_histograms",
     "plot_point_cloud_comparison",
+    "plot_point_clouds",
 ]
 
 def jet_relative_kinematics(points: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Jet-level features of relative point sets, treating particles as massless.
-
-    ``points`` (N, P, 3) = (eta_rel, phi_rel, pT_rel), ``mask`` (N, P). With
-    ``px = pT cos(phi)``, ``py = pT sin(phi)``, ``pz = pT sinh(eta)``, ``E = pT cosh(eta)``
-    summed over real particles: ``mass`` = sqrt(E^2 - |p|^2) (the relative mass m/pT_jet of
-    JetNet), ``pt`` = sqrt(px^2 + py^2), ``n_particles``. Returns arrays of shape (N,).
-    """
-    eta, phi, pt = (points[..., i] * mask for i in range(3))
-    px = (pt * np.cos(phi)).sum(1)
-    py = (pt * np.sin(phi)).sum(1)
-    pz = (pt * np.sinh(eta)).sum(1)
-    energy = (pt * np.cosh(eta)).sum(1)
-    mass2 = energy**2 - px**2 - py**2 - pz**2
-    return {
-        "mass": np.sqrt(np.clip(mass2, 0.0, None)),
-        "pt": np.sqrt(px**2 + py**2),
-        "n_particles": mask.sum(1).astype(np.float64),
-    }
+    """Relative mass m/pT_jet, relative vector-sum pT and multiplicity of point sets (N, P, 3)
+    = (eta_rel, phi_rel, pT_rel) with mask (N, P): arrays (N,) (see
+    :func:`jetlab.physics.kinematics.relative_jet_kinematics`)."""
+    jet = relative_jet_kinematics(points, mask)
+    return {"mass": jet.mass, "pt": jet.pt, "n_particles": mask.sum(1).astype(np.float64)}
 
 
 def jet_images(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """pT_rel-weighted images (N, 100, 100) over eta_rel, phi_rel in [-0.8, 0.8] (rows = eta)."""
-    edges = np.linspace(-IMAGE_EXTENT, IMAGE_EXTENT, IMAGE_PIXELS + 1)
+    """pT_rel-weighted images (N, 100, 100) over eta_rel, phi_rel in [-0.8, 0.8) (rows = eta)."""
     n = len(points)
     images = np.zeros((n, IMAGE_PIXELS, IMAGE_PIXELS), dtype=np.float64)
-    ieta = np.clip(np.digitize(points[..., 0], edges) - 1, 0, IMAGE_PIXELS - 1)
-    iphi = np.clip(np.digitize(points[..., 1], edges) - 1, 0, IMAGE_PIXELS - 1)
-    inside = mask & (np.abs(points[..., 0]) < IMAGE_EXTENT) & (np.abs(points[..., 1]) < IMAGE_EXTENT)
+    ieta, iphi, inside = image_pixel_index(points[..., 0], points[..., 1])
+    inside &= mask
     jet_index = np.broadcast_to(np.arange(n)[:, None], mask.shape)
     np.add.at(images, (jet_index[inside], ieta[inside], iphi[inside]), points[..., 2][inside])
     return images
@@ -198,3 +187,65 @@ def plot_point_cloud_comparison(
     if title:
         fig.suptitle(title, fontsize=10)
     save_png(fig, path, dpi=90, bbox_inches="tight")
+
+
+def plot_point_clouds(points, mask=None, path: str | os.PathLike = "point_clouds.png", *, ncols: int = 8,
+                      labels: Sequence | None = None, title: str | None = None, max_sets: int = 64,
+                      panel_size: float = 1.4) -> Path:
+    """Draw point sets as scatter images in a grid, one panel per set; write a PNG atomically.
+
+    ``points`` (N, P, >=2) array or tensor: column 0 is the horizontal axis, column 1 the
+    vertical one and column 2, when present, the intensity (or pT_rel), shown as marker
+    size and darkness. ``mask`` (N, P) bool (None: all points real). ``labels`` optional
+    per-set panel titles. At most ``max_sets`` sets are drawn. Works for sparse-MNIST
+    digits (x, y, intensity) and for jets (eta_rel, phi_rel, pT_rel) alike.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    points = np.asarray(points.detach().cpu() if hasattr(points, "detach") else points, dtype=np.float64)
+    if points.ndim != 3 or points.shape[2] < 2:
+        raise ValueError(f"points must be (N, P, >=2), got {points.shape}")
+    if mask is None:
+        mask = np.ones(points.shape[:2], dtype=bool)
+    mask = np.asarray(mask.detach().cpu() if hasattr(mask, "detach") else mask, dtype=bool)
+    if labels is not None and hasattr(labels, "tolist"):
+        labels = labels.tolist()
+    n_sets = min(len(points), max_sets)
+    ncols = max(1, min(ncols, n_sets))
+    nrows = max(1, -(-n_sets // ncols))
+    real = points[:n_sets][mask[:n_sets]]
+    if len(real):
+        lo, hi = real[:, :2].min(0), real[:, :2].max(0)
+    else:
+        lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    margin = 0.05 * np.maximum(hi - lo, 1e-6)
+    weight_max = float(real[:, 2].max()) if len(real) and points.shape[2] > 2 and real[:, 2].max() > 0 else 1.0
+
+    fig = Figure(figsize=(panel_size * ncols, panel_size * nrows + (0.4 if title else 0)))
+    FigureCanvasAgg(fig)
+    for i in range(nrows * ncols):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n_sets:
+            ax.axis("off")
+            continue
+        p = points[i][mask[i]]
+        if points.shape[2] > 2:
+            w = np.clip(p[:, 2] / weight_max, 0.0, 1.0)
+            ax.scatter(p[:, 0], p[:, 1], s=4 + 30 * w, c=w, cmap="Greys", vmin=0, vmax=1,
+                       edgecolors="none")
+        else:
+            ax.scatter(p[:, 0], p[:, 1], s=6, c="k", edgecolors="none")
+        ax.set_xlim(lo[0] - margin[0], hi[0] + margin[0])
+        ax.set_ylim(lo[1] - margin[1], hi[1] + margin[1])
+        ax.set_aspect("equal", adjustable="box")
+        if labels is not None:
+            ax.set_title(str(labels[i]), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    save_png(fig, path, dpi=100)
+    return path

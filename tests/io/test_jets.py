@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from jetlab.data import HLF_FEATURES, JET_FEATURES, open_jets, write_hls4ml_file, write_jetnet_file
+from jetlab.io import (
+    HLF_FEATURES,
+    JET_FEATURES,
+    open_jets,
+    write_hls4ml_file,
+    write_jetnet_file,
+)
 from jetlab.errors import InputError
 
 
@@ -129,7 +135,7 @@ def test_writer_leaves_no_partial_file(tmp_path):
 
 
 def test_default_set_is_generated_once_then_reused():
-    from jetlab.data import resolve_jets
+    from jetlab.io import resolve_jets
     from jetlab.data.default import DEFAULT_JETS_PER_CLASS
 
     first = resolve_jets(None, n_particles=30)

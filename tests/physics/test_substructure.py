@@ -1,4 +1,4 @@
-"""Tests of jetlab.data.substructure against naive oracles (explicit loops over pairs and
+"""Tests of jetlab.physics.substructure against naive oracles (explicit loops over pairs and
 triples, a naive kT / C/A / pruning clustering written here), answers by hand, and
 invariances."""
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jetlab.data import substructure as sub
-from jetlab.data.layout import HLF_FEATURES, JET_FEATURES
+from jetlab.physics import substructure as sub
 from jetlab.errors import JetlabError
+from jetlab.io.layout import HLF_FEATURES, JET_FEATURES
 
 COLUMN = {name: i for i, name in enumerate(JET_FEATURES)}
 R0 = 0.8
@@ -470,7 +470,7 @@ def test_degenerate_jets_are_finite(case):
 def test_no_fastjet_banner_in_a_fresh_process():
     src = str(Path(sub.__file__).resolve().parents[2])
     code = (
-        "import numpy as np; from jetlab.data.substructure import jet_substructure as f; "
+        "import numpy as np; from jetlab.physics.substructure import jet_substructure as f; "
         "p = np.array([[10., 1., 3., 10.6], [5., -1., 2., 5.5], [7., 0.5, 1., 7.1]]); f(p); f(p)"
     )
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}

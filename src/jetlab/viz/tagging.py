@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from jetlab.utils.plotting import pyplot, save_png
+from jetlab.viz.style import pyplot, save_png
 
 __all__ = ["plot_roc", "plot_roc_comparison", "plot_training_curve"]
 

@@ -5,7 +5,7 @@ arXiv:1804.06913) stores, per anti-kT R = 0.8 jet, N-subjettiness ratios, energy
 correlation function ratios, groomed masses and multiplicity, for the whole jet and for
 its mMDT-groomed constituents. :func:`jet_substructure` recomputes them from one jet's
 constituents ``p4`` (n, 4) = (px, py, pz, E), n >= 1, and returns a float32 row aligned
-with :data:`jetlab.data.layout.JET_FEATURES` (59 columns; ``j_ptfrac`` and the label
+with :data:`jetlab.io.layout.JET_FEATURES` (59 columns; ``j_ptfrac`` and the label
 columns ``j_g .. j_undef`` are left 0 for the caller).
 
 Conventions (those of FastJet and fastjet-contrib, the tools the published set was made
@@ -81,8 +81,9 @@ import threading
 
 import numpy as np
 
-from jetlab.data.layout import JET_FEATURES, LABEL_COLUMNS
 from jetlab.errors import JetlabError
+from jetlab.io.layout import JET_FEATURES, LABEL_COLUMNS
+from jetlab.physics.kinematics import delta_phi
 
 __all__ = [
     "JET_RADIUS",
@@ -212,14 +213,10 @@ def rapidity_phi(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rapidity, phi
 
 
-def _delta_phi(phi_a, phi_b):
-    return np.remainder(phi_a - phi_b + math.pi, 2 * math.pi) - math.pi
-
-
 def pairwise_delta_r(rapidity: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """(n, n) matrix ``Delta R_ij = sqrt((y_i - y_j)^2 + dphi_ij^2)``, dphi wrapped into [-pi, pi)."""
     dy = rapidity[:, None] - rapidity[None, :]
-    dphi = _delta_phi(phi[:, None], phi[None, :])
+    dphi = delta_phi(phi[:, None], phi[None, :])
     return np.sqrt(dy * dy + dphi * dphi)
 
 
@@ -270,7 +267,7 @@ def _tau_from_axes(pt, rapidity, phi, axes_rapidity, axes_phi, beta, r0) -> floa
     if total <= 0:
         return 0.0
     dy = rapidity[:, None] - axes_rapidity[None, :]
-    dphi = _delta_phi(phi[:, None], axes_phi[None, :])
+    dphi = delta_phi(phi[:, None], axes_phi[None, :])
     min_dr2 = np.min(dy * dy + dphi * dphi, axis=1)
     distance = min_dr2 if beta == 2 else min_dr2 ** (0.5 * beta)
     return float(np.dot(pt, distance) / (total * r0**beta))
@@ -308,7 +305,7 @@ def _nsubjettiness_set(pseudojets, pt, rapidity, phi, r0) -> np.ndarray:
     axes_rapidity = np.array([jet.rap() for jet in axes])
     axes_phi = np.array([jet.phi() for jet in axes])
     dy = rapidity[:, None] - axes_rapidity[None, :]
-    dphi = _delta_phi(phi[:, None], axes_phi[None, :])
+    dphi = delta_phi(phi[:, None], axes_phi[None, :])
     dr2 = dy * dy + dphi * dphi                                 # (n, 1 + 2 + 3)
     starts = np.array([0, 1, 3])[:n_max]
     min_dr2 = np.minimum.reduceat(dr2, starts, axis=1)          # (n, n_max)
@@ -412,8 +409,7 @@ def _condensed_delta_r(rapidity: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Delta R of the C(n, 2) pairs in :class:`_Enumeration` order (phi in [0, 2 pi))."""
     rows, cols = _ENUMERATION.pairs(len(rapidity))
     dy = rapidity[rows] - rapidity[cols]
-    dphi = np.abs(phi[rows] - phi[cols])
-    dphi = np.where(dphi > math.pi, 2 * math.pi - dphi, dphi)
+    dphi = delta_phi(phi[rows], phi[cols])
     return np.sqrt(dy * dy + dphi * dphi)
 
 

@@ -17,8 +17,8 @@ key          shape, dtype   content
 particles    (P, F) float32 chosen particle features, standardised; padded rows exactly 0
 mask         (P,) bool      True for real particles
 image        (1, 100, 100)  jet pT image normalised to unit sum
-hlf          (16,) float32  :data:`~jetlab.data.layout.HLF_FEATURES`, standardised
-label        () int64       index into :data:`~jetlab.data.layout.CLASS_NAMES`
+hlf          (16,) float32  :data:`~jetlab.io.layout.HLF_FEATURES`, standardised
+label        () int64       index into :data:`~jetlab.io.layout.CLASS_NAMES`
 jet          (4,) float32   raw (pT, eta, mass, multiplicity)
 ============ ============== ==============================================================
 """
@@ -31,9 +31,10 @@ from typing import Sequence
 
 import numpy as np
 
-from jetlab.data.hls4ml import JetFile, open_jet_file
-from jetlab.data.layout import CLASS_NAMES, HLF_FEATURES
 from jetlab.errors import InputError
+from jetlab.io.datasets import split_indices
+from jetlab.io.jet_files import JetFile, open_jet_file
+from jetlab.io.layout import CLASS_NAMES, HLF_FEATURES
 
 __all__ = ["INPUT_KEYS", "JetFiles", "JetSplit", "open_jets", "resolve_jets"]
 
@@ -145,8 +146,6 @@ class JetFiles:
         unknown = [k for k in inputs if k not in INPUT_KEYS]
         if unknown:
             raise ValueError(f"unknown input(s) {unknown}; known: {INPUT_KEYS}")
-        if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
-            raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
         if "image" in inputs and not self.has_images:
             raise InputError(self.path, "has no jet images ('jetImage'); the CNN needs them")
         if "hlf" in inputs and self.layout == "jetnet":
@@ -155,10 +154,7 @@ class JetFiles:
         for name in features:
             self.files[0].particle_column(name)  # fails early on an unknown feature name
 
-        order = np.random.default_rng(seed).permutation(self.n_jets)
-        n_train = int(round(fractions[0] * self.n_jets))
-        n_val = int(round(fractions[1] * self.n_jets))
-        parts = [order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]]
+        parts = list(split_indices(self.n_jets, fractions, seed))
         if classes is not None:
             bad = [c for c in classes if c not in CLASS_NAMES]
             if bad:

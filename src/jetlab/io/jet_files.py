@@ -1,4 +1,4 @@
-"""Reading and writing jet files in the hls4ml and JetNet layouts (see :mod:`jetlab.data.layout`).
+"""Reading and writing jet files in the hls4ml and JetNet layouts (see :mod:`jetlab.io.layout`).
 
 :func:`open_jet_file` validates a file once (it is HDF5, has the keys, the shapes agree)
 and returns a :class:`JetFile` that reads rows lazily, so a 2.7 GB directory costs
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jetlab.data.layout import (
+from jetlab.errors import InputError
+from jetlab.io.layout import (
     CLASS_NAMES,
     IMAGE_PIXELS,
     JET_FEATURES,
@@ -25,7 +26,6 @@ from jetlab.data.layout import (
     PARTICLE_FEATURES,
     feature_index,
 )
-from jetlab.errors import InputError
 from jetlab.utils.atomic import atomic_path
 
 __all__ = [

@@ -6,10 +6,9 @@ Everything here works on one jet's constituents given as four-momenta
 relative coordinates are turned back into four-momenta first, see
 :func:`hls4ml_arrays_from_relative`).
 
-Conventions (hls4ml LHC jet dataset, Duarte et al. 2018, Moreno et al. 2019):
+Conventions (hls4ml LHC jet dataset, Duarte et al. 2018, Moreno et al. 2019), beside the
+basic kinematics of :mod:`jetlab.physics.kinematics`:
 
-* pseudorapidity ``eta = asinh(pz / pT)``; ``phi = atan2(py, px)``;
-* ``etarel = eta - eta_jet``, ``phirel = phi - phi_jet`` wrapped to (-pi, pi];
 * ``etarot, phirot``: (etarel, phirel) rotated about the jet axis so that the
   pT-weighted principal axis of the constituents lies along +eta (and the pT-weighted
   third moment along it is positive, fixing the sign);
@@ -24,39 +23,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from jetlab.data.layout import (
-    CLASS_NAMES,
-    IMAGE_EXTENT,
-    IMAGE_PIXELS,
-    JET_FEATURES,
-    PARTICLE_FEATURES,
+from jetlab.io.layout import CLASS_NAMES, IMAGE_PIXELS, JET_FEATURES, PARTICLE_FEATURES
+from jetlab.physics.kinematics import (
+    four_momenta_from_relative,
+    image_pixel_index,
+    pt_eta_phi,
+    wrap_phi,
 )
 
 __all__ = [
     "constituent_features",
-    "four_momenta_from_relative",
     "hls4ml_arrays_from_relative",
     "jet_arrays",
     "jet_image",
     "jet_row",
     "particle_features",
-    "pt_eta_phi",
-    "wrap_phi",
 ]
 
 _J = {name: i for i, name in enumerate(JET_FEATURES)}
-
-
-def wrap_phi(phi: np.ndarray) -> np.ndarray:
-    """Wrap angles to (-pi, pi]."""
-    return np.pi - np.mod(np.pi - phi, 2 * np.pi)
-
-
-def pt_eta_phi(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """pT, pseudorapidity and azimuth of momenta (n, >=3) = (px, py, pz, ...); eta = 0 where pT = 0."""
-    pt = np.hypot(p[:, 0], p[:, 1])
-    eta = np.arcsinh(np.divide(p[:, 2], pt, out=np.zeros(len(p)), where=pt > 0))
-    return pt, eta, np.arctan2(p[:, 1], p[:, 0])
 
 
 def _relative_coordinates(p4: np.ndarray):
@@ -129,10 +113,7 @@ def _rotate_to_principal_axis(x: np.ndarray, y: np.ndarray, w: np.ndarray):
 
 def jet_image(x: np.ndarray, y: np.ndarray, pt: np.ndarray) -> np.ndarray:
     """(100, 100) float32 pT image over [-0.8, 0.8]^2 in (x, y) = (etarot, phirot); row = x bin."""
-    scale = IMAGE_PIXELS / (2 * IMAGE_EXTENT)
-    ix = np.floor((x + IMAGE_EXTENT) * scale).astype(np.int64)
-    iy = np.floor((y + IMAGE_EXTENT) * scale).astype(np.int64)
-    inside = (ix >= 0) & (ix < IMAGE_PIXELS) & (iy >= 0) & (iy < IMAGE_PIXELS)
+    ix, iy, inside = image_pixel_index(x, y)
     flat = np.bincount(ix[inside] * IMAGE_PIXELS + iy[inside], weights=pt[inside], minlength=IMAGE_PIXELS**2)
     return flat.reshape(IMAGE_PIXELS, IMAGE_PIXELS).astype(np.float32)
 
@@ -144,7 +125,7 @@ def jet_row(p4: np.ndarray, *, label: int | None, truth_pt: float | None = None)
     (1 when unknown). ``label`` indexes :data:`CLASS_NAMES`; ``None`` leaves the label
     columns zero.
     """
-    from jetlab.data.substructure import jet_substructure
+    from jetlab.physics.substructure import jet_substructure
 
     row = np.asarray(jet_substructure(np.asarray(p4, dtype=np.float64)), dtype=np.float32).copy()
     if truth_pt:
@@ -165,17 +146,6 @@ def jet_arrays(p4: np.ndarray, n_particles: int, *, label: int | None, truth_pt:
     columns = constituent_features(p4)
     image = jet_image(columns["etarot"], columns["phirot"], columns["pt"])
     return particle_features(p4, n_particles, columns), jet_row(p4, label=label, truth_pt=truth_pt), image
-
-
-def four_momenta_from_relative(etarel, phirel, ptrel, *, jet_pt: float = 1000.0, jet_eta: float = 0.0):
-    """Massless four-momenta (n, 4) from relative coordinates of one jet (JetNet convention).
-
-    pT = ptrel * jet_pt, eta = etarel + jet_eta, phi = phirel (the jet at phi = 0).
-    """
-    pt = np.asarray(ptrel, dtype=np.float64) * jet_pt
-    eta = np.asarray(etarel, dtype=np.float64) + jet_eta
-    phi = np.asarray(phirel, dtype=np.float64)
-    return np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], axis=1)
 
 
 def hls4ml_arrays_from_relative(

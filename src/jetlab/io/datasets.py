@@ -1,0 +1,96 @@
+"""One entry point for every data layout jetlab reads, and the one train/validation/test split.
+
+:func:`open_dataset` looks at a path and opens it with the reader of its layout:
+
+================== =============================================== =========================
+layout             what is at the path                             returned
+================== =============================================== =========================
+``hls4ml``         HDF5 file(s) with ``jetConstituentList``,       :class:`~jetlab.io.jets.JetFiles`
+                   ``jets`` (a directory or one file)
+``jetnet``         HDF5 file(s) with ``particle_features``,        :class:`~jetlab.io.jets.JetFiles`
+                   ``jet_features``
+``mnist-points``   a jetlab point-set file (``points``, ``mask``,  :class:`~jetlab.io.mnist_files.MnistPoints`
+                   ``labels``) or a directory with one
+``mnist-idx``      a directory of MNIST IDX files                  :class:`~jetlab.io.mnist_files.MnistImages`
+================== =============================================== =========================
+
+:func:`split_indices` is the split every task uses (taggers and generators alike): a
+permutation seeded by ``seed`` cut at the cumulative ``fractions``, so a jet's part depends
+only on the seed and the number of jets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from jetlab.errors import InputError
+
+__all__ = ["LAYOUTS", "detect_layout", "open_dataset", "split_indices"]
+
+LAYOUTS = ("hls4ml", "jetnet", "mnist-points", "mnist-idx")
+
+
+def split_indices(n: int, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the train, validation and test parts of ``n`` items (a seeded permutation)."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+
+
+def _h5_keys(path: Path) -> set[str]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            return set(fh.keys())
+    except OSError as exc:
+        raise InputError(path, f"not a readable HDF5 file ({str(exc).splitlines()[0]})") from None
+
+
+def detect_layout(path: str | os.PathLike) -> str:
+    """Which of :data:`LAYOUTS` ``path`` holds (a file or a directory); InputError if none."""
+    from jetlab.io.jet_files import HLS4ML_KEYS, JETNET_KEYS
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(path, "no such file or directory")
+    if path.is_dir():
+        if any(path.glob("*-images*idx3-ubyte*")):
+            return "mnist-idx"
+        files = sorted(p for p in path.iterdir() if p.suffix in (".h5", ".hdf5") and not p.name.startswith("."))
+        if not files:
+            raise InputError(path, "no .h5/.hdf5 files and no MNIST IDX files in this directory")
+        path = files[0]
+    keys = _h5_keys(path)
+    if set(HLS4ML_KEYS) <= keys:
+        return "hls4ml"
+    if set(JETNET_KEYS) <= keys:
+        return "jetnet"
+    if {"points", "mask", "labels"} <= keys:
+        return "mnist-points"
+    raise InputError(path, f"not a layout jetlab reads (keys {', '.join(sorted(keys)) or 'none'}; expected "
+                           "hls4ml jetConstituentList+jets, JetNet particle_features+jet_features, or points+mask+labels)")
+
+
+def open_dataset(path: str | os.PathLike, **options):
+    """Open ``path`` with the reader of its layout (module docstring); ``options`` go to that reader."""
+    layout = detect_layout(path)
+    if layout in ("hls4ml", "jetnet"):
+        from jetlab.io.jets import open_jets
+
+        return open_jets(path, **options)
+    if layout == "mnist-points":
+        from jetlab.io.mnist_files import read_mnist_points
+
+        return read_mnist_points(path, **options)
+    from jetlab.io.mnist_files import MnistImages, load_idx_mnist
+
+    return MnistImages(*load_idx_mnist(path, **options))

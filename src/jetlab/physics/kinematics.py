@@ -1,0 +1,126 @@
+"""Jet kinematics, written once: azimuth wrapping, ΔR, (pT, η, φ) of momenta, relative
+coordinates ↔ four-vectors, the jet mass of a relative point set, and jet-image binning.
+
+Conventions (hls4ml LHC jet data, Duarte et al. arXiv:1804.06913; JetNet, Kansal et al.
+arXiv:2106.11535):
+
+* ``pT = sqrt(px² + py²)``, ``η = asinh(pz / pT)``, ``φ = atan2(py, px)``;
+* relative coordinates of a particle in a jet: ``η_rel = η − η_jet``,
+  ``φ_rel = φ − φ_jet`` wrapped to (−π, π], ``pT_rel = pT / pT_jet``;
+* a massless particle of relative coordinates has ``p = pT_rel (cos φ_rel, sin φ_rel,
+  sinh η_rel)``, ``E = pT_rel cosh η_rel`` in units of the jet pT, so the *relative jet
+  mass* ``m / pT_jet = sqrt((Σ E)² − |Σ p|²)`` is invariant under the η shift and φ
+  rotation that made the coordinates relative.
+
+Functions marked *numpy or torch* take either and return the same kind (torch keeps the
+autograd graph: the VAE's jet-mass loss term calls them on network outputs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from jetlab.io.layout import IMAGE_EXTENT, IMAGE_PIXELS
+
+__all__ = [
+    "RelativeJet",
+    "delta_phi",
+    "delta_r",
+    "four_momenta_from_relative",
+    "image_pixel_index",
+    "pt_eta_phi",
+    "relative_jet_kinematics",
+    "wrap_phi",
+]
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def wrap_phi(phi):
+    """Angles wrapped to (−π, π] (*numpy or torch*)."""
+    lib = _torch() if _is_torch(phi) else np
+    return math.pi - lib.remainder(math.pi - phi, 2 * math.pi)
+
+
+def delta_phi(phi_a, phi_b):
+    """``φ_a − φ_b`` wrapped to (−π, π] (*numpy or torch*, broadcasting)."""
+    return wrap_phi(phi_a - phi_b)
+
+
+def delta_r(eta_a, phi_a, eta_b, phi_b):
+    """``ΔR = sqrt(Δη² + Δφ²)`` with Δφ wrapped (*numpy or torch*, broadcasting)."""
+    lib = _torch() if _is_torch(eta_a) else np
+    return lib.hypot(eta_a - eta_b, delta_phi(phi_a, phi_b))
+
+
+def pt_eta_phi(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pT, pseudorapidity and azimuth of momenta (n, ≥3) = (px, py, pz, ...); η = 0 where pT = 0."""
+    pt = np.hypot(p[:, 0], p[:, 1])
+    eta = np.arcsinh(np.divide(p[:, 2], pt, out=np.zeros(len(p)), where=pt > 0))
+    return pt, eta, np.arctan2(p[:, 1], p[:, 0])
+
+
+def four_momenta_from_relative(etarel, phirel, ptrel, *, jet_pt: float = 1000.0, jet_eta: float = 0.0) -> np.ndarray:
+    """Massless four-momenta (..., 4) = (px, py, pz, E) from relative coordinates (...,).
+
+    pT = ptrel · jet_pt, η = etarel + jet_eta, φ = phirel (the jet at φ = 0).
+    """
+    pt = np.asarray(ptrel, dtype=np.float64) * jet_pt
+    eta = np.asarray(etarel, dtype=np.float64) + jet_eta
+    phi = np.asarray(phirel, dtype=np.float64)
+    return np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], axis=-1)
+
+
+class RelativeJet(NamedTuple):
+    """Jet-level quantities of relative point sets, each (N,), in units of the jet pT."""
+
+    mass: object      #: relative mass m / pT_jet
+    pt: object        #: |Σ p_T| (vector sum) / pT_jet
+    pt_sum: object    #: Σ pT_rel (scalar sum)
+
+
+def relative_jet_kinematics(points, mask=None, columns=(0, 1, 2)) -> RelativeJet:
+    """Mass and pT of jets given as massless particles in relative coordinates (*numpy or torch*).
+
+    ``points`` (N, P, ≥3) with (η_rel, φ_rel, pT_rel) at ``columns``; ``mask`` (N, P) bool
+    (None: every row real). Padded rows count as zero (also their η, φ, so a padded row of
+    garbage cannot overflow ``cosh``). With ``E = Σ pT cosh η``, ``px = Σ pT cos φ``,
+    ``py = Σ pT sin φ``, ``pz = Σ pT sinh η``: ``m = sqrt(max(E² − px² − py² − pz², 0))``;
+    in torch ``m²`` is clamped at 1e-12 instead, so the gradient of m stays finite.
+    """
+    torch_input = _is_torch(points)
+    lib = _torch() if torch_input else np
+    eta, phi, pt = (points[..., c] for c in columns)
+    if mask is not None:
+        eta, phi, pt = (lib.where(mask, v, lib.zeros_like(v)) for v in (eta, phi, pt))
+    energy = (pt * lib.cosh(eta)).sum(-1)
+    px = (pt * lib.cos(phi)).sum(-1)
+    py = (pt * lib.sin(phi)).sum(-1)
+    pz = (pt * lib.sinh(eta)).sum(-1)
+    mass2 = energy * energy - px * px - py * py - pz * pz
+    pt2 = px * px + py * py
+    if torch_input:
+        return RelativeJet(mass2.clamp_min(1e-12).sqrt(), pt2.clamp_min(1e-12).sqrt(), pt.sum(-1))
+    return RelativeJet(np.sqrt(np.maximum(mass2, 0.0)), np.sqrt(pt2), pt.sum(-1))
+
+
+def image_pixel_index(x: np.ndarray, y: np.ndarray, *, extent: float = IMAGE_EXTENT,
+                      pixels: int = IMAGE_PIXELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel of each point in a ``pixels × pixels`` image over [−extent, extent)²:
+    ``(ix, iy, inside)``, int64 indices (row = x bin) and a bool of points inside the image."""
+    scale = pixels / (2 * extent)
+    ix = np.floor((np.asarray(x) + extent) * scale).astype(np.int64)
+    iy = np.floor((np.asarray(y) + extent) * scale).astype(np.int64)
+    inside = (ix >= 0) & (ix < pixels) & (iy >= 0) & (iy < pixels)
+    return ix, iy, inside
+
+
+def _torch():
+    import torch
+
+    return torch
