@@ -40,14 +40,14 @@ def _one_line_error(capsys, argv) -> str:
 
 def test_unknown_model_is_one_line_exit_2(capsys, tmp_path):
     err = _one_line_error(capsys, ["fastsim", "train", "--model", "flow", "--out", str(tmp_path / "r")])
-    assert "flow" in err and "vae or gan" in err
+    assert "invalid choice: 'flow'" in err and "'vae', 'gan'" in err
     assert not (tmp_path / "r").exists()
 
 
 def test_bad_jet_class_is_one_line_exit_2(capsys, tmp_path):
     err = _one_line_error(capsys, ["fastsim", "train", "--model", "gan", "--jet-class", "b",
                                    "--out", str(tmp_path / "r")])
-    assert "'b'" in err and "g, q, w, z, t" in err
+    assert "'b'" in err and "'g', 'q', 'w', 'z', 't'" in err
 
 
 @pytest.mark.parametrize("command", [["sample", "--n", "5", "--out", "x.h5"], ["evaluate"]])
@@ -61,7 +61,7 @@ def test_run_without_checkpoint_and_missing_data_are_one_line(capsys, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     err = _one_line_error(capsys, ["fastsim", "sample", str(empty), "--n", "5", "--out", str(tmp_path / "x.h5")])
-    assert "not a fastsim run" in err
+    assert "not a trained fastsim run" in err
     err = _one_line_error(capsys, ["fastsim", "train", "--data", str(tmp_path / "nowhere"), "--epochs", "1",
                                    "--out", str(tmp_path / "r")])
     assert "nowhere" in err
@@ -92,14 +92,16 @@ def test_train_sample_evaluate_end_to_end(capsys, tmp_path, tiny_gluon_file):
     assert saved["model"] == "gan" and saved["seed"] == 3 and saved["generator_options"]["hidden"] == 16
     history = json.loads((run / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1]
-    assert {"loss_d", "loss_g", "samples_per_s"} <= set(history["epochs"][0])
+    assert {"train_loss_d", "train_loss_g", "train_r1", "jets_per_s"} <= set(history["epochs"][0])
     assert (run / "epoch0001_jet_images.png").is_file() and (run / "epoch0001_histograms.png").is_file()
 
     # training again into the same RUN without --resume is refused; --resume with a new model too
     err = _one_line_error(capsys, argv)
     assert "--resume" in err
-    err = _one_line_error(capsys, [*argv[:3], "vae", *argv[4:], "--resume"])
-    assert "model='gan'" in err
+    err = _one_line_error(capsys, ["fastsim", "train", "--model", "vae", "--out", str(run), "--resume"])
+    assert "model='gan'" in err and "drop --model" in err
+    err = _one_line_error(capsys, [*argv, "--resume"])
+    assert "--config and --resume" in err
     # --resume to 2 epochs continues
     assert main(["fastsim", "train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
     capsys.readouterr()
@@ -122,3 +124,29 @@ def test_train_sample_evaluate_end_to_end(capsys, tmp_path, tiny_gluon_file):
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert set(evaluation["metrics"]["generated"]) >= {"w1m", "w1p", "w1efp", "cov", "mmd", "fpd"}
     assert (run / "evaluation_jet_images.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["gan", "vae"])
+def test_torchrun_trains_a_generator_data_parallel_and_writes_the_run_once(tmp_path, tiny_gluon_file, model):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    done = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "jetlab", "fastsim", "train", "--model", model,
+         "--data", str(tiny_gluon_file), "--jet-class", "g", "--epochs", "2", "--batch-size", "16",
+         "--latent-dim", "4", "--plot-samples", "16", "--metrics-samples", "16", "--threads", "1",
+         "--hp", f"{'vae' if model == 'vae' else 'generator'}.hidden=16", "--out", str(run)],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count(f"trained {model}") == 1  # rank 0 alone reports and writes
+    history = json.loads((run / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert "val_w1m" in history["epochs"][-1]
+    assert (run / "model.pt").is_file() and (run / "final_jet_images.png").is_file()
+    assert sorted(p.name for p in run.glob(".*tmp*")) == []  # no half-written files from a second writer

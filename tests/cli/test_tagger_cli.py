@@ -77,7 +77,7 @@ def test_resuming_another_models_checkpoint_is_a_one_line_error(tiny_jets_dir, t
     assert run_cli("train", "--model", "dnn", "--data", tiny_jets_dir, "--epochs", 1, "--out", out) == 0
     capsys.readouterr()
     message = one_line_error(capsys, run_cli("train", "--model", "gru", "--out", out, "--resume"))
-    assert "checkpoint.pt" in message and "'dnn'" in message and "'gru'" in message
+    assert "was trained with model='dnn'" in message and "drop --model" in message
     assert yaml.safe_load((out / "config.yaml").read_text())["model"] == "dnn"  # run left untouched
     # and a plain rerun into a finished run refuses to overwrite it
     message = one_line_error(capsys, run_cli("train", "--model", "dnn", "--data", tiny_jets_dir, "--out", out))
@@ -95,19 +95,26 @@ def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, content, expected
 
 
 @pytest.mark.slow
-def test_train_without_data_says_it_uses_the_generated_default_set(tmp_path):
+def test_train_without_data_says_it_generates_the_default_set_once(tmp_path):
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "JETLAB_CACHE": str(tmp_path / "cache"), "JETLAB_DEFAULT_JETS_PER_CLASS": "8",
            "JETLAB_NO_PROGRESS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "jetlab", "tagger", "train", "--model", "dnn", "--epochs", "1", "--batch-size", "10",
-         "--threads", "1", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "no --data given: using the default Pythia jet set" in done.stderr
+
+    def train(out):
+        return subprocess.run(
+            [sys.executable, "-m", "jetlab", "tagger", "train", "--model", "dnn", "--epochs", "1", "--batch-size",
+             "10", "--threads", "1", "--out", str(tmp_path / out)],
+            capture_output=True, text=True, timeout=300, env=env,
+        )
+
+    first = train("run")
+    assert first.returncode == 0, first.stderr
+    assert "no --data given: generating the default Pythia jet set" in first.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["dataset_sizes"] == {
         "train": 28, "val": 6, "test": 6}
+    second = train("again")  # the set is cached now: no notice
+    assert second.returncode == 0, second.stderr
+    assert "no --data given" not in second.stderr

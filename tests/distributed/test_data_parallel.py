@@ -1,4 +1,5 @@
-"""Synchronous data parallelism: K processes with batch b take the step of one with K·b."""
+"""Synchronous data parallelism: K processes with batch b take the step of one with K·b, for a
+tagger and for the VAE; the generators train under torchrun and write their run once."""
 
 import os
 import re
@@ -11,9 +12,14 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from jetlab.distributed.env import detect_launcher, free_port, init_distributed
+from jetlab.distributed.env import DistContext, detect_launcher, free_port, init_distributed
+from jetlab.models.vae import SetVAE
+from jetlab.training.batches import ShardedBatches, TensorSource
+from jetlab.training.engine import Engine
+from jetlab.training.point_sets import Normalisation
+from jetlab.training.settings import TrainSettings
 from jetlab.training.strategies import SynchronousAllReduce
-from jetlab.training.trainer import ShardedBatches, TensorSource, Trainer
+from jetlab.training.tasks import ClassifyTask, VAETask
 
 N_TRAIN = 57  # global batch 16: 16, 16, 16, 9 -> the last splits 5 + 4 over two ranks
 
@@ -35,41 +41,73 @@ def _data(n, seed):
     return {"x": torch.randn(n, 6, generator=g) + nn.functional.one_hot(label, 6).float(), "label": label}
 
 
-def _train(context, batch_size, epochs=2):
-    torch.manual_seed(0 if context.rank == 0 else 100 + context.rank)  # DDP must broadcast rank 0's init
+def _classify_task(context):
+    torch.manual_seed(0 if context.rank == 0 else 100 + context.rank)  # all-reduce must broadcast rank 0's init
     model = SmallNet()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    trainer = Trainer(model, optimizer, input_keys=("x",), strategy=SynchronousAllReduce(), context=context,
-                      patience=None)
-    train = ShardedBatches(TensorSource(_data(N_TRAIN, 0)), batch_size, context, shuffle=True, seed=7)
-    val = ShardedBatches(TensorSource(_data(21, 1)), 4, context, shuffle=False, training=False)
-    result = trainer.fit(train, val, epochs)
-    return model, result
+    return ClassifyTask(model, torch.optim.Adam(model.parameters(), lr=1e-2)), _data(N_TRAIN, 0), _data(21, 1)
 
 
-def _worker(rank, world, port, out):
+class NoiselessVAE(SetVAE):
+    """z = μ: the reparameterisation noise drawn on each rank cannot equal one process's draw;
+    everything else of the step (encoder, decoder, NND, KL) is the VAE's."""
+
+    def forward(self, x, mask=None):
+        mu, logvar = self.encode(x, mask)
+        return self.decode(mu), mu, logvar
+
+
+def _point_sets(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    points = torch.rand(n, 7, 3, generator=g)
+    mask = torch.arange(7).expand(n, 7) < torch.randint(3, 8, (n, 1), generator=g)
+    return {"points": torch.where(mask.unsqueeze(-1), points, 0.0), "mask": mask}
+
+
+def _vae_task(context):
+    train, val = _point_sets(N_TRAIN, 0), _point_sets(21, 1)
+    norm = Normalisation.fit(train["points"].numpy(), train["mask"].numpy())
+    torch.manual_seed(0 if context.rank == 0 else 100 + context.rank)
+    vae = NoiselessVAE(7, 3, latent_dim=4, hidden=16, encoder="deepset", existence=True)
+    task = VAETask(vae, torch.optim.Adam(vae.parameters(), lr=1e-2), norm, kind="mnist", n_coords=2, kl_weight=0.1)
+    return task, train, val
+
+
+TASKS = {"classify": _classify_task, "vae": _vae_task}
+
+
+def _train(kind, context, batch_size, epochs=2):
+    task, train_data, val_data = TASKS[kind](context)
+    engine = Engine(task, TrainSettings(epochs=epochs, patience=0, schedule="none"), strategy=SynchronousAllReduce(),
+                    context=context)
+    train = ShardedBatches(TensorSource(train_data), batch_size, context, shuffle=True, seed=7)
+    val = ShardedBatches(TensorSource(val_data), 4, context, shuffle=False, training=False)
+    return task, engine.fit(train, val)
+
+
+def _worker(rank, world, port, out, kind):
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
     context = init_distributed("cpu")
     try:
-        model, result = _train(context, batch_size=8)
-        torch.save({"state": model.state_dict(), "history": result.history}, f"{out}/rank{rank}.pt")
+        task, result = _train(kind, context, batch_size=8)
+        states = {name: module.state_dict() for name, module in task.modules.items()}
+        torch.save({"state": states, "history": result.history}, f"{out}/rank{rank}.pt")
     finally:
         context.shutdown()
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # gloo's "no GPU" notes on some builds
-def test_two_gloo_processes_with_batch_b_match_one_process_with_batch_2b(tmp_path):
-    from jetlab.distributed.env import DistContext
-
-    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    reference, reference_result = _train(DistContext(), batch_size=16)
+@pytest.mark.parametrize("kind", ["classify", "vae"])
+def test_two_gloo_processes_with_batch_b_match_one_process_with_batch_2b(tmp_path, kind):
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path), kind), nprocs=2, join=True)
+    reference, reference_result = _train(kind, DistContext(), batch_size=16)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-    for key, value in reference.state_dict().items():
-        for r in range(2):
-            torch.testing.assert_close(ranks[r]["state"][key], value, rtol=1e-5, atol=1e-6)
-    # all-reduced validation loss equals the one-process loss over the whole split
+    for name, module in reference.modules.items():
+        for key, value in module.state_dict().items():
+            for r in range(2):
+                torch.testing.assert_close(ranks[r]["state"][name][key], value, rtol=1e-5, atol=1e-6)
+    # all-reduced numbers equal the one-process numbers over the whole split
     for h_ref, h_ddp in zip(reference_result.history, ranks[0]["history"]):
         assert h_ddp["val_loss"] == pytest.approx(h_ref["val_loss"], rel=1e-5)
         assert h_ddp["train_loss"] == pytest.approx(h_ref["train_loss"], rel=1e-5)

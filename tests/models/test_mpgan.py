@@ -9,12 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from jetlab.losses import discriminator_loss, generator_loss
 from jetlab.models.mpgan import (
     MessagePassingLayer,
     MPDiscriminator,
     MPGenerator,
-    discriminator_loss,
-    generator_loss,
     masked_mean_max,
 )
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from jetlab.losses import nnd_loss
-from jetlab.models.vae import SetVAE, kl_divergence, relative_jet_mass_pt, vae_loss
+from jetlab.losses import kl_divergence, vae_loss
+from jetlab.models.vae import SetVAE
+from jetlab.physics import relative_jet_kinematics
 
 
 def _padded_batch(batch=4, n=8, features=3, seed=0):
@@ -79,14 +81,14 @@ def test_relative_jet_mass_of_two_particles():
     # two massless particles: m² = 2 pT1 pT2 (cosh Δη − cos Δφ)
     points = torch.tensor([[[0.3, -0.1, 0.6], [-0.2, 0.25, 0.4], [5.0, 5.0, 9.0]]], dtype=torch.float64)
     mask = torch.tensor([[True, True, False]])
-    mass, pt = relative_jet_mass_pt(points, mask)
+    mass, _, pt = relative_jet_kinematics(points, mask)
     expected = math.sqrt(2 * 0.6 * 0.4 * (math.cosh(0.5) - math.cos(0.35)))
     torch.testing.assert_close(mass, torch.tensor([expected], dtype=torch.float64))
     torch.testing.assert_close(pt, torch.tensor([1.0], dtype=torch.float64))
     shifted = points.clone()
     shifted[..., 0] += 1.3
     shifted[..., 1] -= 0.7
-    torch.testing.assert_close(relative_jet_mass_pt(shifted, mask)[0], mass)
+    torch.testing.assert_close(relative_jet_kinematics(shifted, mask).mass, mass)
 
 
 def test_loss_terms_match_their_definitions():
@@ -94,12 +96,11 @@ def test_loss_terms_match_their_definitions():
     x, mask = _padded_batch()
     recon = torch.rand(4, 8, 3)
     mu, logvar = torch.randn(4, 5), torch.randn(4, 5)
-    total, parts = vae_loss(x, mask, recon, mu, logvar, 0.25, n_coords=2, beta_features=2.0,
-                            jet_terms=True, w_mass=3.0, w_pt=0.5)
+    total, parts = vae_loss(x, mask, recon, mu, logvar, 0.25, n_coords=2, beta_features=2.0, w_mass=3.0, w_pt=0.5)
     nnd = nnd_loss(recon, x, None, mask, n_coords=2, beta=2.0)
     kl = kl_divergence(mu, logvar).mean()
-    m_r, pt_r = relative_jet_mass_pt(recon)
-    m_x, pt_x = relative_jet_mass_pt(x, mask)
+    m_r, _, pt_r = relative_jet_kinematics(recon)
+    m_x, _, pt_x = relative_jet_kinematics(x, mask)
     mass, pt = (m_r - m_x).square().mean(), (pt_r - pt_x).square().mean()
     assert parts == pytest.approx({"nnd": float(nnd), "kl": float(kl), "mass": float(mass), "pt": float(pt)})
     torch.testing.assert_close(total, nnd + 0.25 * kl + 3.0 * mass + 0.5 * pt)

@@ -2,76 +2,49 @@
 
 Commands::
 
-    jetlab fastsim train --model vae|gan --data mnist-superpixels|mnist-sparse|jets|DIR
-                         [--jet-class g|q|w|z|t] [--particles 30] --epochs E --out RUN
-                         [--resume] [--batch-size B] [--lr LR] [--device cpu|cuda]
-                         [--config FILE.yaml] [--seed S]
+    jetlab fastsim train --model vae|gan --data jets|mnist-superpixels|mnist-sparse|PATH
+                         [--jet-class g] [--particles 30] --epochs E --out RUN [--resume] ...
+    torchrun --standalone --nproc_per_node=2 -m jetlab fastsim train ...   # data-parallel
     jetlab fastsim sample RUN --n N --out FILE [--format jetnet|hls4ml] [--seed S]
     jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S]
 
-Training procedures, losses and the run directory are described in
-:mod:`jetlab.training.fastsim`.
+Every setting of :class:`~jetlab.training.generator.GeneratorConfig` is a flag; network
+options are ``--hp vae.hidden=128``, ``--hp generator.n_layers=3``,
+``--hp discriminator.hidden=64``. The training procedures and the run directory are
+described in :mod:`jetlab.training.generator`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from jetlab.errors import InputError, JetlabError
+from jetlab.errors import JetlabError
 
 __all__ = ["register"]
 
-_CLASS_CHOICES = ("g", "q", "w", "z", "t")
-
-#: CLI option -> FastsimConfig field, for options that override the config
-_OVERRIDES = {
-    "model": "model",
-    "data": "data",
-    "jet_class": "jet_class",
-    "particles": "particles",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "lr_g": "lr_g",
-    "lr_d": "lr_d",
-    "device": "device",
-    "seed": "seed",
-    "max_train": "max_train",
-    "plot_every": "plot_every",
-    "time_limit": "time_limit_min",
-}
-#: settings a resumed run may change
-_RESUMABLE = ("epochs", "device", "plot_every", "time_limit_min")
+_NETWORKS = ("vae", "generator", "discriminator")
 
 
 def register(subparsers) -> None:
+    from jetlab.cli.settings import add_settings_flags
+    from jetlab.training.generator import GeneratorConfig
+
     train = subparsers.add_parser(
         "train",
         help="train a VAE or MPGAN-style GAN on jets or sparse MNIST",
-        description="Train a generative model of point sets. Writes RUN/config.yaml, RUN/checkpoint.pt "
-        "(every epoch), RUN/history.json and per-epoch sample plots. Options override --config.",
+        description="Train a generative model of point sets (in one process, or data-parallel under "
+                    "torchrun/mpiexec). Writes RUN/config.yaml, RUN/checkpoint.pt (every epoch), RUN/model.pt, "
+                    "RUN/history.json and sample plots. Unset flags take their value from --config (or, with "
+                    "--resume, RUN/config.yaml), else the defaults shown.",
     )
-    train.add_argument("--model", default=None, metavar="{vae,gan}", help="generative model (default gan)")
-    train.add_argument("--data", default=None, metavar="mnist-superpixels|mnist-sparse|jets|PATH",
-                       help="training data: an MNIST point-set kind, 'jets' (jetlab's default generated jets), "
-                            "or a directory of hls4ml files / a JetNet file (default jets)")
-    train.add_argument("--jet-class", default=None, metavar="{g,q,w,z,t}", help="jet class to learn (default g)")
-    train.add_argument("--particles", type=int, default=None, help="leading particles per jet (default 30)")
-    train.add_argument("--epochs", type=int, default=None, help="total epochs (default 10)")
     train.add_argument("--out", required=True, metavar="RUN", help="run directory")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
-    train.add_argument("--batch-size", type=int, default=None)
-    train.add_argument("--lr", type=float, default=None, help="learning rate (VAE; GAN: both lr_g and lr_d unless given)")
-    train.add_argument("--lr-g", type=float, default=None, help="GAN generator learning rate")
-    train.add_argument("--lr-d", type=float, default=None, help="GAN discriminator learning rate")
-    train.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
-    train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (FastsimConfig keys)")
-    train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--max-train", type=int, default=None, help="use at most this many training sets")
-    train.add_argument("--plot-every", type=int, default=None, help="sample plots every k epochs (default 1)")
-    train.add_argument("--time-limit", type=float, default=None, metavar="MIN",
-                       help="stop after the epoch that passes MIN minutes (--resume continues)")
+    train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (GeneratorConfig keys)")
+    train.add_argument("--hp", action="append", default=[], metavar="NET.KEY=VALUE",
+                       help="network option (YAML value), NET one of vae, generator, discriminator; repeatable")
+    train.add_argument("--stop-after-epoch", type=int, metavar="K",
+                       help="end this invocation after epoch K's checkpoint (continue later with --resume)")
+    add_settings_flags(train, GeneratorConfig)
     train.set_defaults(run=_train)
 
     sample = subparsers.add_parser(
@@ -83,7 +56,7 @@ def register(subparsers) -> None:
     sample.add_argument("run_dir", metavar="RUN")
     sample.add_argument("--n", type=int, required=True, help="number of sets to generate")
     sample.add_argument("--out", required=True, metavar="FILE")
-    sample.add_argument("--format", default="jetnet", metavar="{jetnet,hls4ml}", help="jet file layout (default jetnet)")
+    sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"), help="jet file layout")
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(run=_sample)
 
@@ -100,53 +73,50 @@ def register(subparsers) -> None:
     evaluate.set_defaults(run=_evaluate)
 
 
-def _given(args) -> dict:
-    values = {field: getattr(args, opt) for opt, field in _OVERRIDES.items() if getattr(args, opt, None) is not None}
-    if "lr" in values and args.lr_g is None and args.lr_d is None:
-        values.setdefault("lr_g", values["lr"])
-        values.setdefault("lr_d", values["lr"])
-    return values
+def _network_options(items: list[str], base) -> dict:
+    """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``."""
+    from jetlab.cli.settings import parse_hyperparameters
+
+    options: dict = {}
+    for key, value in parse_hyperparameters(items).items():
+        network, dot, name = key.partition(".")
+        if not dot or network not in _NETWORKS or not name:
+            raise JetlabError(f"--hp {key}: expected NET.KEY=VALUE with NET one of {', '.join(_NETWORKS)}")
+        field = f"{network}_options"
+        options.setdefault(field, dict(getattr(base, field)))[name] = value
+    return options
 
 
 def _train(args) -> int:
-    from jetlab.training.fastsim import (
-        CONFIG_NAME,
-        FastsimConfig,
-        load_run_config,
-        train_fastsim,
-    )
+    from jetlab.cli.settings import build_config
+    from jetlab.training.generator import GeneratorConfig, train_generator
     from jetlab.utils.config import load_config
 
-    run_dir = Path(args.out)
-    given = _given(args)
-    if args.model is not None and args.model not in ("vae", "gan"):
-        raise JetlabError(f"--model {args.model!r}: choose vae or gan")
-    if args.jet_class is not None and args.jet_class not in _CLASS_CHOICES:
-        raise JetlabError(f"--jet-class {args.jet_class!r}: choose one of {', '.join(_CLASS_CHOICES)}")
-    if args.resume and (run_dir / CONFIG_NAME).is_file():
-        config = load_run_config(run_dir)
-        for key, value in given.items():
-            if key in _RESUMABLE:
-                setattr(config, key, value)
-            elif getattr(config, key) != value:
-                raise JetlabError(
-                    f"{run_dir}: was trained with {key}={getattr(config, key)!r}; --resume continues it with its own "
-                    f"settings (only {', '.join(_RESUMABLE)} may change), drop the option or use a new --out"
-                )
+    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
+        raise JetlabError(f"--stop-after-epoch must be at least 1, got {args.stop_after_epoch}")
+    if args.resume:
+        from jetlab.training.run_dir import CONFIG_NAME, check_run_dir
+
+        check_run_dir(args.out, resume=True)
+        base = load_config(GeneratorConfig, Path(args.out) / CONFIG_NAME)
     else:
-        if args.resume:
-            if not run_dir.is_dir():
-                raise InputError(run_dir, "no such run directory to resume")
-            raise InputError(run_dir, f"no {CONFIG_NAME} to resume from")
-        config = load_config(FastsimConfig, args.config) if args.config else FastsimConfig()
-        config = dataclasses.replace(config, **given)
-    config.validate(source=args.config or "options")
-    result = train_fastsim(config, run_dir, resume=args.resume)
+        base = load_config(GeneratorConfig, args.config) if args.config else GeneratorConfig()
+    overrides = _network_options(args.hp, base)
+    # --lr sets both GAN learning rates unless they are given
+    if args.lr is not None and (args.model or base.model) == "gan":
+        overrides.setdefault("lr_g", args.lr_g if args.lr_g is not None else args.lr)
+        overrides.setdefault("lr_d", args.lr_d if args.lr_d is not None else args.lr)
+    config = build_config(GeneratorConfig, args, out=args.out, resume=args.resume, overrides=overrides)
+    result = train_generator(config, args.out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
+    if result is None:
+        return 0
     last = result["epochs"][-1] if result["epochs"] else {}
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float) and k not in ("time_s", "samples_per_s"))
+    numbers = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith(("train_", "val_")))
     done = last.get("epoch", 0)
-    print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {run_dir}"
-          + (f" ({losses})" if losses else ""))
+    print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {args.out}"
+          + (f" ({numbers})" if numbers else ""))
+    if not result["finished"]:
+        print(f"stopped before the end; continue with: jetlab fastsim train --out {args.out} --resume")
     if result.get("final_metrics"):
         from jetlab.metrics.generation import format_metrics_table
 
@@ -155,23 +125,21 @@ def _train(args) -> int:
 
 
 def _sample(args) -> int:
-    from jetlab.training.fastsim import write_samples
+    from jetlab.training.generator_run import write_samples
 
-    if args.format not in ("jetnet", "hls4ml"):
-        raise JetlabError(f"--format {args.format!r}: choose jetnet or hls4ml")
     written = write_samples(args.run_dir, args.n, args.out, fmt=args.format, seed=args.seed)
     print(f"wrote {args.n} generated sets: {', '.join(str(p) for p in written)}")
     return 0
 
 
 def _evaluate(args) -> int:
-    from jetlab.training.fastsim import evaluate_run
+    from jetlab.training.generator_run import evaluate_run
 
     if args.n is not None and args.n < 4:
         raise JetlabError(f"--n must be at least 4, got {args.n}")
     result = evaluate_run(args.run_dir, data=args.data, n=args.n, seed=args.seed)
-    print(f"{result['n_generated']} generated vs {result['n_real']} held-out real sets ({result['data']}, epoch {result['epoch']})")
+    print(f"{result['n_generated']} generated vs {result['n_real']} held-out real sets ({result['data']}, "
+          f"epoch {result['epoch']})")
     print(result["table"])
     print(f"wrote {Path(args.run_dir) / 'evaluation.json'} and {', '.join(result['plots'])}")
     return 0
-

@@ -17,55 +17,30 @@ Settings come from the :class:`~jetlab.training.tagger.TaggerTrainConfig` defaul
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from pathlib import Path
+
+from jetlab.errors import JetlabError
 
 __all__ = ["register"]
 
-#: flag dest -> config field, for the flags that map one-to-one onto the config
-_CONFIG_FLAGS = (
-    "model", "data", "particles", "epochs", "batch_size", "lr", "weight_decay", "schedule", "lr_factor",
-    "lr_patience", "patience", "grad_clip", "seed", "split_seed", "strategy", "device", "num_workers",
-    "max_memory_gb", "threads",
-)
-
-
 def register(subparsers) -> None:
+    from jetlab.cli.settings import add_settings_flags
+    from jetlab.training.tagger import TaggerTrainConfig
+
     p = subparsers.add_parser(
         "train", help="train a tagger (in one process, or data-parallel under torchrun/mpiexec)",
         description="Train a jet tagger; writes RUN/{config.yaml, checkpoint.pt, model.pt, metrics.json, "
-                    "roc.png, training_curve.png}. Unset flags take their value from --config (or, with --resume, "
-                    "RUN/config.yaml), else the defaults shown.",
+                    "predictions.npz, roc.png, training_curve.png}. Unset flags take their value from --config (or, "
+                    "with --resume, RUN/config.yaml), else the defaults shown.",
     )
-    p.add_argument("--model", metavar="NAME",
-                   help="tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru (default jedinet)")
-    p.add_argument("--data", metavar="DIR", help="jet files (directory or file); default: the cached default set, "
-                                                 "generated on first use")
-    p.add_argument("--particles", type=int, metavar="N", help="particles per jet (default 30)")
-    p.add_argument("--epochs", type=int, metavar="E", help="maximum epochs (default 20)")
-    p.add_argument("--batch-size", type=int, metavar="B", help="jets per step per process (default 100)")
     p.add_argument("--out", metavar="RUN", help="run directory (default runs/<model>-<particles>)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
     p.add_argument("--config", metavar="FILE.yaml", help="load settings from a YAML file (e.g. a RUN/config.yaml)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--weight-decay", type=float, help="Adam weight decay (default 0)")
-    p.add_argument("--schedule", choices=("plateau", "cosine", "none"), help="learning-rate schedule (default plateau)")
-    p.add_argument("--lr-factor", type=float, help="plateau: multiply lr by this (default 0.5)")
-    p.add_argument("--lr-patience", type=int, help="plateau: epochs without improvement before (default 2)")
-    p.add_argument("--patience", type=int, help="early stopping patience in epochs (default 10)")
-    p.add_argument("--grad-clip", type=float, help="clip the gradient norm to this (default off)")
-    p.add_argument("--seed", type=int, help="seed of weights and batch order (default 0)")
-    p.add_argument("--split-seed", type=int, help="seed of the train/val/test split (default 0)")
-    p.add_argument("--strategy", choices=("auto", "local", "allreduce"), help="update strategy (default auto)")
-    p.add_argument("--num-workers", type=int, help="DataLoader workers for splits read from disk (default 0)")
-    p.add_argument("--max-memory-gb", type=float, help="hold splits in memory up to this size (default 4)")
-    p.add_argument("--threads", type=int, help="torch threads per process")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyperparameter (YAML value), repeatable: --hp hidden=30 --hp edge_dim=10")
     p.add_argument("--stop-after-epoch", type=int, metavar="K",
                    help="end this invocation after epoch K's checkpoint (continue later with --resume)")
+    add_settings_flags(p, TaggerTrainConfig)
     p.set_defaults(run=_train)
 
     p = subparsers.add_parser(
@@ -92,56 +67,38 @@ def register(subparsers) -> None:
     p.set_defaults(run=_compare)
 
 
-def _parse_hyperparameters(items: list[str]) -> dict:
-    import yaml
-
-    from jetlab.errors import JetlabError
-
-    hparams = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise JetlabError(f"--hp {item!r}: expected KEY=VALUE")
-        try:
-            hparams[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise JetlabError(f"--hp {item!r}: value is not valid YAML") from None
-    return hparams
-
-
 def build_train_config(args: argparse.Namespace):
-    """Defaults <- --config file (or RUN/config.yaml when resuming) <- explicit flags."""
+    """Defaults <- --config file (or RUN/config.yaml when resuming) <- explicit flags, --hp."""
+    from jetlab.cli.settings import build_config, parse_hyperparameters
     from jetlab.training.tagger import TaggerTrainConfig
-    from jetlab.utils.config import load_config
 
-    if args.config:
-        config = load_config(TaggerTrainConfig, args.config)
-    elif args.resume and args.out and (Path(args.out) / "config.yaml").is_file():
-        config = load_config(TaggerTrainConfig, Path(args.out) / "config.yaml")
-    else:
-        config = TaggerTrainConfig()
-    changes = {name: getattr(args, name) for name in _CONFIG_FLAGS if getattr(args, name, None) is not None}
+    out = args.out or f"runs/{args.model or TaggerTrainConfig.model}-{args.particles or TaggerTrainConfig.particles}"
+    overrides = {}
     if args.hp:
-        changes["hparams"] = {**config.hparams, **_parse_hyperparameters(args.hp)}
-    if "model" in changes and changes["model"] != config.model and not args.hp:
-        changes.setdefault("hparams", {})  # another model's hyperparameters do not carry over
-    config = dataclasses.replace(config, **changes)
-    config.validate()
-    return config
+        overrides["hparams"] = parse_hyperparameters(args.hp)
+        if not args.resume:
+            base = TaggerTrainConfig()
+            if args.config:
+                from jetlab.utils.config import load_config
+
+                base = load_config(TaggerTrainConfig, args.config)
+            overrides["hparams"] = {**base.hparams, **overrides["hparams"]}
+    return build_config(TaggerTrainConfig, args, out=out, resume=args.resume, overrides=overrides), out
 
 
 def _train(args: argparse.Namespace) -> int:
     from jetlab.training.tagger import train_tagger
 
-    config = build_train_config(args)
-    out = args.out or f"runs/{config.model}-{config.particles}"
+    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
+        raise JetlabError(f"--stop-after-epoch must be at least 1, got {args.stop_after_epoch}")
+    config, out = build_train_config(args)
     metrics = train_tagger(config, out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
     if metrics is not None:
         aucs = ", ".join(f"{c} {v['auc']:.3f}" for c, v in metrics["per_class"].items() if v["auc"] is not None)
         print(f"{config.model}: test accuracy {metrics['accuracy']:.3f}; AUC {aucs}; "
               f"{metrics['epochs_run']} epochs in {metrics['training_time_s']:.1f} s -> {out}/metrics.json")
-    elif args.stop_after_epoch is not None and _is_main():
-        print(f"stopped after epoch {args.stop_after_epoch}; continue with --out {out} --resume")
+    elif _is_main():
+        print(f"stopped before the end; continue with: jetlab tagger train --out {out} --resume")
     return 0
 
 
@@ -152,7 +109,7 @@ def _is_main() -> bool:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from jetlab.training.tagger import evaluate_tagger
+    from jetlab.training.tagger_eval import evaluate_tagger
 
     metrics = evaluate_tagger(args.run_dir, args.data, name=args.name, device=args.device, batch_size=args.batch_size)
     aucs = ", ".join(f"{c} {v['auc']:.3f}" for c, v in metrics["per_class"].items() if v["auc"] is not None)
@@ -165,7 +122,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from jetlab.training.tagger import compare_runs
+    from jetlab.training.tagger_eval import compare_runs
 
     table = compare_runs(args.runs, out=args.out, eval_name=args.eval_name)
     sys.stdout.write(table + "\n")

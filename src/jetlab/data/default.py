@@ -16,7 +16,7 @@ from pathlib import Path
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.utils.cache import cache_dir
 
-__all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir"]
+__all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir", "default_jets_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,20 @@ DEFAULT_SEED = 20191
 _DONE = ".complete"
 
 
+def _path(n_particles: int) -> Path:
+    return cache_dir("jets") / f"default-{n_particles}p-{DEFAULT_JETS_PER_CLASS}"
+
+
+def default_jets_ready(n_particles: int = 30) -> bool:
+    """True when the default set of ``n_particles`` is generated and cached already."""
+    return (_path(n_particles) / _DONE).exists()
+
+
 def default_jets_dir(n_particles: int = 30) -> Path:
     """The default set's directory, generating it first if needed."""
     from jetlab.data.generate import generate_dataset
 
-    path = cache_dir("jets") / f"default-{n_particles}p-{DEFAULT_JETS_PER_CLASS}"
+    path = _path(n_particles)
     if not (path / _DONE).exists():
         log.info(
             "generating the default jet set (%d jets per class, %d particles) into %s; this happens once",

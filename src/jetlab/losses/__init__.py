@@ -1,6 +1,18 @@
-"""Losses for set generation: the nearest-neighbour-distance (NND) loss (see
-:mod:`jetlab.losses.nnd` for the formula and shapes)."""
+"""Training losses, the only home of the losses training calls: the nearest-neighbour-distance
+loss for sets (:mod:`.nnd`), the set-VAE loss (:mod:`.vae`) and the GAN losses (:mod:`.gan`).
+Classification uses ``torch.nn.functional.cross_entropy`` directly."""
 
+from jetlab.losses.gan import GAN_LOSSES, discriminator_loss, generator_loss, r1_penalty
 from jetlab.losses.nnd import NNDLoss, nnd_loss
+from jetlab.losses.vae import kl_divergence, vae_loss
 
-__all__ = ["nnd_loss", "NNDLoss"]
+__all__ = [
+    "GAN_LOSSES",
+    "NNDLoss",
+    "discriminator_loss",
+    "generator_loss",
+    "kl_divergence",
+    "nnd_loss",
+    "r1_penalty",
+    "vae_loss",
+]

@@ -41,13 +41,28 @@ def activation_function(name: str) -> Callable[[torch.Tensor, bool], torch.Tenso
         raise JetlabError(f"unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}") from None
 
 
-def check_hyperparameters(model_name: str, given: dict, known: Sequence[str]) -> None:
-    """Raise :class:`JetlabError` naming the hyperparameters of ``given`` not in ``known``."""
+def check_hyperparameters(model_name: str, given: dict, known: dict) -> None:
+    """Raise :class:`JetlabError` naming a hyperparameter of ``given`` not in ``known`` (name ->
+    default), or one whose value is not of its default's kind (a number for a number, a
+    string for a string, ...), e.g. ``--hp hidden=abc``."""
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise JetlabError(
             f"{model_name}: unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
+    for name, value in given.items():
+        default = known[name]
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) == isinstance(default, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and (isinstance(value, int) or not isinstance(default, int))
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise JetlabError(f"{model_name}: hyperparameter {name} must be a {type(default).__name__} "
+                              f"like its default {default!r}, got {value!r}")
 
 
 def init_tagger(model: nn.Module, n_particles: int, n_features: int, n_classes: int, given: dict) -> dict:

@@ -13,14 +13,8 @@ with D features each and whose decoder emits a fixed-size set (DESIGN.md, "Gener
   ``(mu, logvar)`` of the latent ``z`` (B, latent_dim). Padded points never enter.
 * **decoder** ``"mlp"``: ``z -> MLP -> (B, N, D')``; ``"pointwise"``: a shared MLP on
   ``[z; e_i]`` for N learned point embeddings e_i. D' = D, or D + 1 with ``existence=True``.
-* **loss** (:func:`vae_loss`):
-  ``L = NND(recon, x) + β_KL KL(q(z|x) || N(0, 1))`` with
-  ``KL = ½ Σ_k (mu_k² + exp(logvar_k) − 1 − logvar_k)`` (per set, batch mean) and the NND
-  of :func:`jetlab.losses.nnd_loss` (nearest neighbours by the first ``n_coords`` features,
-  the others compared with weight ``beta_features``). For jets with features
-  (eta_rel, phi_rel, pT_rel), ``jet_terms=True`` adds
-  ``w_mass (m_rel(recon) − m_rel(x))² + w_pt (Σ pT_rel(recon) − Σ pT_rel(x))²`` with the
-  relative jet mass of massless constituents, :func:`relative_jet_mass_pt`.
+* **loss**: :func:`jetlab.losses.vae_loss` (NND + β KL, optional jet-mass and jet-pT terms,
+  existence term).
 
 Which generated points are real (``existence``):
 
@@ -45,7 +39,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jetlab.models.mpgan import (
@@ -56,7 +49,7 @@ from jetlab.models.mpgan import (
     masked_mean_max,
 )
 
-__all__ = ["ENCODERS", "DECODERS", "SetVAE", "kl_divergence", "relative_jet_mass_pt", "vae_loss"]
+__all__ = ["ENCODERS", "DECODERS", "SetVAE"]
 
 ENCODERS = ("interaction", "deepset")
 DECODERS = ("mlp", "pointwise")
@@ -169,81 +162,3 @@ class SetVAE(nn.Module):
                         device=generator.device if generator is not None else device).to(device)
         points, mask = self.split_output(self.decode(z))
         return (points, mask) if return_mask else points
-
-
-def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) summed over the latent dimensions: (B, L) -> (B,)."""
-    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
-
-
-def relative_jet_mass_pt(points: Tensor, mask: Tensor | None = None, index: Sequence[int] = (0, 1, 2)
-                         ) -> tuple[Tensor, Tensor]:
-    """Jet mass and summed pT of massless constituents, both in units of the jet pT.
-
-    ``points`` (B, N, >=3) with (eta_rel, phi_rel, pT_rel) at columns ``index``. With
-    ``p_i = pT_i (cos φ_i, sin φ_i, sinh η_i)``, ``E_i = pT_i cosh η_i``:
-    ``m_rel² = (Σ E_i)² − |Σ p_i|²`` (invariant under the η shift and φ rotation of the
-    relative coordinates). Returns (m_rel (B,), Σ pT_rel (B,)).
-    """
-    eta, phi, pt = (points[..., k] for k in index)
-    if mask is not None:
-        pt = torch.where(mask, pt, torch.zeros_like(pt))
-        eta = torch.where(mask, eta, torch.zeros_like(eta))
-        phi = torch.where(mask, phi, torch.zeros_like(phi))
-    energy = (pt * torch.cosh(eta)).sum(1)
-    px = (pt * torch.cos(phi)).sum(1)
-    py = (pt * torch.sin(phi)).sum(1)
-    pz = (pt * torch.sinh(eta)).sum(1)
-    mass2 = energy.square() - px.square() - py.square() - pz.square()
-    return mass2.clamp_min(1e-12).sqrt(), pt.sum(1)
-
-
-def _top_count_mask(scores: Tensor, counts: Tensor) -> Tensor:
-    """True at the ``counts[b]`` largest ``scores[b]``: (B, N), (B,) -> (B, N) bool."""
-    rank = scores.argsort(dim=1, descending=True).argsort(dim=1)
-    return rank < counts.unsqueeze(1)
-
-
-def vae_loss(x: Tensor, mask: Tensor | None, recon: Tensor, mu: Tensor, logvar: Tensor, beta_kl: float = 1.0, *,
-             n_coords: int | None = None, beta_features: float = 1.0, jet_terms: bool = False,
-             w_mass: float = 1.0, w_pt: float = 1.0, jet_index: Sequence[int] = (0, 1, 2),
-             w_existence: float = 1.0) -> tuple[Tensor, dict[str, float]]:
-    """SetVAE loss (module docstring): NND + beta_kl KL [+ jet mass/pT terms] [+ existence].
-
-    x (B, P, D) with mask (B, P) (None: all real); recon (B, N, D) or (B, N, D + 1) from a
-    model with ``existence=True`` (recognised by the extra column); mu, logvar (B, L).
-    ``n_coords``/``beta_features`` go to :func:`jetlab.losses.nnd_loss`. Every term is a
-    batch mean. Returns (total, {"nnd", "kl", ["mass", "pt"], ["existence"]} as floats).
-    """
-    from jetlab.losses import nnd_loss
-
-    if mask is None:
-        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-    n_features = x.shape[-1]
-    if recon.shape[-1] == n_features + 1:
-        logits = recon[..., -1]
-        points = recon[..., :-1]
-        counts = mask.sum(1).clamp_max(recon.shape[1])
-        recon_mask = _top_count_mask(logits.detach(), counts)
-        target = (torch.arange(recon.shape[1], device=x.device).unsqueeze(0) < counts.unsqueeze(1)).to(logits.dtype)
-        existence = F.binary_cross_entropy_with_logits(logits.sort(dim=1, descending=True).values, target)
-    elif recon.shape[-1] == n_features:
-        points, recon_mask, existence = recon, None, None
-    else:
-        raise ValueError(f"recon has {recon.shape[-1]} features per point, x has {n_features}")
-
-    nnd = nnd_loss(points, x, recon_mask, mask, "mean", n_coords=n_coords, beta=beta_features)
-    kl = kl_divergence(mu, logvar).mean()
-    total = nnd + beta_kl * kl
-    parts = {"nnd": float(nnd.detach()), "kl": float(kl.detach())}
-    if jet_terms:
-        mass_recon, pt_recon = relative_jet_mass_pt(points, recon_mask, jet_index)
-        mass_true, pt_true = relative_jet_mass_pt(x, mask, jet_index)
-        mass_term = (mass_recon - mass_true).square().mean()
-        pt_term = (pt_recon - pt_true).square().mean()
-        total = total + w_mass * mass_term + w_pt * pt_term
-        parts.update(mass=float(mass_term.detach()), pt=float(pt_term.detach()))
-    if existence is not None:
-        total = total + w_existence * existence
-        parts["existence"] = float(existence.detach())
-    return total, parts

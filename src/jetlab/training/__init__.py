@@ -1,42 +1,43 @@
-"""Training loops: the generic supervised loop with exact resume (:mod:`.trainer`),
-checkpoints (:mod:`.checkpoint`), update strategies for one process or data-parallel
-all-reduce (:mod:`.strategies`), and the jet-tagger glue behind ``jetlab tagger``
-(:mod:`.tagger`).
+"""Training: one engine for every task, and the recipes behind the CLI.
+
+* :mod:`.engine` — the loop (epochs, sharded batches, update strategy, schedules, early
+  stopping, divergence check, atomic checkpoints, exact resume, progress, history);
+* :mod:`.tasks` — what is trained: classification, VAE, GAN;
+* :mod:`.strategies` — how gradients become updates (local, synchronous all-reduce; the
+  asynchronous MPI algorithms are in :mod:`jetlab.distributed`);
+* :mod:`.batches`, :mod:`.checkpoint`, :mod:`.settings` (the shared config fields),
+  :mod:`.run_dir` (run-directory rules and the process session);
+* recipes: :mod:`.tagger` (``jetlab tagger train``), :mod:`.tagger_eval` (``evaluate``,
+  ``compare``), :mod:`.generator` (``jetlab fastsim train``), :mod:`.generator_run`
+  (``sample``, ``evaluate``), with :mod:`.point_sets` (the generators' data).
 """
 
+from jetlab.training.batches import DatasetSource, ShardedBatches, TensorSource
 from jetlab.training.checkpoint import load_checkpoint, save_checkpoint
-from jetlab.training.strategies import (
-    LocalUpdate,
-    SynchronousAllReduce,
-    UpdateStrategy,
-    make_strategy,
-)
-from jetlab.training.tagger import (
-    TaggerTrainConfig,
-    compare_runs,
-    evaluate_tagger,
-    load_tagger,
-    predict_probabilities,
-    train_tagger,
-)
-from jetlab.training.trainer import (
-    DatasetSource,
-    FitResult,
-    ShardedBatches,
-    TensorSource,
-    Trainer,
-)
+from jetlab.training.engine import Engine, FitResult
+from jetlab.training.generator import GeneratorConfig, train_generator
+from jetlab.training.settings import TrainSettings
+from jetlab.training.strategies import LocalUpdate, SynchronousAllReduce, UpdateStrategy, make_strategy
+from jetlab.training.tagger import TaggerTrainConfig, load_tagger, train_tagger
+from jetlab.training.tagger_eval import compare_runs, evaluate_tagger, predict_probabilities
+from jetlab.training.tasks import ClassifyTask, GANTask, Task, VAETask
 
 __all__ = [
+    "ClassifyTask",
     "DatasetSource",
+    "Engine",
     "FitResult",
+    "GANTask",
+    "GeneratorConfig",
     "LocalUpdate",
     "ShardedBatches",
     "SynchronousAllReduce",
     "TaggerTrainConfig",
+    "Task",
     "TensorSource",
-    "Trainer",
+    "TrainSettings",
     "UpdateStrategy",
+    "VAETask",
     "compare_runs",
     "evaluate_tagger",
     "load_checkpoint",
@@ -44,5 +45,6 @@ __all__ = [
     "make_strategy",
     "predict_probabilities",
     "save_checkpoint",
+    "train_generator",
     "train_tagger",
 ]

@@ -2,15 +2,18 @@
 
 ``checkpoint.pt`` (written atomically after every epoch by rank 0) is a dict::
 
-    format          "jetlab-checkpoint/1"
-    meta            caller's identification, e.g. {"model_name": "jedinet", "hparams": {...}}
+    format          "jetlab-checkpoint/2"
+    meta            the run's identity: task, model, hyperparameters, data fingerprint
     epoch           last completed epoch (1-based); the next run starts at epoch + 1
-    model           the unwrapped model's state_dict
-    optimizer       optimizer.state_dict()
-    scheduler       scheduler.state_dict() or None
+    modules         network name -> state_dict (a tagger: "model"; a GAN: "generator",
+                    "discriminator")
+    best_modules    the same for the best epoch so far
+    optimizers      network name -> optimizer.state_dict()
+    schedulers      network name -> scheduler.state_dict() or None
     strategy        UpdateStrategy.state_dict()
-    best_val_loss, best_epoch, epochs_without_improvement, stopped_early
-    history         list of per-epoch dicts (losses, accuracies, lr, time)
+    task            the task's own state (e.g. a generator's normalisation)
+    best_value, best_epoch, epochs_without_improvement, stop_reason
+    history         list of per-epoch dicts (train_*, val_*, lr, time)
     rng             one entry per rank: python, numpy and torch (CPU and CUDA) RNG states
     elapsed_s       training wall time so far
 
@@ -40,7 +43,7 @@ __all__ = [
     "save_checkpoint",
 ]
 
-CHECKPOINT_FORMAT = "jetlab-checkpoint/1"
+CHECKPOINT_FORMAT = "jetlab-checkpoint/2"
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -72,7 +75,8 @@ def load_checkpoint(path: str | os.PathLike, *, expect_meta: dict[str, Any] | No
     """Read a checkpoint; ``expect_meta`` entries must match the saved ``meta`` exactly.
 
     Raises :class:`InputError` for a missing, unreadable or foreign file, or a checkpoint
-    of another model (``expect_meta={"model_name": "dnn"}``).
+    of another run (``expect_meta={"model_name": "dnn"}``: another model; ``data``: other
+    data or another split).
     """
     path = Path(path)
     if not path.is_file():

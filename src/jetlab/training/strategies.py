@@ -1,88 +1,80 @@
-"""How a training step's gradients become a parameter update: one process, synchronous
-data-parallel all-reduce, and (later) the asynchronous master/worker algorithms.
+"""How a training step's gradients become parameter updates: one process, synchronous
+data-parallel all-reduce, and (in :mod:`jetlab.distributed`) the asynchronous algorithms.
 
-The training loop (:class:`jetlab.training.trainer.Trainer`) is written once against
-:class:`UpdateStrategy`; per mini-batch it calls::
+The engine (:mod:`jetlab.training.engine`) is written once against :class:`UpdateStrategy`.
+A task may train several networks (a GAN: generator and discriminator), each with its own
+optimizer, all named; for every update of network ``name`` the engine's updater does::
 
-    module = strategy.setup(model, optimizer, context)     # once, before the first epoch
+    strategy.setup(modules, optimizers, context)        # once, before the first epoch
     ...
-    loss = loss_fn(module(*inputs), labels) * strategy.loss_weight(n_local, n_global)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    strategy.after_backward()                               # gradients are in p.grad
-    strategy.step()                                         # apply the update
+    optimizers[name].zero_grad(set_to_none=True)
+    (loss * strategy.loss_weight(n_local, n_global)).backward()
+    strategy.after_backward(name)     # p.grad holds this rank's gradients of the weighted loss
+    [clip the gradient norm]
+    strategy.step(name)               # apply the update (and, for async algorithms, exchange)
     ...
     strategy.end_epoch(epoch)
-    strategy.unwrap()  -> the bare nn.Module (what is evaluated and saved)
-    strategy.state_dict() / load_state_dict(...)           # travels in checkpoint.pt
 
-Adding an asynchronous MPI algorithm (DESIGN.md, "Training at scale") means writing one
-subclass; the loop, data sharding, checkpointing and metrics stay as they are:
-
-* **Downpour SGD**: ``setup`` splits ``COMM_WORLD`` into master (rank 0) and workers and,
-  on the master, enters a serve loop that receives accumulated updates, applies them with
-  its optimizer and returns its weights (the master never runs the loop body).
-  On a worker ``loss_weight`` is 1 (each worker averages its own batch), ``after_backward``
-  adds ``lr * p.grad`` to an accumulator, ``step`` applies the local optimizer step and,
-  every τ calls, sends the accumulator and loads the master's weights into ``model``.
-* **EASGD**: ``step`` takes the local step and every τ calls exchanges the elastic
-  difference ``e = α (x_i − x̃)``; ``x_i ← x_i − e`` locally, the master adds ``e``.
-* **GEM**: ``after_backward`` rescales ``p.grad`` by π = clip((κ|m| − |v|)/|g|, 0, 5) with
-  the momentum proxy ``m`` and central velocity ``v`` kept in the strategy's state.
-
-``state_dict`` must hold whatever the strategy needs to resume bit-for-bit (step counter
-modulo τ, accumulators, momentum proxies); the master's state belongs in the master's
-own checkpoint.
+``strategy.trains`` is False on a rank that never runs the training loop (an asynchronous
+master); ``state_dict`` holds whatever the strategy needs to resume bit for bit.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from jetlab.distributed.env import DistContext
+from jetlab.errors import JetlabError
 
-__all__ = ["UpdateStrategy", "LocalUpdate", "SynchronousAllReduce", "make_strategy", "STRATEGIES"]
+__all__ = ["STRATEGIES", "LocalUpdate", "SynchronousAllReduce", "UpdateStrategy", "make_strategy",
+           "optimizer_parameters"]
+
+
+def optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The parameters an optimizer updates, in a fixed order (the same on every rank)."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
 class UpdateStrategy:
-    """Turns the gradients of one mini-batch into a parameter update (see module docstring)."""
+    """Turns the gradients of one mini-batch into parameter updates (module docstring)."""
 
     name = "base"
+    #: False on a rank that serves the others instead of training (async master)
+    trains = True
 
     def __init__(self) -> None:
-        self.model: nn.Module | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.context: DistContext = DistContext()
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.context = DistContext()
         self.steps = 0
 
-    def setup(self, model: nn.Module, optimizer: torch.optim.Optimizer, context: DistContext) -> nn.Module:
-        """Remember model and optimizer; return the module the loop calls forward on."""
-        self.model = model
-        self.optimizer = optimizer
+    def setup(self, modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+              context: DistContext) -> None:
+        """Remember the networks and their optimizers (keyed by the same names)."""
+        self.modules = dict(modules)
+        self.optimizers = dict(optimizers)
         self.context = context
-        return model
 
     def loss_weight(self, n_local: int, n_global: int) -> float:
         """Factor on this rank's batch-mean loss so the update matches the intended one."""
         return 1.0
 
-    def after_backward(self) -> None:
-        """Called once ``p.grad`` holds this rank's gradients of the weighted loss."""
+    def after_backward(self, name: str) -> None:
+        """Called once ``p.grad`` holds this rank's gradients for network ``name``."""
 
-    def step(self) -> None:
-        """Apply the update."""
-        self.optimizer.step()
+    def step(self, name: str) -> None:
+        """Apply the update of network ``name``."""
+        self.optimizers[name].step()
         self.steps += 1
 
     def end_epoch(self, epoch: int) -> None:
         """Called after every training epoch, before validation."""
 
-    def unwrap(self) -> nn.Module:
-        """The bare model: evaluate and save this one."""
-        return self.model
+    def finish(self) -> None:
+        """Called once after the last epoch (async strategies stop their peers here)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "steps": self.steps}
@@ -98,36 +90,52 @@ class LocalUpdate(UpdateStrategy):
 
 
 class SynchronousAllReduce(UpdateStrategy):
-    """Synchronous data parallelism: ``DistributedDataParallel`` averages gradients over
-    the K ranks during ``backward`` (gloo on CPU, NCCL on GPU), then every rank takes the
-    same optimizer step, so the replicas stay identical.
+    """Synchronous data parallelism over K ranks (gloo on CPU, NCCL on GPU).
 
-    With a global batch of B jets split into local batches of n_k jets, rank k's batch-mean
-    loss is weighted by ``n_k K / B``; the all-reduce mean of the gradients is then exactly
-    the gradient of the mean loss over the whole global batch — the same step one process
-    takes on all B jets, also for a last batch that does not split evenly.
+    ``setup`` broadcasts rank 0's parameters and buffers, so every replica starts identical.
+    After each backward the gradients of the network being updated are flattened into one
+    buffer, summed over the ranks by one all-reduce and divided by K; every rank then takes
+    the same optimizer step, so the replicas stay identical. (One explicit all-reduce per
+    update rather than a ``DistributedDataParallel`` wrapper: it serves a GAN's two networks,
+    double backward (the R1 penalty) and networks frozen for part of a step alike.)
+
+    With a global batch of B items split into local batches of n_k, rank k's batch-mean loss
+    is weighted by ``n_k K / B``; the mean of the gradients is then exactly the gradient of
+    the mean loss over the whole global batch — the step one process takes on all B items,
+    also for a last batch that does not split evenly.
     """
 
     name = "allreduce"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.wrapped: nn.Module | None = None
-
-    def setup(self, model: nn.Module, optimizer: torch.optim.Optimizer, context: DistContext) -> nn.Module:
-        super().setup(model, optimizer, context)
+    def setup(self, modules, optimizers, context) -> None:
+        super().setup(modules, optimizers, context)
         if not context.distributed:
-            self.wrapped = model
-            return model
-        from torch.nn.parallel import DistributedDataParallel
+            return
+        import torch.distributed as dist
 
-        device_ids = [torch.device(context.device).index] if context.device.startswith("cuda") else None
-        # broadcasts rank 0's parameters and buffers: every replica starts identical
-        self.wrapped = DistributedDataParallel(model, device_ids=device_ids)
-        return self.wrapped
+        with torch.no_grad():
+            for module in self.modules.values():
+                for tensor in [*module.parameters(), *module.buffers()]:
+                    dist.broadcast(tensor.data, src=0)
 
     def loss_weight(self, n_local: int, n_global: int) -> float:
         return n_local * self.context.world_size / n_global
+
+    def after_backward(self, name: str) -> None:
+        if not self.context.distributed:
+            return
+        import torch.distributed as dist
+
+        params = [p for p in optimizer_parameters(self.optimizers[name]) if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= self.context.world_size
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p).clone()
+            offset += n
 
 
 STRATEGIES: dict[str, type[UpdateStrategy]] = {
@@ -136,14 +144,19 @@ STRATEGIES: dict[str, type[UpdateStrategy]] = {
 }
 
 
-def make_strategy(name: str, context: DistContext) -> UpdateStrategy:
-    """``"auto"`` picks all-reduce under a multi-process launcher, local otherwise."""
-    from jetlab.errors import JetlabError
+def make_strategy(name: str, context: DistContext, **settings: Any) -> UpdateStrategy:
+    """``"auto"`` picks all-reduce under a multi-process launcher, local otherwise.
 
+    ``settings`` (e.g. ``sync_every``) go to strategies whose constructor takes them.
+    """
     if name == "auto":
         name = SynchronousAllReduce.name if context.world_size > 1 else LocalUpdate.name
     if name not in STRATEGIES:
         raise JetlabError(f"unknown update strategy {name!r}; known: auto, {', '.join(STRATEGIES)}")
     if name == LocalUpdate.name and context.world_size > 1:
         raise JetlabError(f"strategy 'local' runs one process, but {context.world_size} were launched")
-    return STRATEGIES[name]()
+    cls = STRATEGIES[name]
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in settings.items() if k in accepted})

@@ -1,8 +1,8 @@
-"""Training procedures of the sparse-event generators (jetlab.training.fastsim).
+"""The generator recipe (jetlab.training.generator) and its runs (jetlab.training.generator_run).
 
 Oracles: an uninterrupted run vs one interrupted and resumed (bit-identical weights), the
-JetNet/hls4ml readers of jetlab.data on sampled files, the generation metrics' jet mass for
-the differentiable jet features, and hand-checked normalisation / post-processing.
+JetNet/hls4ml readers of jetlab.io on sampled files, the metrics' numpy jet mass for the
+torch one the losses use, and hand-checked normalisation / post-processing.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ import torch
 from jetlab.io import open_jets, write_jetnet_file
 from jetlab.errors import InputError, JetlabError
 from jetlab.io.layout import CLASS_NAMES
-from jetlab.training.fastsim import (
-    FastsimConfig,
-    Normalisation,
-    TrainedGenerator,
-    jet_features_from_relative,
-    load_point_sets,
-    postprocess_jets,
-    train_fastsim,
-    write_samples,
-)
+from jetlab.training.generator import GeneratorConfig, train_generator
+from jetlab.training.generator_run import TrainedGenerator, write_samples
+from jetlab.training.point_sets import Normalisation, load_point_sets, postprocess_jets
+
+
+def train_fastsim(config, run, resume=False):
+    return train_generator(config, run, resume=resume)
+
+
+def point_sets(config):
+    return load_point_sets(config.data, jet_class=config.jet_class, particles=config.particles,
+                           split_seed=config.split_seed, fractions=config.fractions, max_train=config.max_train)
 
 
 def synthetic_jets(n: int, n_particles: int, seed: int, *, padded: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -54,32 +56,32 @@ def tiny_jetnet_file(tmp_path_factory):
     return path
 
 
-def tiny_config(data, model: str, **overrides) -> FastsimConfig:
+def tiny_config(data, model: str, **overrides) -> GeneratorConfig:
     values = dict(model=model, data=str(data), jet_class="t", particles=30, epochs=2, batch_size=16, seed=5,
                   latent_dim=4, plot_every=0, plot_samples=16, metrics_samples=0,
                   vae_options={"hidden": 16}, generator_options={"hidden": 16, "n_layers": 1},
                   discriminator_options={"hidden": 16, "n_layers": 1})
     values.update(overrides)
-    return FastsimConfig(**values)
+    return GeneratorConfig(**values)
 
 
 def _state(run_dir):
     ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-    return ckpt["models"], ckpt["optimizers"], ckpt["history"]
+    return ckpt["modules"], ckpt["optimizers"], ckpt["history"]
 
 
 @pytest.mark.parametrize("model, extra", [("gan", {}), ("gan", {"gan_loss": "ls", "r1_gamma": 0.0}), ("vae", {})],
                          ids=["gan-ns-r1", "gan-ls", "vae"])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_jetnet_file, model, extra):
     straight = tmp_path / "straight"
-    train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=2), straight, show_progress=False)
+    train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=2), straight)
 
     interrupted = tmp_path / "interrupted"
-    train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=1), interrupted, show_progress=False)
+    train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=1), interrupted)
     # a different global RNG state in between must not matter: the checkpoint restores it
     torch.manual_seed(12345)
     torch.rand(7)
-    train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=2), interrupted, resume=True, show_progress=False)
+    train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=2), interrupted, resume=True)
 
     models_a, opts_a, hist_a = _state(straight)
     models_b, opts_b, hist_b = _state(interrupted)
@@ -92,12 +94,12 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_je
             for key, value in state.items():
                 assert torch.equal(torch.as_tensor(value), torch.as_tensor(opts_b[name]["state"][slot][key]))
     assert [h["epoch"] for h in hist_b] == [1, 2]
-    loss_keys = [k for k in hist_a[1] if k.startswith(("loss", "nnd", "kl"))]
+    loss_keys = [k for k in hist_a[1] if k.startswith(("train_", "val_"))]
     assert loss_keys
     for key in loss_keys:
         assert hist_a[1][key] == hist_b[1][key]
     # one more epoch actually changes the weights (the comparison above can fail)
-    first = train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=3), interrupted, resume=True, show_progress=False)
+    first = train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=3), interrupted, resume=True)
     models_c, _, _ = _state(interrupted)
     name = next(iter(models_a))
     assert any(not torch.equal(t, models_c[name][k]) for k, t in models_a[name].items())
@@ -107,26 +109,26 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_je
 def test_time_limit_stops_early_and_resume_continues(tmp_path, tiny_jetnet_file):
     run = tmp_path / "run"
     result = train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=3, time_limit_min=1e-9), run,
-                           show_progress=False)
+)
     assert [e["epoch"] for e in result["epochs"]] == [1]
-    assert result["epochs"][0]["stopped"] == "time limit"
-    result = train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=3), run, resume=True, show_progress=False)
+    assert not result["finished"]
+    result = train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=3), run, resume=True)
     assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]
 
 
 def test_training_refuses_to_overwrite_a_run(tmp_path, tiny_jetnet_file):
     run = tmp_path / "run"
-    train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run, show_progress=False)
+    train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run)
     with pytest.raises(InputError, match="--resume"):
-        train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run, show_progress=False)
+        train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run)
 
 
 def test_train_sample_round_trip_reads_back_with_open_jets(tmp_path, tiny_jetnet_file):
     run = tmp_path / "run"
-    history = train_fastsim(tiny_config(tiny_jetnet_file, "gan", epochs=1, plot_every=1), run, show_progress=False)
+    history = train_fastsim(tiny_config(tiny_jetnet_file, "gan", epochs=1, plot_every=1), run)
     assert (run / "epoch0001_jet_images.png").stat().st_size > 0
     assert (run / "epoch0001_histograms.png").stat().st_size > 0
-    assert history["epochs"][0]["samples_per_s"] > 0
+    assert history["epochs"][0]["jets_per_s"] > 0
 
     written = write_samples(run, 25, tmp_path / "gen_hls4ml.h5", fmt="hls4ml", seed=1)
     jets = open_jets(written[0])
@@ -163,7 +165,7 @@ def test_train_sample_round_trip_reads_back_with_open_jets(tmp_path, tiny_jetnet
 
 def test_generated_jets_are_physical(tmp_path, tiny_jetnet_file):
     run = tmp_path / "run"
-    train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run, show_progress=False)
+    train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run)
     points, mask = TrainedGenerator.load(run).generate(40, seed=0)
     assert points.shape == (40, 30, 3) and mask.shape == (40, 30)
     assert (points[..., 2][mask] > 0).all()
@@ -174,15 +176,13 @@ def test_generated_jets_are_physical(tmp_path, tiny_jetnet_file):
 
 
 def test_vae_latent_gaussian_is_fitted_to_the_encoder_means(tmp_path, tiny_jetnet_file):
-    from jetlab.training.fastsim import fit_latent_gaussian
+    from jetlab.training.tasks.vae import fit_latent_gaussian
 
     run = tmp_path / "run"
-    train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run, show_progress=False)
+    train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run)
     gen = TrainedGenerator.load(run)
-    ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    assert ckpt["latent"]["epoch"] == 1  # fitted at the last epoch and stored
-    sets = load_point_sets(gen.config)
-    vae, norm = gen.models["vae"], gen.normalisation
+    sets = point_sets(gen.config)
+    vae, norm = gen.task.vae, gen.normalisation
     with torch.no_grad():
         x = norm.encode(torch.as_tensor(sets.train), torch.as_tensor(sets.train_mask))
         mu = vae.encode(x, torch.as_tensor(sets.train_mask))[0].double()
@@ -191,9 +191,10 @@ def test_vae_latent_gaussian_is_fitted_to_the_encoder_means(tmp_path, tiny_jetne
     cov = latent["scale_tril"].double() @ latent["scale_tril"].double().T
     torch.testing.assert_close(cov, torch.cov(mu.T) + 1e-6 * torch.eye(mu.shape[1], dtype=torch.float64),
                                rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(gen.latent["mean"], latent["mean"], rtol=1e-5, atol=1e-6)
+    # the latent stored in model.pt was fitted to the saved (best) weights
+    torch.testing.assert_close(gen.task.latent["mean"], latent["mean"], rtol=1e-5, atol=1e-6)
     # a degenerate Gaussian at the mean: every generated set is the decoded mean
-    gen.latent = {"mean": latent["mean"], "scale_tril": torch.zeros_like(latent["scale_tril"])}
+    gen.task.latent = {"mean": latent["mean"], "scale_tril": torch.zeros_like(latent["scale_tril"])}
     points, mask = gen.generate(3, seed=0)
     with torch.no_grad():
         expected, expected_mask = norm.decode(*vae.split_output(vae.decode(latent["mean"][None])))
@@ -206,14 +207,14 @@ def test_vae_latent_gaussian_is_fitted_to_the_encoder_means(tmp_path, tiny_jetne
 def test_vae_on_tiny_mnist_writes_the_sample_plot(tmp_path):
     from jetlab.data.mnist import build_mnist_points
 
-    data = build_mnist_points("superpixels", tmp_path / "mnist_superpixels.h5", limit=60, show_progress=False)
+    data = build_mnist_points("superpixels", tmp_path / "mnist_superpixels.h5", limit=60)
     run = tmp_path / "mnist_run"
-    config = FastsimConfig(model="vae", data=str(data), epochs=1, batch_size=16, latent_dim=4, seed=0,
-                           plot_samples=16, vae_options={"hidden": 16})
-    history = train_fastsim(config, run, show_progress=False)
+    config = GeneratorConfig(model="vae", data=str(data), epochs=1, batch_size=16, latent_dim=4, seed=0,
+                             plot_samples=16, vae_options={"hidden": 16})
+    history = train_fastsim(config, run)
     assert (run / "epoch0001_samples.png").stat().st_size > 1000
-    assert history["epochs"][0]["plots"] == ["epoch0001_samples.png"]
-    assert np.isfinite(history["epochs"][0]["nnd"])
+    assert (run / "final_samples.png").stat().st_size > 1000
+    assert np.isfinite(history["epochs"][0]["train_nnd"]) and np.isfinite(history["epochs"][0]["val_nnd"])
     assert (run / "history.json").is_file() and (run / "config.yaml").is_file()
     files = write_samples(run, 10, tmp_path / "digits.h5")
     from jetlab.data.mnist import load_mnist_points
@@ -267,29 +268,30 @@ def test_postprocess_drops_nonpositive_pt_and_sorts():
     assert (out[0, 2:] == 0).all()
 
 
-def test_differentiable_jet_features_match_the_metric_jet_mass():
+def test_torch_jet_kinematics_match_the_numpy_ones_the_metrics_use():
     from jetlab.metrics.generation import jet_mass
+    from jetlab.physics import relative_jet_kinematics
 
     points, mask = synthetic_jets(30, 20, seed=4)
-    mass, pt = jet_features_from_relative(torch.as_tensor(points, dtype=torch.float64),
-                                          torch.as_tensor(mask, dtype=torch.float64))
-    np.testing.assert_allclose(mass.numpy(), jet_mass(points, mask), rtol=1e-6, atol=1e-6)
+    jet = relative_jet_kinematics(torch.as_tensor(points, dtype=torch.float64), torch.as_tensor(mask))
+    np.testing.assert_allclose(jet.mass.numpy(), jet_mass(points, mask), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jet.pt.numpy(), relative_jet_kinematics(points.astype(np.float64), mask).pt, rtol=1e-9)
     # a single particle: mass 0 (massless), pT = its pT_rel
     one = torch.tensor([[[0.1, -0.2, 0.7]]], dtype=torch.float64)
-    m1, p1 = jet_features_from_relative(one, torch.ones(1, 1, dtype=torch.float64))
-    assert float(m1) < 1e-5 and abs(float(p1) - 0.7) < 1e-12
+    single = relative_jet_kinematics(one, torch.ones(1, 1, dtype=torch.bool))
+    assert float(single.mass) < 1e-5 and abs(float(single.pt) - 0.7) < 1e-12
 
 
 def test_config_validation_and_data_errors(tmp_path, tiny_jetnet_file):
     with pytest.raises(JetlabError, match="unknown model"):
-        FastsimConfig(model="flow").validate()
+        GeneratorConfig(model="flow").validate()
     with pytest.raises(JetlabError, match="unknown jet class"):
-        FastsimConfig(jet_class="b").validate()
+        GeneratorConfig(jet_class="b").validate()
     with pytest.raises(InputError, match="no such file"):
-        load_point_sets(FastsimConfig(data=str(tmp_path / "missing")))
+        point_sets(GeneratorConfig(data=str(tmp_path / "missing")))
     with pytest.raises(JetlabError, match="no jets of class g"):
-        load_point_sets(dataclasses.replace(tiny_config(tiny_jetnet_file, "gan"), jet_class="g"))
-    sets = load_point_sets(tiny_config(tiny_jetnet_file, "gan"))
+        point_sets(dataclasses.replace(tiny_config(tiny_jetnet_file, "gan"), jet_class="g"))
+    sets = point_sets(tiny_config(tiny_jetnet_file, "gan"))
     assert sets.kind == "jets" and sets.n_points == 30 and sets.n_features == 3
     assert len(sets.train) + len(sets.val) + len(sets.test) == 80
 
@@ -299,12 +301,12 @@ def test_config_validation_and_data_errors(tmp_path, tiny_jetnet_file):
 def test_trains_on_an_hls4ml_directory_of_pythia_jets(tmp_path, tiny_jets_dir):
     """The hls4ml-layout path: one class of real Pythia jets out of a 5-class directory."""
     config = tiny_config(tiny_jets_dir, "vae", epochs=1, metrics_samples=4)
-    sets = load_point_sets(config)
+    sets = point_sets(config)
     assert sets.kind == "jets" and sets.n_points == 30
     assert (sets.train[..., 2][sets.train_mask] > 0).all()
     # relative coordinates of real jets: pT_rel of the leading 30 particles sums to < 1
     assert (sets.train[..., 2].sum(1) <= 1.0 + 1e-5).all()
-    result = train_fastsim(config, tmp_path / "run", show_progress=False)
+    result = train_fastsim(config, tmp_path / "run")
     assert set(result["final_metrics"]["generated"]) >= {"w1m", "w1p", "w1efp"}
     files = write_samples(tmp_path / "run", 6, tmp_path / "gen.h5", fmt="hls4ml")
     assert open_jets(files[0]).labels().tolist() == [CLASS_NAMES.index("t")] * 6

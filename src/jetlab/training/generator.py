@@ -1,0 +1,234 @@
+"""The generator recipe behind ``jetlab fastsim train``: point sets, a
+:class:`~jetlab.training.tasks.VAETask` or :class:`~jetlab.training.tasks.GANTask`, and the
+:class:`~jetlab.training.engine.Engine`, in one process or data-parallel under ``torchrun``
+/ ``mpiexec``.
+
+* **VAE** (:class:`jetlab.models.vae.SetVAE`, loss :func:`jetlab.losses.vae_loss`):
+  set encoder → Gaussian latent → decoder that emits P points; NND + β·KL, for jets
+  optionally ``w_m (m(x̂) − m(x))² + w_pT (pT(x̂) − pT(x))²``. Monitored by the validation loss.
+* **GAN** in the MPGAN style (Kansal et al., arXiv:2106.11535): message-passing generator
+  and discriminator, Adam with separate learning rates, non-saturating (``ns``, default) or
+  least-squares (``ls``) loss, R1 penalty (default γ = 1) (:mod:`jetlab.losses.gan`).
+  Defaults (ns + R1, lr_g = lr_d = 1e-4, β₁ = 0.5) are what trained stably on jets; least
+  squares without a penalty collapsed onto narrow η/φ modes. Jets are monitored by the
+  per-epoch W1-M against validation jets (the best epoch is kept); MNIST keeps the last.
+
+A run directory RUN holds ``config.yaml``, ``checkpoint.pt`` (every epoch, atomically;
+``--resume`` continues exactly), ``model.pt`` (the best networks, the normalisation and, for
+the VAE, the generation latent: what ``jetlab fastsim sample|evaluate`` read; written when
+training ends or pauses), ``history.json`` (numbers per epoch and, for jets, the generation
+metrics of the final model against validation jets) and sample plots every ``plot_every``
+epochs and at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from jetlab.errors import JetlabError
+from jetlab.losses import GAN_LOSSES
+from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets
+from jetlab.training.settings import TrainSettings, setting, validate_settings
+from jetlab.training.tasks.vae import VAE_SAMPLING
+
+__all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "train_generator"]
+
+log = logging.getLogger(__name__)
+
+GENERATORS = ("vae", "gan")
+GENERATOR_FILE_FORMAT = "jetlab-generator/1"
+HISTORY_NAME = "history.json"
+
+
+@dataclasses.dataclass
+class GeneratorConfig(TrainSettings):
+    """Everything a ``jetlab fastsim train`` run depends on (saved as RUN/config.yaml)."""
+
+    model: str = setting("gan", "generative model", choices=GENERATORS)
+    data: str = setting(DEFAULT_JET_DATA, "training data: 'jets' (jetlab's default generated jets), "
+                                          "mnist-superpixels, mnist-sparse, or a path (hls4ml directory, JetNet "
+                                          "file, `jetlab data mnist` output)", metavar="DATA")
+    jet_class: str = setting("g", "jet class to learn", choices=("g", "q", "w", "z", "t"))
+    particles: int = setting(30, "leading particles per jet", metavar="N")
+    epochs: int = setting(10, "maximum epochs, counted across resumes", resumable=True, metavar="E")
+    batch_size: int = setting(128, "sets per step per process", metavar="B")
+    schedule: str = setting("none", "learning-rate schedule (plateau needs a validation number)",
+                            choices=("plateau", "cosine", "none"))
+    patience: int = setting(0, "early stopping: stop after this many epochs without a better validation number "
+                               "(0: never)", resumable=True)
+    max_train: int = setting(0, "use at most this many training sets (0: all)")
+    log_pt: bool = setting(False, "jets: learn log(pT_rel), so generated pT_rel > 0 by construction")
+    latent_dim: int = setting(32, "latent size (VAE: per set; GAN: per particle)")
+    # VAE (lr is TrainSettings.lr)
+    kl_weight: float = setting(1e-3, "VAE: weight beta of the KL term")
+    vae_sampling: str = setting("gaussian", "VAE: latent for generation, the N(0,1) prior or a Gaussian fitted to "
+                                            "the encoder means", choices=VAE_SAMPLING)
+    nnd_feature_weight: float = setting(1.0, "VAE: NND weight of the non-coordinate features")
+    mass_weight: float = setting(0.0, "VAE, jets: weight of the relative jet-mass term")
+    pt_weight: float = setting(0.0, "VAE, jets: weight of the relative jet-pT term")
+    # GAN
+    lr_g: float = setting(1e-4, "GAN: generator learning rate")
+    lr_d: float = setting(1e-4, "GAN: discriminator learning rate")
+    adam_beta1: float = setting(0.5, "GAN: Adam beta1")
+    adam_beta2: float = setting(0.999, "GAN: Adam beta2")
+    gan_loss: str = setting("ns", "GAN loss: non-saturating or least squares", choices=GAN_LOSSES)
+    r1_gamma: float = setting(1.0, "GAN: R1 penalty weight on real sets (0: off)")
+    d_steps: int = setting(1, "GAN: discriminator updates per generator update")
+    # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``)
+    vae_options: dict = setting(help=None, factory=dict)
+    generator_options: dict = setting(help=None, factory=dict)
+    discriminator_options: dict = setting(help=None, factory=dict)
+    # monitoring
+    plot_every: int = setting(1, "sample plots every k epochs and at the end (0: only at the end)", resumable=True)
+    plot_samples: int = setting(1000, "sets generated for the plots", resumable=True)
+    metrics_samples: int = setting(1000, "jets: generated jets compared with validation jets, per epoch (W1-M) and "
+                                         "at the end (all metrics); 0: off")
+
+    def validate(self, source: str = "options") -> None:
+        validate_settings(self, source)
+        if self.model not in GENERATORS:
+            raise JetlabError(f"{source}: unknown model {self.model!r}; choose one of {', '.join(GENERATORS)}")
+        from jetlab.io.layout import CLASS_NAMES
+
+        if self.jet_class not in CLASS_NAMES:
+            raise JetlabError(f"{source}: unknown jet class {self.jet_class!r}; choose one of {', '.join(CLASS_NAMES)}")
+        if self.vae_sampling not in VAE_SAMPLING:
+            raise JetlabError(f"{source}: unknown vae_sampling {self.vae_sampling!r}; "
+                              f"choose one of {', '.join(VAE_SAMPLING)}")
+        if self.gan_loss not in GAN_LOSSES:
+            raise JetlabError(f"{source}: unknown gan_loss {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}")
+        for name in ("particles", "latent_dim", "d_steps"):
+            if int(getattr(self, name)) < 1:
+                raise JetlabError(f"{source}: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("plot_every", "plot_samples", "metrics_samples", "max_train"):
+            if int(getattr(self, name)) < 0:
+                raise JetlabError(f"{source}: {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr_g", "lr_d"):
+            if not float(getattr(self, name)) > 0:
+                raise JetlabError(f"{source}: {name} must be > 0, got {getattr(self, name)}")
+        for name in ("vae_options", "generator_options", "discriminator_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise JetlabError(f"{source}: {name} must be a mapping")
+
+
+def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_points: int, n_coords: int,
+               device="cpu", data: PointSets | None = None):
+    """The VAE or GAN task of ``config`` (networks on ``device``, fresh Adam optimizers);
+    ``data`` gives the validation reference of the per-epoch W1-M and the VAE's latent fit."""
+    from jetlab.training.tasks import GANTask, VAETask
+
+    n_features = norm.n_features
+    options = {"kind": kind, "device": device, "metric_samples": config.metrics_samples,
+               "reference": (data.val, data.val_mask) if data is not None else None}
+    if config.model == "vae":
+        from jetlab.models.vae import SetVAE
+
+        vae = SetVAE(n_points, n_features, config.latent_dim,
+                     **{"existence": not norm.always_full, **config.vae_options}).to(device)
+        return VAETask(vae, torch.optim.Adam(vae.parameters(), lr=config.lr), norm, n_coords=n_coords,
+                       kl_weight=config.kl_weight, nnd_feature_weight=config.nnd_feature_weight,
+                       mass_weight=config.mass_weight, pt_weight=config.pt_weight, sampling=config.vae_sampling,
+                       train_sets=(data.train, data.train_mask) if data is not None else None, **options)
+    from jetlab.models.mpgan import MPDiscriminator, MPGenerator
+
+    betas = (config.adam_beta1, config.adam_beta2)
+    generator = MPGenerator(n_points, n_features, config.latent_dim, **config.generator_options).to(device)
+    discriminator = MPDiscriminator(n_features, **config.discriminator_options).to(device)
+    return GANTask(generator, discriminator, torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas),
+                   torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas), norm,
+                   loss=config.gan_loss, r1_gamma=config.r1_gamma, d_steps=config.d_steps, **options)
+
+
+def _data_info(config: GeneratorConfig, data: PointSets) -> dict:
+    return {"kind": data.kind, "name": data.name, "feature_names": list(data.feature_names),
+            "n_points": data.n_points, "n_coords": data.n_coords, "jet_class": config.jet_class}
+
+
+def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: bool = False,
+                    stop_after_epoch: int | None = None, on_epoch=None) -> dict | None:
+    """Train (or, with ``resume``, continue) a generator into RUN ``out`` (module docstring).
+
+    Every rank calls this; rank 0 writes the files and returns ``{"epochs": history,
+    "final_metrics": dict or None, "finished": bool}``, the other ranks None.
+    """
+    from jetlab.training.batches import ShardedBatches, TensorSource
+    from jetlab.training.engine import Engine
+    from jetlab.training.generator_run import save_generator_file, write_sample_plots
+    from jetlab.training.point_sets import load_point_sets
+    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, data_fingerprint, seed_everything, \
+        training_session
+    from jetlab.training.strategies import make_strategy
+    from jetlab.utils.atomic import atomic_write_json
+    from jetlab.utils.config import save_config
+
+    config.validate()
+    out = Path(out)
+    with training_session(out, resume=resume, device=config.device, threads=config.threads) as context:
+        load = dict(jet_class=config.jet_class, particles=config.particles, split_seed=config.split_seed,
+                    fractions=config.fractions, max_train=config.max_train)
+        data = load_point_sets(config.data, **load) if context.is_main else None
+        context.barrier()  # rank 0 first: a missing default set is generated once
+        if data is None:
+            data = load_point_sets(config.data, **load)
+        if len(data.train) < 2:
+            raise JetlabError(f"{config.data}: only {len(data.train)} training sets of {data.name}; need at least 2")
+        log_columns = (data.feature_names.index("ptrel"),) if config.log_pt and data.kind == "jets" else ()
+        norm = Normalisation.fit(data.train, data.train_mask, log_columns)
+        seed_everything(config.seed)
+        task = build_task(config, norm, kind=data.kind, n_points=data.n_points, n_coords=data.n_coords,
+                          device=context.device, data=data)
+        unit = "jet" if data.kind == "jets" else "set"
+        sets = {"points": torch.as_tensor(data.train), "mask": torch.as_tensor(data.train_mask)}
+        train = ShardedBatches(TensorSource(sets), config.batch_size, context, shuffle=True, seed=config.seed)
+        val = None
+        if len(data.val):
+            val_sets = {"points": torch.as_tensor(data.val), "mask": torch.as_tensor(data.val_mask)}
+            val = ShardedBatches(TensorSource(val_sets), max(config.batch_size, 512), context, shuffle=False,
+                                 training=False)
+        if len(train) == 0:
+            raise JetlabError(f"{config.data}: {len(data.train)} training sets is less than half a batch "
+                              f"({config.batch_size} x {context.world_size} processes)")
+        meta = {"task": task.name, "model": config.model, "data": {
+            **data_fingerprint(None if config.data in (DEFAULT_JET_DATA, "mnist-superpixels", "mnist-sparse")
+                               else config.data, len(data.train) + len(data.val) + len(data.test),
+                               split_seed=config.split_seed, fractions=config.fractions, what=data.name)}}
+        engine = Engine(task, config, strategy=make_strategy(config.strategy, context), context=context,
+                        checkpoint_path=out / CHECKPOINT_NAME, meta=meta, unit=unit)
+        if context.is_main:
+            save_config(config, out / CONFIG_NAME)
+
+        def every_epoch(record):
+            epoch = record["epoch"]
+            if config.plot_every and epoch % config.plot_every == 0:
+                write_sample_plots(task, data, out, f"epoch{epoch:04d}", config.plot_samples, config.seed)
+            return on_epoch(record) if on_epoch is not None else None
+
+        result = engine.fit(train, val, resume=resume, stop_after_epoch=stop_after_epoch, on_epoch=every_epoch)
+        if not context.is_main:
+            return None
+        if result.best_state is not None:
+            for name, module in task.modules.items():
+                module.load_state_dict(result.best_state[name])
+        if config.model == "vae":
+            task.refit_latent()
+        save_generator_file(out / "model.pt", task, config, _data_info(config, data), result.best_epoch)
+        final_metrics = None
+        if result.finished:
+            write_sample_plots(task, data, out, "final", config.plot_samples, config.seed)
+            if data.kind == "jets" and config.metrics_samples and len(data.val) >= 4:
+                from jetlab.metrics.generation import evaluate_generated
+                from jetlab.training.point_sets import with_mask_column
+
+                n = min(config.metrics_samples, len(data.val))
+                points, mask = task.generate(n, seed=config.seed + 104729)
+                final_metrics = evaluate_generated(with_mask_column(data.val[:n], data.val_mask[:n]),
+                                                   with_mask_column(points, mask))
+        atomic_write_json(out / HISTORY_NAME, {"config": dataclasses.asdict(config), "epochs": result.history,
+                                               "best_epoch": result.best_epoch, "final_metrics": final_metrics})
+        return {"epochs": result.history, "final_metrics": final_metrics, "finished": result.finished,
+                "best_epoch": result.best_epoch}

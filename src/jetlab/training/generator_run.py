@@ -1,0 +1,224 @@
+"""Using a trained generator: ``jetlab fastsim sample`` and ``jetlab fastsim evaluate``.
+
+RUN/model.pt (format ``jetlab-generator/1``, written by
+:func:`jetlab.training.generator.train_generator`) holds the config, the data description,
+the normalisation, the best networks and (VAE) the generation latent;
+:meth:`TrainedGenerator.load` rebuilds the task from it and
+:meth:`TrainedGenerator.generate` draws raw sets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jetlab.errors import InputError, JetlabError
+from jetlab.training.point_sets import Normalisation, PointSets, load_point_sets, with_mask_column
+from jetlab.utils.atomic import atomic_torch_save, atomic_write_json
+
+__all__ = ["TrainedGenerator", "evaluate_run", "save_generator_file", "write_sample_plots", "write_samples"]
+
+
+def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None:
+    """Write RUN/model.pt: what sampling needs (module docstring)."""
+    from jetlab.training.generator import GENERATOR_FILE_FORMAT
+
+    atomic_torch_save({
+        "format": GENERATOR_FILE_FORMAT,
+        "config": dataclasses.asdict(config),
+        "data": data_info,
+        "normalisation": task.norm.state_dict(),
+        "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
+        "latent": getattr(task, "latent", None),
+        "epoch": int(epoch),
+    }, path)
+
+
+class TrainedGenerator:
+    """A trained run loaded for generation: ``TrainedGenerator.load(RUN).generate(n, seed)``."""
+
+    def __init__(self, run_dir: Path, config, data_info: dict, task, epoch: int):
+        self.run_dir = run_dir
+        self.config = config
+        self.data_info = data_info
+        self.task = task
+        self.epoch = epoch
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "cpu") -> "TrainedGenerator":
+        from jetlab.training.checkpoint import load_torch_file
+        from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
+
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise InputError(run_dir, "no such run directory")
+        path = run_dir / "model.pt"
+        if not path.is_file():
+            raise InputError(run_dir, "not a trained fastsim run (no model.pt; train one with `jetlab fastsim train`)")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise JetlabError(f"device {device!r} requested but torch sees no CUDA device; use --device cpu")
+        state = load_torch_file(path, GENERATOR_FILE_FORMAT, "model file", "generator model file")
+        config = GeneratorConfig(**state["config"])
+        info = state["data"]
+        task = build_task(config, Normalisation.from_state_dict(state["normalisation"]), kind=info["kind"],
+                          n_points=info["n_points"], n_coords=info["n_coords"], device=device)
+        for name, module in task.modules.items():
+            module.load_state_dict(state["modules"][name])
+            module.eval()
+        if state.get("latent") is not None:
+            task.latent = state["latent"]
+        return cls(run_dir, config, info, task, int(state["epoch"]))
+
+    @property
+    def kind(self) -> str:
+        return self.data_info["kind"]
+
+    @property
+    def normalisation(self) -> Normalisation:
+        return self.task.norm
+
+    def generate(self, n: int, seed: int = 0, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """n sets: raw points (n, P, F) float32 and mask (n, P) bool (jets: pT-sorted)."""
+        return self.task.generate(n, seed=seed, batch_size=batch_size)
+
+    @torch.no_grad()
+    def generate_model_tensor(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network output (n, P, F) and mask (n, P) before de-normalisation (times the network alone)."""
+        return self.task.sample_model_tensor(n)
+
+
+def write_sample_plots(task, data: PointSets, run_dir: Path, tag: str, n: int, seed: int) -> list[str]:
+    """Generated next to real validation sets: ``<tag>_jet_images.png`` and
+    ``<tag>_histograms.png`` for jets, ``<tag>_samples.png`` for MNIST."""
+    if getattr(task, "sampling", None) == "gaussian":
+        task.refit_latent()
+    real, real_mask = (data.val, data.val_mask) if len(data.val) else (data.train, data.train_mask)
+    n = max(8, min(n, len(real)))
+    gen, gen_mask = task.generate(n, seed=seed + 7919)
+    return _plot_comparison(data.kind, real[:n], real_mask[:n], gen, gen_mask, run_dir, tag,
+                            f"{task.name} {data.name} {tag}")
+
+
+def _plot_comparison(kind: str, real, real_mask, gen, gen_mask, run_dir: Path, tag: str, title: str) -> list[str]:
+    from jetlab.viz import samples
+
+    if kind != "jets":
+        samples.plot_point_cloud_comparison(real, real_mask, gen, gen_mask, run_dir / f"{tag}_samples.png", title=title)
+        return [f"{tag}_samples.png"]
+    samples.plot_jet_images(real, real_mask, gen, gen_mask, run_dir / f"{tag}_jet_images.png", title=title)
+    samples.plot_jet_feature_histograms(real, real_mask, gen, gen_mask, run_dir / f"{tag}_histograms.png", title=title)
+    return [f"{tag}_jet_images.png", f"{tag}_histograms.png"]
+
+
+def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0) -> list[Path]:
+    """Generate ``n`` sets from a run and write them; returns the files written.
+
+    Jets: ``fmt="jetnet"`` -> one JetNet file (particle_features (n, P, 4), jet_features
+    (n, 4) = pT, eta, mass, n_particles for a jet of pT 1 TeV at eta 0);
+    ``fmt="hls4ml"`` -> hls4ml files labelled with the trained class (``out`` a ``.h5`` file,
+    or a directory that gets files of <= 10,000 jets). MNIST: an HDF5 file with ``points``
+    (n, P, 3) and ``mask`` (n, P) and a PNG of the first sets beside it.
+    """
+    if n < 1:
+        raise JetlabError(f"--n must be >= 1, got {n}")
+    gen = TrainedGenerator.load(run_dir)
+    out = Path(out)
+    points, mask = gen.generate(n, seed=seed)
+    if gen.kind != "jets":
+        from jetlab.io.mnist_files import write_mnist_points
+        from jetlab.viz.samples import plot_point_clouds
+
+        if out.suffix not in (".h5", ".hdf5"):
+            raise JetlabError(f"--out {out}: give an .h5 file for generated MNIST point sets")
+        labels = np.full(len(points), -1, dtype=np.int64)  # generated: no digit label
+        write_mnist_points(out, points, mask, labels, kind=gen.data_info["name"],
+                           source=f"generated by jetlab fastsim {gen.config.model} ({gen.run_dir})")
+        png = out.with_suffix(".png")
+        plot_point_clouds(points, mask, png, title=f"generated by {gen.run_dir.name} ({gen.config.model})")
+        return [out, png]
+
+    from jetlab.io import write_hls4ml_file, write_jetnet_file
+    from jetlab.io.layout import CLASS_NAMES, MAX_JETS_PER_FILE
+    from jetlab.physics.kinematics import relative_jet_kinematics
+
+    if fmt == "jetnet":
+        jet = relative_jet_kinematics(points.astype(np.float64), mask)
+        pz = (points[..., 2] * np.sinh(points[..., 0]) * mask).sum(1)
+        eta = np.arcsinh(pz / np.maximum(jet.pt, 1e-12))
+        jet_pt = 1000.0
+        jet_features = np.stack([jet.pt * jet_pt, eta, jet.mass * jet_pt, mask.sum(1)], axis=1).astype(np.float32)
+        write_jetnet_file(out, with_mask_column(points, mask).astype(np.float32), jet_features,
+                          jet_class=gen.data_info["jet_class"])
+        return [out]
+    if fmt != "hls4ml":
+        raise JetlabError(f"unknown --format {fmt!r}; choose jetnet or hls4ml")
+    from jetlab.physics.particles import hls4ml_arrays_from_relative
+
+    label = CLASS_NAMES.index(gen.data_info["jet_class"])
+    if out.suffix in (".h5", ".hdf5"):
+        targets = [(out, slice(0, n))]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        targets = [(out / f"generated_{CLASS_NAMES[label]}_{i:03d}.h5", slice(start, start + MAX_JETS_PER_FILE))
+                   for i, start in enumerate(range(0, n, MAX_JETS_PER_FILE))]
+    for path, rows in targets:
+        constituents, jets, images = hls4ml_arrays_from_relative(
+            points[rows, :, 0], points[rows, :, 1], points[rows, :, 2], mask[rows], label=label)
+        write_hls4ml_file(path, constituents, jets, images)
+    return [path for path, _ in targets]
+
+
+def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None = None, seed: int = 1) -> dict:
+    """Generate sets and compare them with held-out real ones (the test split).
+
+    Jets: :func:`jetlab.metrics.generation.evaluate_generated` (W1-M, W1-P, W1-EFP, COV, MMD,
+    FPD, each beside truth-vs-truth). MNIST: the 1-d Wasserstein distance of each point
+    feature, beside truth-vs-truth. Writes ``RUN/evaluation.json`` and plots; returns the dict
+    ``{"metrics": ..., "n_real": ..., "n_generated": ..., "table": str}``.
+    """
+    gen = TrainedGenerator.load(run_dir)
+    config = gen.config
+    source = data if data is not None else config.data
+    sets = load_point_sets(source, jet_class=config.jet_class, particles=config.particles,
+                           split_seed=config.split_seed, fractions=config.fractions)
+    if sets.kind != gen.kind:
+        raise JetlabError(f"--data {source}: {sets.kind}, but the run {run_dir} was trained on {gen.data_info['name']}")
+    if sets.n_points != gen.data_info["n_points"]:
+        raise JetlabError(f"{source}: sets of {sets.n_points} points, the run generates {gen.data_info['n_points']}")
+    real, real_mask = sets.test, sets.test_mask
+    if len(real) < 4:
+        raise JetlabError(f"{source}: only {len(real)} held-out {sets.name} sets; need at least 4")
+    n = min(n or len(real), len(real))
+    real, real_mask = real[:n], real_mask[:n]
+    points, mask = gen.generate(n, seed=seed)
+    run_dir = Path(run_dir)
+    if gen.kind == "jets":
+        from jetlab.metrics.generation import evaluate_generated, format_metrics_table
+
+        metrics = evaluate_generated(with_mask_column(real, real_mask), with_mask_column(points, mask))
+        table = format_metrics_table(metrics)
+    else:
+        metrics = _mnist_w1(real, real_mask, points, mask, sets.feature_names)
+        table = "\n".join(f"{k:<14} {v['generated']:.4g}   (truth-vs-truth {v['truth']:.4g})" for k, v in metrics.items())
+    plots = _plot_comparison(sets.kind, real, real_mask, points, mask, run_dir, "evaluation",
+                             f"{gen.config.model} {sets.name}: evaluation")
+    result = {"metrics": metrics, "n_real": int(n), "n_generated": int(n), "data": source,
+              "epoch": gen.epoch, "plots": plots, "table": table}
+    atomic_write_json(run_dir / "evaluation.json", result)
+    return result
+
+
+def _mnist_w1(real, real_mask, gen, gen_mask, names) -> dict:
+    from scipy.stats import wasserstein_distance
+
+    half = len(real) // 2
+    out = {}
+    for i, name in enumerate(names):
+        r = real[..., i][real_mask]
+        r1, r2 = real[:half, :, i][real_mask[:half]], real[half:, :, i][real_mask[half:]]
+        out[f"W1-{name}"] = {"generated": float(wasserstein_distance(r, gen[..., i][gen_mask])),
+                             "truth": float(wasserstein_distance(r1, r2))}
+    return out

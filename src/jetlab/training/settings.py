@@ -1,0 +1,103 @@
+"""Training settings shared by every recipe (taggers and generators), written once.
+
+A recipe's config dataclass (e.g. :class:`jetlab.training.tagger.TaggerConfig`) derives
+from :class:`TrainSettings` and adds its own fields. Each field is declared with
+:func:`setting`, which stores the help text, the flag type and whether ``--resume`` may
+change it; the CLI (:mod:`jetlab.cli.settings`) builds one ``--flag`` per field from that,
+so every default is written exactly once, here or in the recipe's dataclass.
+
+Learning-rate schedules (:func:`make_scheduler`): ``plateau`` multiplies the lr by
+``lr_factor`` after ``lr_patience`` epochs without a better validation number
+(``ReduceLROnPlateau``), ``cosine`` anneals it to 0 over ``epochs`` (``CosineAnnealingLR``),
+``none`` keeps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from jetlab.errors import JetlabError
+
+__all__ = ["SCHEDULES", "TrainSettings", "make_scheduler", "setting", "validate_settings"]
+
+SCHEDULES = ("plateau", "cosine", "none")
+
+
+def setting(default: Any = None, help: str | None = None, *, type: Any = None, choices=None,  # noqa: A002
+            resumable: bool = False, metavar: str | None = None, factory=None):
+    """A dataclass field with its CLI help (None: no flag), flag type, choices, and whether
+    ``--resume`` may change it."""
+    metadata = {"help": help, "type": type, "choices": choices, "resumable": resumable, "metavar": metavar}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """What every training run has: loop length, batches, optimisation, seeds, processes."""
+
+    epochs: int = setting(20, "maximum epochs, counted across resumes", resumable=True, metavar="E")
+    batch_size: int = setting(100, "items per step per process (the global batch under K processes is K times this)",
+                              metavar="B")
+    lr: float = setting(1e-3, "learning rate")
+    schedule: str = setting("plateau", "learning-rate schedule", choices=SCHEDULES)
+    lr_factor: float = setting(0.5, "plateau: multiply the lr by this")
+    lr_patience: int = setting(2, "plateau: epochs without improvement before the lr drops")
+    patience: int = setting(10, "early stopping: stop after this many epochs without a better validation "
+                                "number (0: never)", resumable=True)
+    grad_clip: float | None = setting(None, "clip the gradient norm to this (off when unset)", type=float)
+    seed: int = setting(0, "seed of the weights, the batch order and the noise")
+    split_seed: int = setting(0, "seed of the train/validation/test split (keep it fixed to compare runs)")
+    fractions: list = setting(help=None, factory=lambda: [0.7, 0.15, 0.15])
+    strategy: str = setting("auto", "update strategy: auto (allreduce under torchrun/mpiexec, else local), local, "
+                                    "allreduce")
+    device: str = setting("cpu", "cpu or cuda", choices=("cpu", "cuda"), resumable=True)
+    threads: int | None = setting(None, "torch CPU threads per process (default: torch's, or cores/K under K "
+                                        "processes)", type=int, resumable=True)
+    time_limit_min: float = setting(0.0, "stop after the epoch that passes this many minutes (0: no limit; "
+                                         "--resume continues)", resumable=True, metavar="MIN")
+
+
+def validate_settings(config: TrainSettings, source: str = "options") -> None:
+    """Reject impossible values of the shared settings with one line naming the setting."""
+    for name in ("epochs", "batch_size", "lr_patience"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "lr_patience" else 1):
+            raise JetlabError(f"{source}: {name.replace('_', '-')} must be a positive integer, got {value!r}")
+    for name in ("patience", "seed", "split_seed"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise JetlabError(f"{source}: {name.replace('_', '-')} must be a non-negative integer, got {value!r}")
+    if not config.lr > 0:
+        raise JetlabError(f"{source}: lr must be positive, got {config.lr}")
+    if not 0 < config.lr_factor < 1:
+        raise JetlabError(f"{source}: lr-factor must be in (0, 1), got {config.lr_factor}")
+    if config.schedule not in SCHEDULES:
+        raise JetlabError(f"{source}: unknown schedule {config.schedule!r}; known: {', '.join(SCHEDULES)}")
+    if config.grad_clip is not None and not config.grad_clip > 0:
+        raise JetlabError(f"{source}: grad-clip must be positive, got {config.grad_clip}")
+    if config.threads is not None and (not isinstance(config.threads, int) or config.threads < 1):
+        raise JetlabError(f"{source}: threads must be at least 1, got {config.threads!r}")
+    if config.time_limit_min < 0:
+        raise JetlabError(f"{source}: time-limit-min must be >= 0, got {config.time_limit_min}")
+    fractions = config.fractions
+    if (not isinstance(fractions, (list, tuple)) or len(fractions) != 3 or min(fractions) < 0
+            or abs(sum(fractions) - 1) > 1e-6):
+        raise JetlabError(f"{source}: fractions must be three non-negative numbers summing to 1, got {fractions!r}")
+    if config.device not in ("cpu", "cuda") and not str(config.device).startswith("cuda:"):
+        raise JetlabError(f"{source}: device must be cpu or cuda, got {config.device!r}")
+
+
+def make_scheduler(config: TrainSettings, optimizer: torch.optim.Optimizer, mode: str = "min"):
+    """The learning-rate scheduler ``config.schedule`` names for ``optimizer`` (None for none);
+    ``mode`` says whether the monitored validation number should fall ("min") or rise ("max")."""
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=config.lr_factor,
+                                                          patience=config.lr_patience)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return None

@@ -1,0 +1,150 @@
+"""Evaluating and comparing trained taggers: ``jetlab tagger evaluate`` and ``jetlab tagger compare``.
+
+:func:`evaluate_tagger` scores RUN/model.pt on every jet of another set, standardised with
+the *training* statistics stored in model.pt, and writes RUN/eval-<name>/. :func:`compare_runs`
+is the paper-style table of several runs (JEDI-net, arXiv:1908.05318, Table 2) with one ROC
+plot per class holding every model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from jetlab.errors import InputError
+from jetlab.training.batches import ShardedBatches, batch_source
+from jetlab.training.tagger import load_tagger
+from jetlab.utils.atomic import atomic_path, atomic_write_json
+
+__all__ = ["compare_runs", "evaluate_tagger", "predict_probabilities"]
+
+
+@torch.no_grad()
+def predict_probabilities(model: torch.nn.Module, source, *, device: str = "cpu", batch_size: int = 500
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels (N,), softmax probabilities (N, C))`` of ``model`` on every item of ``source``."""
+    from jetlab.training.tasks import ClassifyTask
+
+    task = ClassifyTask(model, None, device)
+    return task.predict(ShardedBatches(source, batch_size, shuffle=False, training=False))
+
+
+def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: str | None = None,
+                    device: str = "cpu", batch_size: int = 500, max_memory_gb: float = 4.0) -> dict:
+    """Metrics of RUN's best model on every jet of ``data``, standardised with the
+    *training* statistics stored in model.pt; writes RUN/eval-<name>/{metrics.json, roc.png,
+    predictions.npz} (``name`` defaults to the data path's last component)."""
+    from jetlab.io import open_jets
+    from jetlab.io.jets import JetSplit
+    from jetlab.metrics.tagging import tagging_metrics
+    from jetlab.viz.tagging import plot_roc
+
+    run = Path(run)
+    model, info = load_tagger(run, device=device)
+    jets = open_jets(data, n_particles=info["n_particles"])
+    input_keys = tuple(info["input_keys"])
+    if "particles" in input_keys:
+        missing = [f for f in info["particle_features"] if f not in jets.particle_feature_names]
+        if missing:
+            raise InputError(jets.path, f"lacks particle feature(s) {', '.join(missing)} the model was trained on")
+    stats = {k: np.asarray(v, dtype=np.float32) for k, v in info["stats"].items()}
+    split = JetSplit(jets, np.arange(jets.n_jets), (*input_keys, "label"), tuple(info["particle_features"]),
+                     stats=stats, standardize=bool(stats))
+    labels, probs = predict_probabilities(model, batch_source(split, max_memory_gb, 0), device=device,
+                                          batch_size=batch_size)
+    metrics = tagging_metrics(labels, probs, info["class_names"])
+    name = name or (Path(data).name or Path(data).resolve().name or "data")
+    eval_dir = run / f"eval-{name}"
+    metrics.update({"model": info["model_name"], "run": str(run), "data": str(jets.path),
+                    "n_particles": info["n_particles"], "trained_epoch": info["epoch"]})
+    with atomic_path(eval_dir / "predictions.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, labels=labels, probs=probs, class_names=np.array(info["class_names"]))
+    plot_roc(labels, probs, info["class_names"], eval_dir / "roc.png",
+             title=f"{info['model_name']} on {name} ({len(labels)} jets)")
+    atomic_write_json(eval_dir / "metrics.json", metrics)
+    metrics["out"] = str(eval_dir)
+    return metrics
+
+
+def _fmt(value, percent: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}" if percent else f"{value:.3f}"
+
+
+def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
+                 eval_name: str | None = None) -> str:
+    """The paper-style table of several runs (markdown) and, with ``out``, one ROC plot per
+    class with every model (``out/roc_<class>.png``), ``out/compare.md`` and ``compare.json``.
+
+    ``eval_name`` compares RUN/eval-<eval_name>/ results instead of the test split.
+    """
+    from jetlab.metrics.tagging import one_vs_rest_rocs
+    from jetlab.viz.tagging import plot_roc_comparison
+
+    rows = []
+    for run in runs:
+        run = Path(run)
+        where = run / f"eval-{eval_name}" if eval_name else run
+        metrics_path = where / "metrics.json"
+        if not metrics_path.is_file():
+            raise InputError(where, "no metrics.json (train the run to the end, or `jetlab tagger evaluate` it first)")
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(metrics_path, f"not valid JSON ({exc.msg})") from None
+        rows.append((run, where, metrics))
+    class_names = rows[0][2]["class_names"]
+    labels = [f"{m.get('model', r.name)} ({r.name})" if r.name != m.get("model") else r.name for r, _, m in rows]
+
+    lines = []
+    header_classes = " | ".join(class_names)
+    lines.append("| model | params | epochs | train time (s) | accuracy | "
+                 + " | ".join(f"AUC {c}" for c in class_names) + " |")
+    lines.append("|---" * (5 + len(class_names)) + "|")
+    for label, (_, _, m) in zip(labels, rows):
+        aucs = " | ".join(_fmt(m["per_class"][c]["auc"]) for c in class_names)
+        seconds = f"{m['training_time_s']:.0f}" if "training_time_s" in m else "–"
+        lines.append(f"| {label} | {m.get('n_parameters', '–')} | {m.get('epochs_run', '–')} | {seconds} | "
+                     f"{_fmt(m['accuracy'])} | {aucs} |")
+    for key, title in (("tpr_at_fpr_10", "TPR (%) at FPR = 10%"), ("tpr_at_fpr_1", "TPR (%) at FPR = 1%")):
+        lines.append("")
+        lines.append(f"| {title} | {header_classes} |")
+        lines.append("|---" * (1 + len(class_names)) + "|")
+        for label, (_, _, m) in zip(labels, rows):
+            lines.append(f"| {label} | " + " | ".join(_fmt(m["per_class"][c][key], True) for c in class_names) + " |")
+    sizes = {json.dumps(m.get("dataset_sizes"), sort_keys=True) for _, _, m in rows}
+    lines.append("")
+    if len(sizes) == 1 and rows[0][2].get("dataset_sizes"):
+        s = rows[0][2]["dataset_sizes"]
+        lines.append(f"test split: {s['test']} jets (train {s['train']}, val {s['val']}); data {rows[0][2].get('data')}")
+    else:
+        lines.append("note: the runs were evaluated on different jet sets: " +
+                     "; ".join(f"{label}: {m.get('n_jets')} jets" for label, (_, _, m) in zip(labels, rows)))
+    table = "\n".join(lines)
+
+    if out is not None:
+        out = Path(out)
+        curves_by_class: dict[str, dict] = {c: {} for c in class_names}
+        for label, (_, where, _) in zip(labels, rows):
+            predictions = where / "predictions.npz"
+            if not predictions.is_file():
+                raise InputError(where, "no predictions.npz to draw ROC curves from")
+            with np.load(predictions) as data:
+                curves = one_vs_rest_rocs(data["labels"], data["probs"])
+            for c, curve in zip(class_names, curves):
+                if curve is not None:
+                    curves_by_class[c][label] = curve
+        for c, curves in curves_by_class.items():
+            plot_roc_comparison(curves, out / f"roc_{c}.png", title=f"{c} tagger, one vs rest")
+        from jetlab.utils.atomic import atomic_write_text
+
+        atomic_write_text(out / "compare.md", table + "\n")
+        atomic_write_json(out / "compare.json", {label: m for label, (_, _, m) in zip(labels, rows)})
+    return table
