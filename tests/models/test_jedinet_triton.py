@@ -119,13 +119,14 @@ def test_every_tiling_gives_the_grid_sum(tiles):
         assert (mine.grad.double().cpu() - theirs.grad).abs().max() <= 1e-5 * theirs.grad.abs().max()
 
 
-@pytest.mark.parametrize("variant", ["flat", "sumo"])
-def test_bfloat16_model_is_close_to_the_float32_oracle(variant):
-    """bf16 storage and dot operands, fp32 accumulation: within bf16 rounding of the oracle."""
+@pytest.mark.parametrize(("variant", "dtype"), [("flat", torch.bfloat16), ("sumo", torch.bfloat16),
+                                               ("sumo", torch.float16)])
+def test_half_precision_model_is_close_to_the_oracle(variant, dtype):
+    """bf16/fp16 storage and dot operands, fp32 accumulation: within rounding of the oracle."""
     fast, dense = models(variant, 12, f_r_activation="selu")
-    fast = fast.to(torch.bfloat16)
+    fast = fast.to(dtype)
     x, mask = jets(12)
-    x_fast = x.to(DEVICE, torch.bfloat16).requires_grad_()
+    x_fast = x.to(DEVICE, dtype).requires_grad_()
     out = fast(x_fast, mask.to(DEVICE)).double().cpu()
     x_dense = x.clone().requires_grad_()
     reference = dense(x_dense, mask)

@@ -28,15 +28,18 @@ Backward (:func:`_backward_kernel`) recomputes each pair tile (as the CPU
 ``act'`` is evaluated from the activation's output. One program handles one receiver tile
 of the jets ``j, j + G, j + 2G, ...`` (``G`` about 8 programs per SM), so the per-program
 weight-gradient partials, summed by torch afterwards, stay few. Memory is O(B·N·N¹) in
-both passes: ``h_r``, ``h_s``, their gradients (``∂h_s`` accumulated in fp32) and ``ē``.
+both passes: ``h_r``, ``h_s``, their gradients (``∂h_s`` accumulated in fp32) and ``ē``,
+plus those partials (G·⌈N/BLOCK_R⌉ rows of the weights' size, independent of B).
 
 Precision: fp32, bf16 or fp16 inputs; elementwise math and every accumulation in fp32;
 the ``tl.dot`` operands are in the input dtype (bf16/fp16 tensor cores), fp32 products use
 TF32 only when ``torch.backends.cuda.matmul.allow_tf32`` is on (as torch's matmuls do).
 
-The kernels compile for CUDA. Under Triton's interpreter (``TRITON_INTERPRET=1`` in the
-environment when this module is first imported) they run on CPU tensors, which is how the
-tests check them against the dense oracle on a machine without a GPU.
+The kernels compile for CUDA. Under Triton's interpreter they run on CPU tensors, which is
+how the tests check them against the dense oracle without a GPU: ``TRITON_INTERPRET=1`` must
+be in the environment before Triton is first imported (it picks compiled or interpreted for
+its own ``tl`` helpers then, and for these kernels when this module is imported). The
+interpreter's ``tl.dot`` misreads bf16, so there the rounded operands are multiplied in fp32.
 """
 
 from __future__ import annotations
@@ -240,8 +243,9 @@ def tile_sizes(hidden: int, hidden2: int, edge_dim: int, backward: bool = False)
     """``(BLOCK_R, BLOCK_S)`` of a pass: ``P = BLOCK_R·BLOCK_S`` pairs per tile, as many as fit.
 
     The live fp32 tiles are about ``P·(N¹ + N¹/2 + D_E)`` (padded) per pass: at most 8192
-    elements forward (4 warps), 4096 backward (8 warps; it also keeps gradients), which
-    compiles without register spills for sm_90 at the paper's sizes. Forward puts the
+    elements forward (4 warps), 4096 backward (8 warps; it also keeps gradients): at the
+    paper's sizes ptxas (sm_90a) reports no spills forward and at most ~120 bytes backward.
+    Chosen from compile reports, not tuned on a GPU. Forward puts the
     senders along the tile's long side; backward the receivers, since each
     (receiver tile, sender) pair costs an atomic add of ``∂h_s``.
     """
