@@ -15,6 +15,13 @@ torch.set_num_threads(1)
 os.environ.setdefault("JETLAB_NO_PROGRESS", "1")
 os.environ["JETLAB_DEFAULT_JETS_PER_CLASS"] = "20"
 
+# Without CUDA the fused JEDI-net Triton kernels are tested under Triton's interpreter
+# (tests/models/test_jedinet_triton.py). Triton chooses between compiling and interpreting
+# when it is first imported (its own tl.* helpers are @triton.jit functions), and torch
+# imports it early (torch._dynamo does), so the switch must be set here, before any test.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
+from jetlab.errors import JetlabError
 from jetlab.models import (
     DenseJEDINet,
     DenseJEDINetSumO,
@@ -114,19 +117,10 @@ def test_state_dicts_are_interchangeable(variant):
     assert torch.allclose(other(x), fast(x))
 
 
-def test_magnitude_pruned_edge_network_stays_exact():
+def test_magnitude_pruned_edge_network_stays_exact(prune_edge_networks):
     """torch.nn.utils.prune masks must reach the fast path, which never calls f_R's layers."""
-    from torch.nn.utils import prune
-
     fast, dense = pair(JEDINet, DenseJEDINet, 7, block_size=2)
-    for model in (fast, dense):
-        for layer in model.f_R.layers:
-            prune.l1_unstructured(layer, "weight", amount=0.5)
-    dense.load_state_dict(fast.state_dict())
-    with torch.no_grad():  # an optimiser step on the underlying weights
-        for model in (fast, dense):
-            for layer in model.f_R.layers:
-                layer.weight_orig.add_(0.25)
+    prune_edge_networks(fast, dense)
     x, mask = batch(7)
     assert (fast(x, mask) - dense(x, mask)).abs().max() <= 1e-10
     fast(x, mask).sum().backward()
@@ -199,6 +193,26 @@ def test_paper_hyperparameters_and_nearest_count():
     assert model.hparams["edge_dim"] == 7 and model.hparams["hidden"] == 50
     assert [layer.out_features for layer in model.f_R.layers] == [50, 25, 7]
     assert model.phi_C.layers[0].in_features == 14 * 50
+
+
+def test_kernel_choice_rebuilds_and_fails_clearly_without_triton(monkeypatch):
+    """``kernel`` (auto/triton/torch) is a hyperparameter; models saved before it existed still build."""
+    with pytest.raises(JetlabError, match="kernel must be one of auto, triton, torch"):
+        JEDINet(5, 5, kernel="cuda")
+    model = build_tagger("jedinet-sumo", n_particles=5, n_features=5, kernel="torch", **SMALL)
+    assert build_tagger("jedinet-sumo", **model.hparams).kernel == "torch"
+    older = {key: value for key, value in model.hparams.items() if key != "kernel"}
+    auto = build_tagger("jedinet-sumo", **older)
+    assert auto.kernel == "auto"
+    auto.load_state_dict(model.state_dict())
+    x, mask = batch(5)
+    x = x.float()
+    assert torch.equal(auto(x, mask), model(x, mask))  # auto on CPU: the torch path
+    monkeypatch.setitem(sys.modules, "jetlab.models.jedinet_triton", None)  # as if Triton were absent
+    assert torch.equal(auto(x, mask), model(x, mask))
+    auto.kernel = "triton"
+    with pytest.raises(JetlabError, match=r"kernel=triton needs Triton .*pip install 'jetlab\[gpu\]'"):
+        auto(x, mask)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from jetlab.io import open_jets
-from jetlab.training.tagger import TaggerTrainConfig, load_tagger, train_tagger
+from jetlab.training.tagger import TaggerTrainConfig, load_tagger, save_model_file, train_tagger
 from jetlab.training.tagger_eval import compare_runs, evaluate_tagger
 from jetlab.utils.config import load_config
 
@@ -90,3 +90,17 @@ def test_reading_batches_from_disk_trains_exactly_like_the_in_memory_path(tiny_j
     for key, value in a.items():
         torch.testing.assert_close(b[key], value, rtol=0, atol=0)
     assert from_disk["per_class"] == in_memory["per_class"]
+
+
+def test_model_saved_with_the_triton_kernel_loads_on_cpu(tmp_path):
+    """``kernel`` says how JEDI-net runs, not what it is: a GPU-trained model evaluates on CPU."""
+    from jetlab.models import JEDINetSumO
+
+    model = JEDINetSumO(6, 4, hidden=8, edge_dim=3, object_dim=4, kernel="triton")
+    save_model_file(tmp_path / "model.pt", model, config=TaggerTrainConfig(), class_names=list("gqwzt"),
+                    particle_features=list("abcd"), stats={}, epoch=1, val_metrics={"val_loss": 1.0, "val_accuracy": 0.2})
+    loaded, info = load_tagger(tmp_path)
+    assert info["hparams"]["kernel"] == "triton" and loaded.kernel == "auto"
+    model.kernel = "torch"
+    x = torch.randn(2, 6, 4)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)

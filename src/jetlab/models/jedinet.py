@@ -33,6 +33,11 @@ Two implementations with identical parameters (``state_dict`` s are interchangea
   ``O R_r``, ``O R_s``, ``E R_rᵀ`` matmuls: ``O(N³)`` work and memory traffic. It is the
   test oracle and the benchmark baseline.
 
+On CUDA, with Triton installed (the ``gpu`` extra), :class:`JEDINet` computes ``ē`` with
+the fused kernels of :mod:`jetlab.models.jedinet_triton` instead of the blocks (one
+kernel launch per pass, the pair grid stays in registers); hyperparameter ``kernel``:
+``auto`` (default: Triton on CUDA when importable, else torch), ``triton`` or ``torch``.
+
 Inputs: ``particles (B, N, P)``, ``mask (B, N)`` bool (``None``: all real).
 Output: logits ``(B, n_classes)``. The flattened variant needs ``N <= n_particles``
 (fewer particles are zero-padded to ``n_particles``); the ΣO variant takes any ``N``.
@@ -69,6 +74,9 @@ PAPER_HYPERPARAMETERS: dict[str, dict[int, tuple]] = {
 #: 2-core EPYC while keeping the number of parallel regions (each ends in a barrier) low
 #: with more threads. GPU: large, so that few kernels are launched.
 DEFAULT_BLOCK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 25}
+
+#: values of the ``kernel`` hyperparameter (how ē is computed; the parameters do not change)
+KERNELS = ("auto", "triton", "torch")
 
 
 def _linear_parameters(layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,14 +275,15 @@ class JEDINet(nn.Module):
     Hyperparameters (``default_hyperparameters(n_particles)`` gives the paper's):
     ``hidden`` (N¹), ``edge_dim`` (D_E), ``object_dim`` (D_O), ``f_r_activation``,
     ``f_o_activation``, ``phi_c_activation``, ``block_size`` (receivers per block;
-    ``None`` picks one so a block holds about 2^20 grid entries per CPU thread, 2^25 on GPU).
+    ``None`` picks one so a block holds about 2^20 grid entries per CPU thread, 2^25 on GPU),
+    ``kernel`` (``auto``, ``triton`` or ``torch``: see the module docstring).
     """
 
     name = "jedinet"
     input_keys = ("particles", "mask")
     sum_o = False
-    #: use the hand-differentiated, recomputing edge sum when f_R's activation allows it;
-    #: False forces plain autograd through the blocks (keeps every block for backward)
+    #: use the hand-differentiated, recomputing edge sum (or the Triton kernels) when f_R's
+    #: activation allows it; False forces plain autograd through the blocks (keeps every block)
     fused_edge_sum = True
 
     def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
@@ -284,6 +293,9 @@ class JEDINet(nn.Module):
         if min(hidden, d_e, d_o) < 1 or hidden < 2:
             raise JetlabError(f"{self.name}: hidden >= 2, edge_dim >= 1 and object_dim >= 1 required")
         self.block_size = None if hp["block_size"] is None else max(1, int(hp["block_size"]))
+        if hp["kernel"] not in KERNELS:
+            raise JetlabError(f"{self.name}: kernel must be one of {', '.join(KERNELS)}, got {hp['kernel']!r}")
+        self.kernel = hp["kernel"]
         P = self.n_features
         self.f_R = MLP([2 * P, hidden, hidden // 2, d_e], hp["f_r_activation"], output_activation=True)
         self.f_O = MLP([P + d_e, hidden, hidden // 2, d_o], hp["f_o_activation"], output_activation=True)
@@ -296,7 +308,7 @@ class JEDINet(nn.Module):
         table = PAPER_HYPERPARAMETERS["sumo" if cls.sum_o else "flat"]
         hidden, d_e, d_o, act_r, act_o, act_c = _nearest_paper_setting(table, int(n_particles))
         return {"hidden": hidden, "edge_dim": d_e, "object_dim": d_o, "f_r_activation": act_r,
-                "f_o_activation": act_o, "phi_c_activation": act_c, "block_size": None}
+                "f_o_activation": act_o, "phi_c_activation": act_c, "block_size": None, "kernel": "auto"}
 
     # -- the interaction: ē_r = Σ_s mask_rs f_R([o_r; o_s]) ----------------------------------------
     def _block_size(self, batch: int, n: int, device: torch.device) -> int:
@@ -313,17 +325,38 @@ class JEDINet(nn.Module):
         """Summed edge messages ``ē`` (B, N, D_E) from ``x`` (B, N, P) and float ``mask`` (B, N)."""
         B, N, P = x.shape
         weight, bias = _linear_parameters(self.f_R.layers[0])
+        params = [t for layer in self.f_R.layers[1:] for t in _linear_parameters(layer)]
         block_size = self._block_size(B, N, x.device)
-        if not (self.fused_edge_sum and self.f_R.activation in FUSED_ACTIVATIONS):
+        use_triton = self.fused_edge_sum and self._use_triton(x)
+        if use_triton or not (self.fused_edge_sum and self.f_R.activation in FUSED_ACTIVATIONS):
             h_receiver = F.linear(x, weight[:, :P], bias)  # (B, N, N¹)
             h_sender = F.linear(x, weight[:, P:])  # (B, N, N¹)
+            if use_triton:
+                from jetlab.models.jedinet_triton import edge_sum
+
+                return edge_sum(h_receiver, h_sender, mask, self.f_R.activation, *params)
             return self._interaction_autograd(h_receiver, h_sender, mask, block_size)
         x_columns = x.reshape(B * N, P).t()  # (P, B·N)
         h_receiver = torch.addmm(bias.unsqueeze(1), weight[:, :P], x_columns).view(-1, B, N)
         h_sender = torch.mm(weight[:, P:], x_columns).view(-1, B, N)  # (N¹, B, N)
-        params = [t for layer in self.f_R.layers[1:] for t in _linear_parameters(layer)]
         e_bar = _FusedEdgeSum.apply(h_receiver, h_sender, mask.contiguous(), block_size, self.f_R.activation, *params)
         return e_bar.permute(1, 2, 0)  # (B, N, D_E)
+
+    def _use_triton(self, x: torch.Tensor) -> bool:
+        """Whether ``kernel`` and the input select the fused kernels (JetlabError: forced but unusable)."""
+        if self.kernel == "torch" or (self.kernel == "auto" and not x.is_cuda):
+            return False
+        try:
+            from jetlab.models.jedinet_triton import unsupported
+        except Exception as error:  # noqa: BLE001 - auto: any problem importing Triton means "use torch"
+            if self.kernel == "triton":
+                raise JetlabError(f"{self.name}: kernel=triton needs Triton ({error}): "
+                                  "pip install 'jetlab[gpu]', or use --hp kernel=torch") from None
+            return False
+        problem = unsupported(x, self.f_R.activation)
+        if problem and self.kernel == "triton":
+            raise JetlabError(f"{self.name}: kernel=triton: {problem}; use --hp kernel=torch")
+        return problem is None
 
     def _interaction_autograd(self, h_receiver, h_sender, mask, block_size):
         """The same blocked sum through plain autograd (any activation; keeps every block)."""

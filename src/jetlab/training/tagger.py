@@ -121,7 +121,10 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.
     if not path.is_file():
         raise InputError(path, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
     info = load_torch_file(path, MODEL_FILE_FORMAT, "model file", "tagger model file")
-    model = build_tagger(info["model_name"], **dict(info["hparams"]))
+    hparams = dict(info["hparams"])
+    if hparams.get("kernel") == "triton" and torch.device(device).type != "cuda":
+        hparams["kernel"] = "auto"  # how JEDI-net runs, not what it is: a GPU-trained model loads anywhere
+    model = build_tagger(info["model_name"], **hparams)
     model.load_state_dict(info["state_dict"])
     return model.to(device).eval(), info
 
