@@ -33,7 +33,7 @@ import torch
 from jetlab.errors import JetlabError
 from jetlab.losses import GAN_LOSSES
 from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets
-from jetlab.training.settings import TrainSettings, setting, validate_settings
+from jetlab.training.settings import TrainSettings, make_optimizer, setting, validate_settings
 from jetlab.training.tasks.vae import VAE_SAMPLING
 
 __all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "train_generator"]
@@ -130,7 +130,7 @@ def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_poi
 
         vae = SetVAE(n_points, n_features, config.latent_dim,
                      **{"existence": not norm.always_full, **config.vae_options}).to(device)
-        return VAETask(vae, torch.optim.Adam(vae.parameters(), lr=config.lr), norm, n_coords=n_coords,
+        return VAETask(vae, make_optimizer(config, vae.parameters()), norm, n_coords=n_coords,
                        kl_weight=config.kl_weight, nnd_feature_weight=config.nnd_feature_weight,
                        mass_weight=config.mass_weight, pt_weight=config.pt_weight, sampling=config.vae_sampling,
                        train_sets=(data.train, data.train_mask) if data is not None else None, **options)
@@ -139,8 +139,8 @@ def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_poi
     betas = (config.adam_beta1, config.adam_beta2)
     generator = MPGenerator(n_points, n_features, config.latent_dim, **config.generator_options).to(device)
     discriminator = MPDiscriminator(n_features, **config.discriminator_options).to(device)
-    return GANTask(generator, discriminator, torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas),
-                   torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas), norm,
+    return GANTask(generator, discriminator, make_optimizer(config, generator.parameters(), lr=config.lr_g, betas=betas),
+                   make_optimizer(config, discriminator.parameters(), lr=config.lr_d, betas=betas), norm,
                    loss=config.gan_loss, r1_gamma=config.r1_gamma, d_steps=config.d_steps, **options)
 
 

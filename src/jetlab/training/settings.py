@@ -21,9 +21,11 @@ import torch
 
 from jetlab.errors import JetlabError
 
-__all__ = ["SCHEDULES", "TrainSettings", "make_scheduler", "setting", "validate_settings"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainSettings", "make_optimizer", "make_scheduler", "setting",
+           "validate_settings"]
 
 SCHEDULES = ("plateau", "cosine", "none")
+OPTIMIZERS = ("adam", "adadelta", "sgd")
 
 
 def setting(default: Any = None, help: str | None = None, *, type: Any = None, choices=None,  # noqa: A002
@@ -44,6 +46,9 @@ class TrainSettings:
     batch_size: int = setting(100, "items per step per process (the global batch under K processes is K times this)",
                               metavar="B")
     lr: float = setting(1e-3, "learning rate")
+    optimizer: str = setting("adam", "optimizer: Adam, AdaDelta (Zeiler 2012, lr scales its step) or SGD with momentum",
+                             choices=OPTIMIZERS)
+    momentum: float = setting(0.9, "SGD momentum")
     schedule: str = setting("plateau", "learning-rate schedule", choices=SCHEDULES)
     lr_factor: float = setting(0.5, "plateau: multiply the lr by this")
     lr_patience: int = setting(2, "plateau: epochs without improvement before the lr drops")
@@ -76,6 +81,10 @@ def validate_settings(config: TrainSettings, source: str = "options") -> None:
         raise JetlabError(f"{source}: lr must be positive, got {config.lr}")
     if not 0 < config.lr_factor < 1:
         raise JetlabError(f"{source}: lr-factor must be in (0, 1), got {config.lr_factor}")
+    if config.optimizer not in OPTIMIZERS:
+        raise JetlabError(f"{source}: unknown optimizer {config.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    if not 0 <= config.momentum < 1:
+        raise JetlabError(f"{source}: momentum must be in [0, 1), got {config.momentum}")
     if config.schedule not in SCHEDULES:
         raise JetlabError(f"{source}: unknown schedule {config.schedule!r}; known: {', '.join(SCHEDULES)}")
     if config.grad_clip is not None and not config.grad_clip > 0:
@@ -90,6 +99,17 @@ def validate_settings(config: TrainSettings, source: str = "options") -> None:
         raise JetlabError(f"{source}: fractions must be three non-negative numbers summing to 1, got {fractions!r}")
     if config.device not in ("cpu", "cuda") and not str(config.device).startswith("cuda:"):
         raise JetlabError(f"{source}: device must be cpu or cuda, got {config.device!r}")
+
+
+def make_optimizer(config: TrainSettings, parameters, *, lr: float | None = None, weight_decay: float = 0.0,
+                   betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names over ``parameters`` (``lr`` defaults to ``config.lr``)."""
+    lr = config.lr if lr is None else lr
+    if config.optimizer == "adadelta":
+        return torch.optim.Adadelta(parameters, lr=lr, weight_decay=weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=config.momentum, weight_decay=weight_decay)
+    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
 def make_scheduler(config: TrainSettings, optimizer: torch.optim.Optimizer, mode: str = "min"):

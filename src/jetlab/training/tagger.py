@@ -41,7 +41,7 @@ import torch
 
 from jetlab.errors import InputError, JetlabError
 from jetlab.training.checkpoint import load_torch_file
-from jetlab.training.settings import TrainSettings, setting, validate_settings
+from jetlab.training.settings import TrainSettings, make_optimizer, setting, validate_settings
 from jetlab.utils.atomic import atomic_path, atomic_torch_save, atomic_write_json
 
 __all__ = ["MODEL_FILE_FORMAT", "TaggerTrainConfig", "load_tagger", "save_model_file", "train_tagger"]
@@ -61,7 +61,7 @@ class TaggerTrainConfig(TrainSettings):
     particles: int = setting(30, "particles per jet", metavar="N")
     #: model hyperparameters overriding the model's defaults (``--hp KEY=VALUE``)
     hparams: dict = setting(help=None, factory=dict)
-    weight_decay: float = setting(0.0, "Adam weight decay")
+    weight_decay: float = setting(0.0, "weight decay (L2) of the optimizer")
     #: DataLoader workers, used only when a split is too big for memory
     num_workers: int = setting(0, "DataLoader workers for splits read from disk", resumable=True)
     max_memory_gb: float = setting(4.0, "hold splits in memory up to this size (GB), else read batches from disk",
@@ -178,7 +178,7 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
         model = build_tagger(config.model, n_particles=jets.n_particles,
                              n_features=_n_features(input_keys, train_split.particle_features),
                              n_classes=len(jets.class_names), **config.hparams).to(context.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = make_optimizer(config, model.parameters(), weight_decay=config.weight_decay)
         task = ClassifyTask(model, optimizer, context.device, name=config.model)
         strategy = make_strategy(config.strategy, context)
 
