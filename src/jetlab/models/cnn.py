@@ -1,6 +1,9 @@
 """Convolutional tagger on jet images (the JEDI-net paper's CNN baseline).
 
-Input: ``image (B, 1, H, W)`` pT images (100 × 100 pixels of 0.016 × 0.016 in (η, φ)).
+Input: ``image (B, 1, H, W)`` pT images (100 × 100 pixels of 0.016 × 0.016 in (η, φ)),
+normalised to unit sum, so most pixels are tiny. ``pixels="log"`` feeds
+``log(1 + x / 10⁻³)`` instead (10⁻³ of the jet pT is about one soft particle), which spreads
+the soft radiation over the same range as the hard cores; ``"linear"`` feeds x as it is.
 ``len(channels)`` blocks of ``Conv2d(k × k, same padding) -> activation -> MaxPool2d(2)``
 shrink the image to ``(C_last, H/2^L, W/2^L)``; it is flattened and fed to
 ``Linear -> activation -> Linear`` giving logits ``(B, n_classes)``.
@@ -16,12 +19,17 @@ from torch import nn
 from jetlab.errors import JetlabError
 from jetlab.models._mlp import MLP, activation_function, init_tagger
 
-__all__ = ["CNNTagger"]
+__all__ = ["CNNTagger", "LOG_PIXEL_SCALE", "PIXEL_SCALES"]
+
+PIXEL_SCALES = ("linear", "log")
+#: pixel value (a fraction of the jet pT) that ``pixels="log"`` maps to log 2
+LOG_PIXEL_SCALE = 1e-3
 
 
 class CNNTagger(nn.Module):
     """Hyperparameters: ``channels`` ([8, 16, 32]), ``kernel_size`` (3), ``dense`` (64),
-    ``activation`` ("relu"), ``image_size`` (100; input images must be that size)."""
+    ``activation`` ("relu"), ``image_size`` (100; input images must be that size), ``pixels``
+    ("linear" or "log", module docstring)."""
 
     name = "cnn"
     input_keys = ("image",)
@@ -36,6 +44,9 @@ class CNNTagger(nn.Module):
             nn.Conv2d(c_in, c_out, k, padding=k // 2) for c_in, c_out in zip([1, *hp["channels"]], hp["channels"])
         )
         self.pool = nn.MaxPool2d(2)
+        if hp["pixels"] not in PIXEL_SCALES:
+            raise JetlabError(f"cnn: pixels must be one of {', '.join(PIXEL_SCALES)}, got {hp['pixels']!r}")
+        self.log_pixels = hp["pixels"] == "log"
         self.image_size = int(hp["image_size"])
         side = self.image_size
         for _ in hp["channels"]:
@@ -46,12 +57,13 @@ class CNNTagger(nn.Module):
 
     @classmethod
     def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"channels": [8, 16, 32], "kernel_size": 3, "dense": 64, "activation": "relu", "image_size": 100}
+        return {"channels": [8, 16, 32], "kernel_size": 3, "dense": 64, "activation": "relu", "image_size": 100,
+                "pixels": "linear"}
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 4 or image.shape[1:] != (1, self.image_size, self.image_size):
             raise ValueError(f"cnn: image must be (B, 1, {self.image_size}, {self.image_size}), got {tuple(image.shape)}")
-        h = image
+        h = torch.log1p(image / LOG_PIXEL_SCALE) if self.log_pixels else image
         for conv in self.convs:
             h = self.pool(self._act(conv(h), True))
         return self.head(h.flatten(1))
