@@ -1,7 +1,7 @@
 """Variational autoencoder for point sets, trained with the nearest-neighbour-distance loss.
 
 A set VAE (Kingma & Welling, arXiv:1312.6114) whose encoder reads a masked set of N points
-with D features each and whose decoder emits a fixed-size set (DESIGN.md, "Generative"):
+with D features each and whose decoder emits a fixed-size set (docs: Sparse-event generation):
 
 * **encoder** ``"interaction"``: one interaction-network block (Battaglia et al.
   arXiv:1612.00222, as in JEDI-net): ``e_rs = f_R([x_r; x_s])`` on every pair of real points
@@ -208,7 +208,7 @@ def vae_loss(x: Tensor, mask: Tensor | None, recon: Tensor, mu: Tensor, logvar: 
              n_coords: int | None = None, beta_features: float = 1.0, jet_terms: bool = False,
              w_mass: float = 1.0, w_pt: float = 1.0, jet_index: Sequence[int] = (0, 1, 2),
              w_existence: float = 1.0) -> tuple[Tensor, dict[str, float]]:
-    """SetVAE loss (module docstring): NND + beta_kl KL [+ jet mass/pT terms] [+ existence].
+    """SetVAE loss (module docstring): NND + beta_kl KL (+ jet mass/pT terms) (+ existence term).
 
     x (B, P, D) with mask (B, P) (None: all real); recon (B, N, D) or (B, N, D + 1) from a
     model with ``existence=True`` (recognised by the extra column); mu, logvar (B, L).
