@@ -43,6 +43,8 @@ def convert(text: str, obj=None) -> str:
     text = _MATH_ROLE.sub(lambda m: "$" + " ".join(m.group(1).split()) + "$", text)
     text = _ROLE.sub(lambda m: _reference(m.group(3), m.group(2) == "~", obj), text)
     text = _tables(text)
+    if not re.search(r"(?m)^\s*-{3,}\s*$", text):  # numpy sections: leave them to griffe's parser
+        text = _definition_lists(text)
     text = re.sub(r"(?m)(\S)::$", r"\1:", text)  # "Typical use::" -> "Typical use:" + code block
     text = re.sub(r"(?m)^::$", "", text)
     return text
@@ -80,6 +82,48 @@ def _resolve(target: str, obj) -> str | None:
     if not path.startswith("jetlab") or any(part.startswith("_") for part in path.split(".")):
         return None
     return path
+
+
+def _definition_lists(text: str) -> str:
+    """RST definition lists (a term paragraph, then its definition indented by 4 or more) ->
+    Markdown ``def_list`` items (the term's lines joined into one). A paragraph ending in
+    ``::`` introduces a literal block instead; list items and display math are left alone."""
+    lines = text.splitlines()
+    out: list[str] = []
+    paragraph: list[str] = []  # the plain lines since the last blank line
+    in_math = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() == "$$":
+            in_math = not in_math
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        plain = bool(line.strip()) and not line[:1].isspace() and not in_math and line.strip() != "$$"
+        is_term = (plain and not line.rstrip().endswith("::")
+                   and not re.match(r"([-*+]|\d+\.)\s", line) and not line.startswith("|")
+                   and nxt.strip() and len(nxt) - len(nxt.lstrip()) >= 4)
+        if not is_term:
+            paragraph = paragraph + [line] if plain else []
+            out.append(line)
+            i += 1
+            continue
+        if any(re.match(r"([-*+]|\d+\.)\s", p) for p in paragraph):
+            paragraph = []  # a list item's continuation: not a term
+        del out[len(out) - len(paragraph):]
+        if out and out[-1].strip():
+            out.append("")
+        out.append(" ".join(p.strip() for p in paragraph + [line]))
+        paragraph = []
+        i += 1
+        body = []
+        while i < len(lines) and lines[i][:1].isspace() and lines[i].strip():
+            body.append(lines[i])
+            i += 1
+        body = textwrap.dedent("\n".join(body)).splitlines()
+        out.append(":   " + body[0])
+        out += ["    " + b for b in body[1:]]
+        out.append("")
+    return "\n".join(out)
 
 
 def _math_blocks(text: str) -> str:

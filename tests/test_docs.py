@@ -106,3 +106,22 @@ Inline :math:`z_i = p_{T,i}`. Typical use::
     assert "$$\nL = \\sum_a x_a\n$$" in out
     assert "$z_i = p_{T,i}$" in out
     assert "Typical use:\n" in out and "::" not in out
+
+
+def test_rst_definition_lists_become_markdown_ones():
+    convert = _converter()
+    out = convert("""Kinematics (E-scheme
+sum P)
+    ``j_pt = |P_T|``,
+    ``j_mass``.
+
+* a list item
+  continued
+
+Literal::
+
+    code()
+""")
+    assert "Kinematics (E-scheme sum P)\n:   ``j_pt = |P_T|``,\n    ``j_mass``." in out
+    assert "* a list item\n  continued" in out
+    assert "Literal:\n\n    code()" in out
