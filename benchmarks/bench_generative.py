@@ -7,7 +7,7 @@
    ``[h_i; h_j]`` pair tensor (B, N, N, 2H) and applies the full first layer to it.
    Also prints the max difference between the two.
 3. Generation speed: µs per generated set for MPGenerator and SetVAE (jets: N = 30, D = 3),
-   against the 46 ms per jet of the traditional simulation chain quoted in DESIGN.md.
+   against the 46 ms per jet of the traditional simulation chain quoted in the MPGAN paper (Kansal et al., arXiv:2106.11535).
 4. Training step time on MNIST superpixels (batch 32): SetVAE (both encoders), MPGAN step.
 
     python benchmarks/bench_generative.py [--device cuda] [--workers 2] [--quick]
@@ -34,7 +34,7 @@ from jetlab.models.mpgan import (
 )
 from jetlab.models.vae import SetVAE, vae_loss
 
-TRADITIONAL_CHAIN_S_PER_JET = 46e-3  # DESIGN.md, "Figures to measure against"
+TRADITIONAL_CHAIN_S_PER_JET = 46e-3  # the full simulation chain, as quoted by MPGAN (arXiv:2106.11535)
 
 
 def bench_superpixels(workers, quick):

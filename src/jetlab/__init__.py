@@ -1,6 +1,6 @@
 """jetlab: deep learning on sparse particle-physics data.
 
-Three jobs, end to end (see ``shared/DESIGN.md``):
+Three jobs, end to end (the documentation site, ``mkdocs serve``, has a page for each):
 
 * reconstruction with graph networks (JEDI-net, GarNet) and the classic taggers,
 * sparse-event generation (NND-loss VAE, message-passing GAN) with JetNet metrics,

@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not getattr(args, "run", None):
-        parser.print_help()
-        return 0 if args.group is None else 2
+        # no command: like argparse's own "missing argument" error, help goes to stderr, exit 2
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return int(args.run(args) or 0)
     except JetlabError as exc:

@@ -1,6 +1,6 @@
 """Jets from a real event generator: Pythia 8 (``pythia8mc``) + FastJet, in the hls4ml layout.
 
-pp collisions at 13 TeV, one hard process family per class (DESIGN.md, Data):
+pp collisions at 13 TeV, one hard process family per class (docs: Data):
 
 ===== ===================================================================== ============
 class hard processes                                                        matched to

@@ -1,6 +1,6 @@
 """Sparse MNIST: handwritten digits as point sets, the warm-up data of the set generators.
 
-Two kinds of point set are built from 28 x 28 MNIST images (DESIGN.md, "Sparse MNIST"):
+Two kinds of point set are built from 28 x 28 MNIST images (docs: Data, "Sparse MNIST"):
 
 ``"sparse"``
     The ``n_points`` (default 100) brightest **non-zero** pixels of each digit, ordered by

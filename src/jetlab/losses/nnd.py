@@ -1,8 +1,8 @@
 """Nearest-neighbour-distance (NND) loss between batched, masked point sets.
 
 The symmetric set loss used to train point-set autoencoders and VAEs (a Chamfer distance
-with squared Euclidean distances), as in the sparse-event generation work of the jetlab
-design (DESIGN.md, "Generative"). For two sets of points A and B with coordinates x:
+with squared Euclidean distances; docs: Formulas, "The NND loss"). For two sets of points
+A and B with coordinates x:
 
 .. math::
 

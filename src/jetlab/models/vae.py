@@ -1,7 +1,7 @@
 """Variational autoencoder for point sets, trained with the nearest-neighbour-distance loss.
 
 A set VAE (Kingma & Welling, arXiv:1312.6114) whose encoder reads a masked set of N points
-with D features each and whose decoder emits a fixed-size set (DESIGN.md, "Generative"):
+with D features each and whose decoder emits a fixed-size set (docs: Sparse-event generation):
 
 * **encoder** ``"interaction"``: one interaction-network block (Battaglia et al.
   arXiv:1612.00222, as in JEDI-net): ``e_rs = f_R([x_r; x_s])`` on every pair of real points
@@ -13,7 +13,7 @@ with D features each and whose decoder emits a fixed-size set (DESIGN.md, "Gener
   ``(mu, logvar)`` of the latent ``z`` (B, latent_dim). Padded points never enter.
 * **decoder** ``"mlp"``: ``z -> MLP -> (B, N, D')``; ``"pointwise"``: a shared MLP on
   ``[z; e_i]`` for N learned point embeddings e_i. D' = D, or D + 1 with ``existence=True``.
-* **loss**: :func:`jetlab.losses.vae_loss` (NND + β KL, optional jet-mass and jet-pT terms,
+* **loss**: :func:`jetlab.losses.vae.vae_loss` (NND + β KL, optional jet-mass and jet-pT terms,
   existence term).
 
 Which generated points are real (``existence``):

@@ -2,7 +2,7 @@
 
 * :mod:`.engine` — the loop (epochs, sharded batches, update strategy, schedules, early
   stopping, divergence check, atomic checkpoints, exact resume, progress, history);
-* :mod:`.tasks` — what is trained: classification, VAE, GAN;
+* ``tasks`` (:mod:`.tasks.base`) — what is trained: classification, VAE, GAN;
 * :mod:`.strategies` — how gradients become updates (local, synchronous all-reduce; the
   asynchronous MPI algorithms are in :mod:`jetlab.distributed`);
 * :mod:`.batches`, :mod:`.checkpoint`, :mod:`.settings` (the shared config fields),

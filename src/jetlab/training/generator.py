@@ -3,7 +3,7 @@
 :class:`~jetlab.training.engine.Engine`, in one process or data-parallel under ``torchrun``
 / ``mpiexec``.
 
-* **VAE** (:class:`jetlab.models.vae.SetVAE`, loss :func:`jetlab.losses.vae_loss`):
+* **VAE** (:class:`jetlab.models.vae.SetVAE`, loss :func:`jetlab.losses.vae.vae_loss`):
   set encoder → Gaussian latent → decoder that emits P points; NND + β·KL, for jets
   optionally ``w_m (m(x̂) − m(x))² + w_pT (pT(x̂) − pT(x))²``. Monitored by the validation loss.
 * **GAN** in the MPGAN style (Kansal et al., arXiv:2106.11535): message-passing generator

@@ -1,9 +1,9 @@
 """Training settings shared by every recipe (taggers and generators), written once.
 
-A recipe's config dataclass (e.g. :class:`jetlab.training.tagger.TaggerConfig`) derives
+A recipe's config dataclass (e.g. :class:`jetlab.training.tagger.TaggerTrainConfig`) derives
 from :class:`TrainSettings` and adds its own fields. Each field is declared with
 :func:`setting`, which stores the help text, the flag type and whether ``--resume`` may
-change it; the CLI (:mod:`jetlab.cli.settings`) builds one ``--flag`` per field from that,
+change it; the CLI (``jetlab.cli.settings``) builds one ``--flag`` per field from that,
 so every default is written exactly once, here or in the recipe's dataclass.
 
 Learning-rate schedules (:func:`make_scheduler`): ``plateau`` multiplies the lr by

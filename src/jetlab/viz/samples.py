@@ -6,15 +6,17 @@ arrays of shape ``(N, P, 3)`` and ``(N, P)`` bool. From them:
 
 * :func:`plot_jet_images` -- the pT-weighted mean jet image (100 x 100 pixels over
   1.6 x 1.6 in eta_rel-phi_rel, the hls4ml binning) of real and generated jets side by side,
-  plus a few single jets of each, on a log colour scale.
-* :func:`plot_jet_feature_histograms` -- histograms of the particle features eta_rel,
-  phi_rel, pT_rel and of the jet features relative mass ``m/pT_jet``, relative pT
-  ``sum pT_rel`` and multiplicity, real (filled) vs generated (line).
+  plus a few single jets of each, on log colour scales with colour bars.
+* :func:`plot_jet_feature_histograms` -- histograms (normalised, ``1/N dN/dx`` on the y
+  axis) of the particle features eta_rel, phi_rel, pT_rel and of the jet features relative
+  mass ``m/pT_jet``, relative pT ``|sum pT_rel|`` and multiplicity, real (filled) vs
+  generated (line).
 
 Sparse MNIST digits are point sets ``(N, P, 3)`` of (x, y, intensity):
 :func:`plot_point_cloud_comparison` draws a grid of real digits above generated ones.
 
-Every function writes one PNG atomically and returns nothing.
+Every function writes one PNG atomically in jetlab's figure style
+(:mod:`jetlab.viz.style`); the comparison plots return the (closed) figure for inspection.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ import numpy as np
 
 from jetlab.io.layout import IMAGE_EXTENT, IMAGE_PIXELS
 from jetlab.physics.kinematics import image_pixel_index, relative_jet_kinematics
-from jetlab.viz.style import pyplot, save_png
+from jetlab.viz.style import pyplot, save_png, styled
 
 __all__ = [
     "jet_relative_kinematics",
     "jet_images",
     "plot_jet_images",
     "plot_jet_feature_histograms",
+    "multiplicity_is_informative",
     "plot_point_cloud_comparison",
     "plot_point_clouds",
 ]
@@ -57,6 +60,7 @@ def jet_images(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return images
 
 
+@styled
 def plot_jet_images(
     real: np.ndarray,
     real_mask: np.ndarray,
@@ -66,36 +70,62 @@ def plot_jet_images(
     *,
     title: str = "",
     n_single: int = 3,
-) -> None:
-    """Mean jet image and ``n_single`` single jets, real (top row) vs generated (bottom row)."""
+):
+    """Mean jet image and ``n_single`` single jets, real (top row) vs generated (bottom row).
+
+    Logarithmic colour scales with colour bars (pT_rel per pixel): one shared by the two mean
+    images, one shared by all single jets, so real and generated compare pixel for pixel.
+    Returns the (closed) figure.
+    """
     from matplotlib.colors import LogNorm
 
     plt = pyplot()
     rows = [("real", jet_images(real, real_mask)), ("generated", jet_images(generated, generated_mask))]
+    n_single = max(0, min(n_single, *(len(images) for _, images in rows)))
     cols = 1 + n_single
-    fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols, 6.0), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(2.7 * cols + 1.6, 5.6), squeeze=False, layout="constrained")
     extent = (-IMAGE_EXTENT, IMAGE_EXTENT, -IMAGE_EXTENT, IMAGE_EXTENT)
+    means = [images.mean(0) for _, images in rows]
+    singles = [images[:n_single] for _, images in rows]
+    norms = [_log_norm(means, LogNorm), _log_norm(singles, LogNorm)]
+    drawn = [None, None]
     for row, (name, images) in enumerate(rows):
-        panels = [("mean", images.mean(0))] + [(f"jet {i}", images[i]) for i in range(min(n_single, len(images)))]
-        for col in range(cols):
+        panels = [("mean", means[row], 0)] + [(f"jet {i}", images[i], 1) for i in range(n_single)]
+        for col, (label, image, kind) in enumerate(panels):
             ax = axes[row, col]
-            if col >= len(panels):
-                ax.axis("off")
-                continue
-            label, image = panels[col]
-            positive = image[image > 0]
-            norm = LogNorm(vmin=max(positive.min(), 1e-6), vmax=positive.max()) if positive.size else None
-            ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent, norm=norm, cmap="viridis")
-            ax.set_title(f"{name}: {label}", fontsize=9)
-            ax.set_xlabel(r"$\phi_{rel}$", fontsize=8)
-            ax.set_ylabel(r"$\eta_{rel}$", fontsize=8)
-            ax.tick_params(labelsize=7)
+            drawn[kind] = ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent,
+                                    norm=norms[kind], cmap="viridis")
+            ax.set_title(f"{name}: {label}", fontsize="small")
+            ax.set_xlabel(r"$\phi_{rel}$")
+            ax.set_ylabel(r"$\eta_{rel}$")
+            ax.tick_params(labelsize="x-small")
+    labels = (r"mean $p_T^{rel}$ per pixel", r"$p_T^{rel}$ per pixel")
+    for kind, image in enumerate(drawn):
+        if image is not None:
+            targets = axes[:, 0] if kind == 0 else axes[:, 1:].ravel()
+            fig.colorbar(image, ax=list(targets), shrink=0.9, pad=0.02).set_label(labels[kind])
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    save_png(fig, path, dpi=90, bbox_inches="tight")
+    save_png(fig, path, dpi=90)
+    return fig
 
 
+def _log_norm(images, LogNorm):
+    """A log colour scale over the positive pixels of ``images`` (a list of arrays)."""
+    positive = np.concatenate([np.ravel(i[i > 0]) for i in images]) if images else np.empty(0)
+    if not positive.size:
+        return LogNorm(vmin=1e-6, vmax=1.0)
+    return LogNorm(vmin=max(float(positive.min()), float(positive.max()) * 1e-5), vmax=float(positive.max()))
+
+
+def multiplicity_is_informative(*counts: np.ndarray) -> bool:
+    """Whether a histogram of particles per jet says anything: at least 3 distinct values
+    over all samples (a one- or two-bin panel, e.g. every jet with 30 particles, does not)."""
+    values = np.unique(np.concatenate([np.ravel(c) for c in counts])) if counts else np.empty(0)
+    return values.size >= 3
+
+
+@styled
 def plot_jet_feature_histograms(
     real: np.ndarray,
     real_mask: np.ndarray,
@@ -104,44 +134,77 @@ def plot_jet_feature_histograms(
     path: str | os.PathLike,
     *,
     title: str = "",
-) -> None:
-    """Particle eta_rel, phi_rel, pT_rel and jet mass, pT, multiplicity: real vs generated."""
+):
+    """Particle eta_rel, phi_rel, pT_rel and jet mass, pT, multiplicity: real vs generated.
+
+    Each panel is normalised to unit area and says so on its y axis (``1/N dN/dx``).
+    The multiplicity panel is drawn only when the jets have at least 3 different
+    multiplicities (:func:`multiplicity_is_informative`); otherwise its place states the
+    multiplicities in words. Returns the (closed) figure.
+    """
     plt = pyplot()
     real_jet = jet_relative_kinematics(real, real_mask)
     gen_jet = jet_relative_kinematics(generated, generated_mask)
+    # (x label, y label, real, generated, log y)
     panels = [
-        (r"particle $\eta^{rel}$", real[..., 0][real_mask], generated[..., 0][generated_mask], False),
-        (r"particle $\phi^{rel}$", real[..., 1][real_mask], generated[..., 1][generated_mask], False),
-        (r"particle $p_T^{rel}$", real[..., 2][real_mask], generated[..., 2][generated_mask], True),
-        (r"jet $m/p_T$", real_jet["mass"], gen_jet["mass"], False),
-        (r"jet $|\sum \vec p_T^{\,rel}|$", real_jet["pt"], gen_jet["pt"], False),
-        ("particles per jet", real_jet["n_particles"], gen_jet["n_particles"], False),
+        (r"particle $\eta^{rel}$", r"$1/N\;dN/d\eta^{rel}$", real[..., 0][real_mask],
+         generated[..., 0][generated_mask], False),
+        (r"particle $\phi^{rel}$", r"$1/N\;dN/d\phi^{rel}$", real[..., 1][real_mask],
+         generated[..., 1][generated_mask], False),
+        (r"particle $p_T^{rel}$", r"$1/N\;dN/dp_T^{rel}$", real[..., 2][real_mask],
+         generated[..., 2][generated_mask], True),
+        (r"jet $m/p_T$", r"$1/N\;dN/d(m/p_T)$", real_jet["mass"], gen_jet["mass"], False),
+        (r"jet $|\sum \vec p_T^{\,rel}|$", r"$1/N\;dN/d|\sum \vec p_T^{\,rel}|$", real_jet["pt"], gen_jet["pt"], False),
     ]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7))
-    for ax, (label, r, g, log) in zip(axes.flat, panels):
-        both = np.concatenate([r, g]) if len(g) else r
-        both = both[np.isfinite(both)]
-        if label == "particles per jet":  # integers: one bin each
-            lo, hi = (both.min(), both.max()) if both.size else (0, 1)
-            bins = np.arange(lo - 0.5, hi + 1.5)
-        else:
-            lo, hi = (np.percentile(both, [0.5, 99.5]) if both.size else (0.0, 1.0))
-            if hi <= lo:
-                hi = lo + 1.0
-            bins = np.linspace(lo, hi, 41)
-        ax.hist(r, bins=bins, histtype="stepfilled", alpha=0.35, density=True, label="real", color="C0")
-        if len(g):
-            ax.hist(g, bins=bins, histtype="step", density=True, label="generated", color="C3", linewidth=1.5)
-        ax.set_xlabel(label)
-        if log:
-            ax.set_yscale("log")
-        ax.legend(fontsize=8)
+    multiplicity = (real_jet["n_particles"], gen_jet["n_particles"])
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7), layout="constrained")
+    for ax, (xlabel, ylabel, r, g, log) in zip(axes.flat, panels):
+        _histogram_panel(ax, xlabel, ylabel, r, g, _continuous_bins(r, g), log)
+    ax = axes.flat[5]
+    if multiplicity_is_informative(*multiplicity):
+        both = np.concatenate(multiplicity)
+        bins = np.arange(both.min() - 0.5, both.max() + 1.5)
+        _histogram_panel(ax, "particles per jet", "fraction of jets", *multiplicity, bins, True)
+    else:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "particles per jet\n" + "\n".join(
+            f"{name}: {_describe_counts(c)}" for name, c in zip(("real", "generated"), multiplicity)),
+            ha="center", va="center", transform=ax.transAxes)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    save_png(fig, path, dpi=90, bbox_inches="tight")
+    save_png(fig, path, dpi=90)
+    return fig
 
 
+def _continuous_bins(r: np.ndarray, g: np.ndarray) -> np.ndarray:
+    both = np.concatenate([r, g]) if len(g) else r
+    both = both[np.isfinite(both)]
+    lo, hi = (np.percentile(both, [0.5, 99.5]) if both.size else (0.0, 1.0))
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.linspace(lo, hi, 41)
+
+
+def _histogram_panel(ax, xlabel: str, ylabel: str, r: np.ndarray, g: np.ndarray, bins: np.ndarray,
+                     log: bool) -> None:
+    ax.hist(r, bins=bins, histtype="stepfilled", alpha=0.35, density=True, label="real", color="C0")
+    if len(g):
+        ax.hist(g, bins=bins, histtype="step", density=True, label="generated", color="C2", linewidth=1.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize="small", loc="best")
+
+
+def _describe_counts(counts: np.ndarray) -> str:
+    values, n = np.unique(np.asarray(counts, dtype=np.int64), return_counts=True)
+    if not values.size:
+        return "no jets"
+    return ", ".join(f"{100 * k / n.sum():.0f}% with {v}" for v, k in zip(values, n))
+
+
+@styled
 def plot_point_cloud_comparison(
     real: np.ndarray,
     real_mask: np.ndarray | None,
@@ -181,6 +244,7 @@ def plot_point_cloud_comparison(
             ax.set_ylim(*ylim)
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.minorticks_off()
             ax.set_aspect("equal")
             if col == 0:
                 ax.set_ylabel(name, fontsize=9)
@@ -189,6 +253,7 @@ def plot_point_cloud_comparison(
     save_png(fig, path, dpi=90, bbox_inches="tight")
 
 
+@styled
 def plot_point_clouds(points, mask=None, path: str | os.PathLike = "point_clouds.png", *, ncols: int = 8,
                       labels: Sequence | None = None, title: str | None = None, max_sets: int = 64,
                       panel_size: float = 1.4) -> Path:
@@ -228,6 +293,7 @@ def plot_point_clouds(points, mask=None, path: str | os.PathLike = "point_clouds
         ax = fig.add_subplot(nrows, ncols, i + 1)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.minorticks_off()
         if i >= n_sets:
             ax.axis("off")
             continue

@@ -3,7 +3,13 @@ arXiv:1908.05318, Fig. 4: signal efficiency TPR on x, mistag rate FPR on a log y
 one curve per class, one-vs-rest) and training curves (loss, accuracy, learning rate
 per epoch).
 
-All functions write a PNG atomically and use matplotlib's non-interactive Agg backend.
+The ROC's y axis stops at the smallest mistag rate the test set can measure, one
+background jet in ``N_background``: ``FPR_min = 1 / N_background``. Below it the curve
+holds no information (an FPR of 0 is off a log axis anyway), so the axis does not pretend
+otherwise; with several curves it is the finest of them, ``1 / max N_background``.
+
+Every function writes a PNG atomically (:func:`jetlab.viz.style.save_png`) in jetlab's
+figure style and returns the (closed) matplotlib ``Figure`` for inspection.
 """
 
 from __future__ import annotations
@@ -13,76 +19,121 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from jetlab.viz.style import pyplot, save_png
+from jetlab.viz.style import pyplot, save_png, styled
 
-__all__ = ["plot_roc", "plot_roc_comparison", "plot_training_curve"]
+__all__ = ["fpr_floor", "plot_roc", "plot_roc_comparison", "plot_training_curve"]
 
 
-def _roc_axes(ax, title: str) -> None:
+def fpr_floor(n_background: int) -> float:
+    """The smallest non-zero mistag rate a test set of ``n_background`` background jets resolves."""
+    if n_background < 1:
+        raise ValueError(f"a ROC curve needs at least one background jet, got {n_background}")
+    return 1.0 / n_background
+
+
+def _background_count(fpr: np.ndarray) -> int:
+    """Background jets behind an ROC curve from ``roc_curve``: its FPR steps are multiples of
+    1/N_background, the smallest step is one jet (exact unless every step ties two or more)."""
+    steps = np.diff(np.unique(np.asarray(fpr, dtype=np.float64)))
+    steps = steps[steps > 0]
+    return int(round(1.0 / steps.min())) if steps.size else 1
+
+
+def _roc_axes(ax, title: str, n_background: int, legend_title: str | None = None) -> None:
     ax.set_yscale("log")
     ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(1e-4, 1.0)
-    ax.set_xlabel("signal efficiency (TPR)")
-    ax.set_ylabel("mistag rate (FPR)")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_ylim(fpr_floor(n_background), 1.0)
+    ax.set_xlabel(r"signal efficiency $\varepsilon_S$ (TPR)")
+    ax.set_ylabel(r"mistag rate $\varepsilon_B$ (FPR)")
+    ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="lower right", fontsize="small", title=legend_title, title_fontsize="small")
 
 
+@styled
 def plot_roc(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path: str | os.PathLike,
-             *, title: str = "") -> None:
-    """One-vs-rest ROC of every class: labels (N,), probs (N, C)."""
+             *, title: str = ""):
+    """One-vs-rest ROC of every class: labels (N,), probs (N, C); y axis down to 1/N_background."""
     from jetlab.metrics.tagging import one_vs_rest_rocs, roc_auc
 
+    labels = np.asarray(labels)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
-    for name, curve in zip(class_names, one_vs_rest_rocs(labels, probs)):
+    n_background = 1
+    for c, (name, curve) in enumerate(zip(class_names, one_vs_rest_rocs(labels, probs))):
         if curve is None:
             continue
+        n_background = max(n_background, int((labels != c).sum()))
         fpr, tpr = curve
         ax.plot(tpr[1:], fpr[1:], label=f"{name} tagger, AUC = {100 * roc_auc(fpr, tpr):.1f}%")
-    _roc_axes(ax, title or "one-vs-rest ROC")
+    _roc_axes(ax, title or "one-vs-rest ROC", n_background, f"{len(labels)} test jets")
     save_png(fig, path, dpi=120, bbox_inches="tight")
+    return fig
 
 
+@styled
 def plot_roc_comparison(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike,
-                        *, title: str) -> None:
-    """ROC of several models for one class: ``curves`` maps model label -> (fpr, tpr)."""
+                        *, title: str, n_background: int | None = None):
+    """ROC of several models for one class: ``curves`` maps model label -> (fpr, tpr).
+
+    ``n_background`` (background jets of the test set) sets the y axis floor; when None it
+    is read off the curves' FPR steps.
+    """
     from jetlab.metrics.tagging import roc_auc
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
+    found = 1
     for label, (fpr, tpr) in curves.items():
+        found = max(found, _background_count(fpr))
         ax.plot(tpr[1:], fpr[1:], label=f"{label}, AUC = {100 * roc_auc(fpr, tpr):.1f}%")
-    _roc_axes(ax, title)
+    n = n_background or found
+    _roc_axes(ax, title, n, f"{n} background jets")
     save_png(fig, path, dpi=120, bbox_inches="tight")
+    return fig
 
 
-def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.PathLike, *, title: str = "") -> None:
-    """Loss, accuracy and learning rate per epoch.
+@styled
+def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.PathLike, *, title: str = ""):
+    """Loss, accuracy and learning rate per epoch, on integer epoch ticks.
 
     ``history`` holds one mapping per epoch with keys ``epoch``, ``train_loss``,
-    ``val_loss`` and optionally ``train_accuracy``, ``val_accuracy``, ``lr``.
+    ``val_loss`` and optionally ``train_accuracy``, ``val_accuracy``, ``lr``. Panels without
+    data (no accuracy, no learning rate) are left out.
     """
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
+    first = history[0] if history else {}
+    has_acc = any(k in first for k in ("train_accuracy", "val_accuracy"))
+    has_lr = "lr" in first
+    n_panels = 1 + has_acc + has_lr
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.6 * n_panels, 3.8), squeeze=False, layout="constrained")
+    axes = list(axes[0])
+    ax_loss = axes.pop(0)
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", markersize=3, label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], "s-", markersize=3, label="validation")
     ax_loss.set_ylabel("cross-entropy loss")
-    for key, label, marker in (("train_accuracy", "train", "o-"), ("val_accuracy", "validation", "s-")):
-        if history and key in history[0]:
-            ax_acc.plot(epochs, [h[key] for h in history], marker, label=label)
-    ax_acc.set_ylabel("accuracy")
-    if history and "lr" in history[0]:
+    ax_loss.legend()
+    if has_acc:
+        ax_acc = axes.pop(0)
+        for key, label, marker in (("train_accuracy", "train", "o-"), ("val_accuracy", "validation", "s-")):
+            if key in first:
+                ax_acc.plot(epochs, [h[key] for h in history], marker, markersize=3, label=label)
+        ax_acc.set_ylabel("accuracy")
+        ax_acc.legend()
+    if has_lr:
+        ax_lr = axes.pop(0)
         ax_lr.plot(epochs, [h["lr"] for h in history], "k.-")
         ax_lr.set_yscale("log")
-    ax_lr.set_ylabel("learning rate")
-    for ax in (ax_loss, ax_acc, ax_lr):
+        ax_lr.set_ylabel("learning rate")
+    for ax in fig.axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.grid(True, alpha=0.3)
-    ax_loss.legend()
-    ax_acc.legend()
     if title:
         fig.suptitle(title)
-    save_png(fig, path, dpi=120, bbox_inches="tight")
+    save_png(fig, path, dpi=120)
+    return fig

@@ -3,9 +3,9 @@
 :class:`~jetlab.models.mpgan.MPDiscriminator`, each with its own Adam.
 
 One training step on a batch of B real sets x (mask m): ``d_steps`` discriminator updates,
-each on B freshly generated sets, with ``L_D`` of :func:`jetlab.losses.discriminator_loss`
+each on B freshly generated sets, with ``L_D`` of :func:`jetlab.losses.gan.discriminator_loss`
 (+ ``(γ/2)·R1`` when ``r1_gamma`` > 0); then one generator update with
-:func:`jetlab.losses.generator_loss`, the discriminator frozen. Fake sets get the
+:func:`jetlab.losses.gan.generator_loss`, the discriminator frozen. Fake sets get the
 multiplicities of the real batch (MPGAN), unless every training set was full.
 
 Monitor: for jets the per-epoch W1-M (``val_w1m``, :mod:`.sets`) picks the best epoch; for

@@ -1,5 +1,5 @@
 """Training the set VAE (:class:`jetlab.models.vae.SetVAE`) with the loss of
-:func:`jetlab.losses.vae_loss`: NND reconstruction + β·KL, for jets optionally the
+:func:`jetlab.losses.vae.vae_loss`: NND reconstruction + β·KL, for jets optionally the
 relative jet-mass and jet-pT terms on the de-standardised (physical) features.
 
 Generation decodes ``z ~ N(0, 1)`` (``sampling="prior"``) or, by default, ``z`` from a

@@ -1,0 +1,127 @@
+"""The documentation site builds in strict mode: a broken link, anchor or API reference
+(a docstring naming a jetlab object that does not exist) fails the build.
+
+Needs the ``docs`` extra (``pip install -e ".[docs]"``, which CI installs); skipped with a
+reason without it. Build by hand with ``mkdocs build --strict``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")
+pytest.importorskip("mkdocstrings_handlers.python", reason="mkdocstrings[python] is not installed (docs extra)")
+pytest.importorskip("material", reason="mkdocs-material is not installed (docs extra)")
+
+
+def _build(project: Path, site: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONPATH=str(project / "src"))
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(project / "mkdocs.yml"), "-d", str(site)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_site_builds_strictly(tmp_path):
+    done = _build(ROOT, tmp_path / "site")
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    assert "WARNING" not in log, log
+    for page in ("index.html", "formulas/index.html", "layouts/index.html", "api/models/index.html"):
+        assert (tmp_path / "site" / page).is_file(), page
+    models = (tmp_path / "site" / "api/models/index.html").read_text()
+    assert "jetlab.models.jedinet.JEDINet" in models  # the API pages are generated from the code
+    assert 'class="autorefs' in models  # ... with the docstrings' cross-references resolved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broken", [
+    "[`open_jetz`][jetlab.io.jets.open_jetz]",   # an API object that does not exist
+    "[formulas](formulas.md#no-such-section)",   # an anchor that does not exist
+    "[missing](no-such-page.md)",                # a page that does not exist
+])
+def test_a_broken_reference_fails_the_build(tmp_path, broken):
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    (project / "src").symlink_to(ROOT / "src")
+    page = project / "docs" / "papers.md"
+    page.write_text(page.read_text() + f"\nSee {broken}.\n")
+    done = _build(project, tmp_path / "site")
+    assert done.returncode != 0, done.stdout + done.stderr
+
+
+def test_docs_point_only_inside_the_project():
+    for path in [ROOT / "mkdocs.yml", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = path.read_text()
+        assert "shared/" not in text and "DESIGN.md" not in text, path
+
+
+# -- the reStructuredText -> Markdown conversion of the docstrings ---------------------------------
+def _converter():
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("griffe_rst", ROOT / "docs" / "griffe_rst.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.convert
+
+
+def test_rst_roles_tables_and_math_become_markdown():
+    convert = _converter()
+    text = """Intro :func:`~jetlab.io.jets.open_jets` and :mod:`jetlab.physics` and :class:`torch.nn.Module`.
+
+=========== ====== ==============
+key         shape  content
+=========== ====== ==============
+points      (N,)   first line
+                   continued
+mask        (N,)   bool
+=========== ====== ==============
+
+.. math::
+
+    L = \\sum_a x_a
+
+Inline :math:`z_i = p_{T,i}`. Typical use::
+
+    code()
+"""
+    out = convert(text)
+    assert "[`open_jets`][jetlab.io.jets.open_jets]" in out
+    assert "[`jetlab.physics`][jetlab.physics]" in out
+    assert "`torch.nn.Module`" in out and "[`torch.nn.Module`]" not in out  # not jetlab's: plain code
+    assert "| key | shape | content |" in out
+    assert "| points | (N,) | first line continued |" in out
+    assert "| mask | (N,) | bool |" in out
+    assert "$$\nL = \\sum_a x_a\n$$" in out
+    assert "$z_i = p_{T,i}$" in out
+    assert "Typical use:\n" in out and "::" not in out
+
+
+def test_rst_definition_lists_become_markdown_ones():
+    convert = _converter()
+    out = convert("""Kinematics (E-scheme
+sum P)
+    ``j_pt = |P_T|``,
+    ``j_mass``.
+
+* a list item
+  continued
+
+Literal::
+
+    code()
+""")
+    assert "Kinematics (E-scheme sum P)\n:   ``j_pt = |P_T|``,\n    ``j_mass``." in out
+    assert "* a list item\n  continued" in out
+    assert "Literal:\n\n    code()" in out
