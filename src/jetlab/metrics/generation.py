@@ -34,7 +34,6 @@ drawn with replacement from each sample, as ``jetnet.evaluation``):
 
 from __future__ import annotations
 
-from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
@@ -42,6 +41,8 @@ from scipy.stats import wasserstein_distance
 
 from jetlab.errors import JetlabError
 from jetlab.metrics.efp import efps as compute_efps
+from jetlab.metrics.emd import coverage_mmd, coverage_mmd_batches, emd, emd_matrix
+from jetlab.metrics.jet_samples import Score, as_particles, check_nonnegative_pt, draw, eval_size, score, to_numpy
 from jetlab.physics.kinematics import relative_jet_kinematics
 
 __all__ = [
@@ -78,56 +79,6 @@ METRICS = {
 }
 
 
-class Score(NamedTuple):
-    """Mean and standard deviation of a metric over its bootstrap batches."""
-
-    mean: float
-    std: float
-
-
-# ------------------------------------------------------------------------------ inputs
-
-
-def as_particles(jets, mask=None, name: str = "jets") -> tuple[np.ndarray, np.ndarray]:
-    """Validate jets -> (particles (N, P, 3) float64 with masked rows zeroed, mask (N, P) bool).
-
-    ``jets`` is a numpy array or torch tensor (N, P, 3) or (N, P, 4) (mask column ≥ 0.5);
-    an explicit ``mask`` (N, P) or (N, P, 1) takes precedence over a mask column.
-    """
-    jets = _to_numpy(jets)
-    if jets.ndim != 3 or jets.shape[2] not in (3, 4):
-        raise JetlabError(f"{name}: expected particles of shape (N, P, 3) or (N, P, 4 with mask), "
-                          f"got {tuple(jets.shape)}")
-    if mask is not None:
-        mask = _to_numpy(mask)
-        if mask.size != jets.shape[0] * jets.shape[1]:
-            raise JetlabError(f"{name}: mask of shape {tuple(mask.shape)} does not match "
-                              f"particles {tuple(jets.shape)}")
-        mask = mask.reshape(jets.shape[:2]).astype(bool)
-    elif jets.shape[2] == 4:
-        mask = jets[..., 3] >= 0.5
-    particles = np.array(jets[..., :3], dtype=np.float64)
-    if mask is None:
-        mask = np.any(particles != 0, axis=-1)
-    if not np.all(np.isfinite(particles[mask])):
-        raise JetlabError(f"{name}: particle features contain NaN or infinity")
-    particles[~mask] = 0.0
-    return particles, mask
-
-
-def _to_numpy(array) -> np.ndarray:
-    if hasattr(array, "detach"):  # torch tensor
-        array = array.detach().cpu().numpy()
-    return np.asarray(array)
-
-
-def _check_nonnegative_pt(particles: np.ndarray, name: str) -> None:
-    negative = int(np.sum(particles[..., 2] < 0))
-    if negative:
-        raise JetlabError(f"{name}: {negative} particles have negative pT_rel; the EMD needs "
-                          "non-negative weights (zero or mask them first)")
-
-
 # ------------------------------------------------------------------------- jet features
 
 
@@ -145,35 +96,18 @@ def jet_features(particles, mask=None) -> np.ndarray:
 # ----------------------------------------------------------------------- bootstrapping
 
 
-def _draw(rng: np.random.Generator, n: int, size: int, replace: bool) -> np.ndarray:
-    if replace:
-        return rng.integers(0, n, size=size)
-    return rng.permutation(n)[:size]
-
-
-def _eval_size(n_real: int, n_gen: int, num_eval_samples: int | None) -> int:
-    if n_real == 0 or n_gen == 0:
-        raise JetlabError(f"need jets in both samples, got {n_real} real and {n_gen} generated")
-    available = min(n_real, n_gen)
-    return available if num_eval_samples is None else min(int(num_eval_samples), available)
-
-
 def _w1_columns_batches(real: np.ndarray, gen: np.ndarray, num_eval_samples: int | None,
                         num_batches: int, replace: bool, seed) -> np.ndarray:
     """W1 of each column of real (N, F) vs gen (M, F) per batch -> (num_batches, F)."""
     rng = np.random.default_rng(seed)
-    size = _eval_size(len(real), len(gen), num_eval_samples)
+    size = eval_size(len(real), len(gen), num_eval_samples)
     out = np.empty((num_batches, real.shape[1]))
     for batch in range(num_batches):
-        sample_real = real[_draw(rng, len(real), size, replace)]
-        sample_gen = gen[_draw(rng, len(gen), size, replace)]
+        sample_real = real[draw(rng, len(real), size, replace)]
+        sample_gen = gen[draw(rng, len(gen), size, replace)]
         out[batch] = [wasserstein_distance(sample_real[:, f], sample_gen[:, f])
                       for f in range(real.shape[1])]
     return out
-
-
-def _score(values: np.ndarray) -> Score:
-    return Score(float(np.mean(values)), float(np.std(values)))
 
 
 # ------------------------------------------------------------------------------ W1s
@@ -185,7 +119,7 @@ def w1m(real, generated, *, real_mask=None, generated_mask=None,
     """W1 between relative jet masses of ``real`` and ``generated`` jets (mean ± std)."""
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
-    return _score(_w1_columns_batches(jet_mass(real, real_mask)[:, None],
+    return score(_w1_columns_batches(jet_mass(real, real_mask)[:, None],
                                       jet_mass(generated, generated_mask)[:, None],
                                       num_eval_samples, num_batches, replace, seed)[:, 0])
 
@@ -194,11 +128,11 @@ def _w1p_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches, 
                  ) -> np.ndarray:
     """Per-batch, per-feature W1 over real particles -> (num_batches, 3)."""
     rng = np.random.default_rng(seed)
-    size = _eval_size(len(real), len(gen), num_eval_samples)
+    size = eval_size(len(real), len(gen), num_eval_samples)
     out = np.empty((num_batches, 3))
     for batch in range(num_batches):
-        jets_real = _draw(rng, len(real), size, replace)
-        jets_gen = _draw(rng, len(gen), size, replace)
+        jets_real = draw(rng, len(real), size, replace)
+        jets_gen = draw(rng, len(gen), size, replace)
         parts_real = real[jets_real][real_mask[jets_real]]
         parts_gen = gen[jets_gen][gen_mask[jets_gen]]
         if len(parts_real) == 0 or len(parts_gen) == 0:
@@ -222,8 +156,8 @@ def w1p(real, generated, *, real_mask=None, generated_mask=None,
     values = _w1p_batches(real, real_mask, generated, generated_mask, num_eval_samples,
                           num_batches, replace, seed)
     if per_feature:
-        return tuple(_score(values[:, f]) for f in range(3))
-    return _score(values.mean(1))
+        return tuple(score(values[:, f]) for f in range(3))
+    return score(values.mean(1))
 
 
 def w1efp(real, generated, *, real_mask=None, generated_mask=None,
@@ -235,7 +169,7 @@ def w1efp(real, generated, *, real_mask=None, generated_mask=None,
     values = _w1_columns_batches(compute_efps(real, real_mask),
                                  compute_efps(generated, generated_mask),
                                  num_eval_samples, num_batches, replace, seed)
-    return _score(values.mean(1))
+    return score(values.mean(1))
 
 
 # ------------------------------------------------------------------------------ FPD
@@ -271,8 +205,8 @@ def fpd(real_features, generated_features, *, num_eval_samples: int | None = 10_
 
     ``normalise`` divides every feature by its max |value| in the real sample (JetNet).
     """
-    real = np.asarray(_to_numpy(real_features), dtype=np.float64)
-    gen = np.asarray(_to_numpy(generated_features), dtype=np.float64)
+    real = np.asarray(to_numpy(real_features), dtype=np.float64)
+    gen = np.asarray(to_numpy(generated_features), dtype=np.float64)
     if real.ndim != 2 or gen.ndim != 2 or real.shape[1] != gen.shape[1]:
         raise JetlabError(f"features must be (N, F) and (M, F), got {real.shape} and {gen.shape}")
     if normalise:
@@ -280,129 +214,16 @@ def fpd(real_features, generated_features, *, num_eval_samples: int | None = 10_
         scale[scale == 0] = 1.0
         real, gen = real / scale, gen / scale
     rng = np.random.default_rng(seed)
-    size = _eval_size(len(real), len(gen), num_eval_samples)
+    size = eval_size(len(real), len(gen), num_eval_samples)
     if size < 2:
         raise JetlabError("FPD needs at least 2 jets in each sample")
     values = []
     for _ in range(num_batches):
-        sample_real = real[_draw(rng, len(real), size, replace)]
-        sample_gen = gen[_draw(rng, len(gen), size, replace)]
+        sample_real = real[draw(rng, len(real), size, replace)]
+        sample_gen = gen[draw(rng, len(gen), size, replace)]
         values.append(frechet_distance(sample_real.mean(0), np.cov(sample_real, rowvar=False),
                                        sample_gen.mean(0), np.cov(sample_gen, rowvar=False)))
-    return _score(np.array(values))
-
-
-# ------------------------------------------------------------------------ EMD, COV, MMD
-
-
-def _emd_event(particles: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(pT (K,), coordinates (K, 2)) of the particles with pT > 0 of one jet (P, ≥3)."""
-    keep = particles[:, 2] > 0
-    if mask is not None:
-        keep &= mask
-    return particles[keep, 2], particles[keep, :2]
-
-
-def _emd_events(pts_a, coords_a, pts_b, coords_b, radius: float, norm: bool) -> float:
-    import ot
-
-    sum_a, sum_b = pts_a.sum(), pts_b.sum()
-    if norm:
-        if sum_a <= 0 or sum_b <= 0:
-            raise JetlabError("EMD with norm=True is undefined for a jet with no pT")
-        weights_a, weights_b, rescale = pts_a / sum_a, pts_b / sum_b, 1.0
-        ground = np.sqrt(((coords_a[:, None] - coords_b[None]) ** 2).sum(-1)) / radius
-    else:
-        # unbalanced EMD (energyflow norm=False): the pT difference sits on an extra
-        # particle of the softer jet at ground distance 1 (= R) from everything
-        rescale = max(sum_a, sum_b)
-        if rescale <= 0:
-            return 0.0
-        ground = np.ones((len(pts_a) + 1, len(pts_b) + 1))
-        ground[:-1, :-1] = np.sqrt(((coords_a[:, None] - coords_b[None]) ** 2).sum(-1)) / radius
-        weights_a = np.append(pts_a, max(sum_b - sum_a, 0.0)) / rescale
-        weights_b = np.append(pts_b, max(sum_a - sum_b, 0.0)) / rescale
-        weights_b *= weights_a.sum() / weights_b.sum()  # exact balance for POT's check
-    # marginals are balanced above; skipping POT's checks and dual centring halves the time
-    cost = ot.emd2(weights_a, weights_b, ground, check_marginals=False, center_dual=False)
-    return float(cost) * rescale
-
-
-def emd(jet_a, jet_b, mask_a=None, mask_b=None, *, radius: float = 1.0,
-        norm: bool = False) -> float:
-    """Energy mover's distance between two jets (P, ≥3) of (η, φ, pT) (JetNet convention).
-
-    :math:`\\mathrm{EMD} = \\min_{f \\ge 0} \\sum_{ij} f_{ij} θ_{ij}/R + |\\sum_i p_{T,i} -
-    \\sum_j p_{T,j}|` subject to :math:`\\sum_j f_{ij} \\le p_{T,i}`, :math:`\\sum_i f_{ij} \\le
-    p_{T,j}`, :math:`\\sum f = \\min(\\sum p_{T,i}, \\sum p_{T,j})`, θ the Euclidean distance in
-    (η, φ) (energyflow's ``emd(..., R=radius, norm=False)``). ``norm=True`` first scales both
-    jets' pTs to sum 1.
-    """
-    jet_a, jet_b = np.asarray(_to_numpy(jet_a), float), np.asarray(_to_numpy(jet_b), float)
-    for name, jet in (("jet_a", jet_a), ("jet_b", jet_b)):
-        if jet.ndim != 2 or jet.shape[1] < 3:
-            raise JetlabError(f"{name}: expected (P, >=3) particles, got {jet.shape}")
-        _check_nonnegative_pt(jet[None], name)
-    return _emd_events(*_emd_event(jet_a, mask_a), *_emd_event(jet_b, mask_b), radius, norm)
-
-
-def emd_matrix(jets_a, jets_b, mask_a=None, mask_b=None, *, radius: float = 1.0,
-               norm: bool = False) -> np.ndarray:
-    """Pairwise EMDs (len(jets_a), len(jets_b)) between two sets of jets (N, P, ≥3)."""
-    jets_a, mask_a = as_particles(jets_a, mask_a, "jets_a")
-    jets_b, mask_b = as_particles(jets_b, mask_b, "jets_b")
-    _check_nonnegative_pt(jets_a, "jets_a")
-    _check_nonnegative_pt(jets_b, "jets_b")
-    return _emd_matrix(jets_a, mask_a, jets_b, mask_b, radius, norm)
-
-
-def _emd_matrix(jets_a, mask_a, jets_b, mask_b, radius, norm) -> np.ndarray:
-    events_a = [_emd_event(jet, m) for jet, m in zip(jets_a, mask_a)]
-    events_b = [_emd_event(jet, m) for jet, m in zip(jets_b, mask_b)]
-    out = np.empty((len(events_a), len(events_b)))
-    for i, event_a in enumerate(events_a):
-        for j, event_b in enumerate(events_b):
-            out[i, j] = _emd_events(*event_a, *event_b, radius, norm)
-    return out
-
-
-def _coverage_mmd_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches,
-                          replace, seed, radius, norm, show_progress=False, desc="COV/MMD"
-                          ) -> np.ndarray:
-    """Per-batch (coverage, MMD) -> (num_batches, 2)."""
-    from jetlab.utils.progress import progress
-
-    rng = np.random.default_rng(seed)
-    size = _eval_size(len(real), len(gen), num_eval_samples)
-    out = np.empty((num_batches, 2))
-    batches = progress(range(num_batches), desc=desc, unit="batch",
-                       disable=None if show_progress else True)
-    for batch in batches:
-        pick_real = _draw(rng, len(real), size, replace)
-        pick_gen = _draw(rng, len(gen), size, replace)
-        distances = _emd_matrix(gen[pick_gen], gen_mask[pick_gen], real[pick_real],
-                                real_mask[pick_real], radius, norm)        # (gen, real)
-        coverage = np.unique(np.argmin(distances, axis=1)).size / size
-        mmd = np.mean(np.min(distances, axis=0))
-        out[batch] = coverage, mmd
-    return out
-
-
-def coverage_mmd(real, generated, *, real_mask=None, generated_mask=None,
-                 num_eval_samples: int | None = 100, num_batches: int = 10,
-                 replace: bool = True, seed=0, radius: float = 1.0, norm: bool = False,
-                 progress: bool = False) -> tuple[Score, Score]:
-    """Coverage and MMD with the EMD (JetNet ``cov_mmd``): returns (COV, MMD) Scores.
-
-    ``progress`` shows a bar over the batches (each is ``num_eval_samples``² EMDs).
-    """
-    real, real_mask = as_particles(real, real_mask, "real jets")
-    generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
-    _check_nonnegative_pt(real, "real jets")
-    _check_nonnegative_pt(generated, "generated jets")
-    values = _coverage_mmd_batches(real, real_mask, generated, generated_mask, num_eval_samples,
-                                   num_batches, replace, seed, radius, norm, progress)
-    return _score(values[:, 0]), _score(values[:, 1])
+    return score(np.array(values))
 
 
 # ---------------------------------------------------------------------------- summary
@@ -412,20 +233,20 @@ def _all_scores(reference, reference_mask, other, other_mask, reference_features
                 other_features, *, num_eval_samples, num_batches, cov_mmd_samples,
                 cov_mmd_batches, emd_norm, seed, show_progress, desc) -> dict[str, Score]:
     settings = dict(num_eval_samples=num_eval_samples, num_batches=num_batches, replace=True)
-    scores = {"w1m": _score(_w1_columns_batches(reference_features[:, :1], other_features[:, :1],
+    scores = {"w1m": score(_w1_columns_batches(reference_features[:, :1], other_features[:, :1],
                                                 seed=(seed, 0), **settings)[:, 0])}
     particle_w1 = _w1p_batches(reference, reference_mask, other, other_mask,
                                seed=(seed, 1), **settings)
-    scores["w1p"] = _score(particle_w1.mean(1))
+    scores["w1p"] = score(particle_w1.mean(1))
     for f, feature in enumerate(PARTICLE_FEATURE_NAMES):
-        scores[f"w1p_{feature}"] = _score(particle_w1[:, f])
-    scores["w1efp"] = _score(_w1_columns_batches(reference_features[:, 1:], other_features[:, 1:],
+        scores[f"w1p_{feature}"] = score(particle_w1[:, f])
+    scores["w1efp"] = score(_w1_columns_batches(reference_features[:, 1:], other_features[:, 1:],
                                                  seed=(seed, 2), **settings).mean(1))
     scores["fpd"] = fpd(reference_features, other_features, seed=(seed, 3), **settings)
-    cov_mmd = _coverage_mmd_batches(reference, reference_mask, other, other_mask,
+    cov_mmd = coverage_mmd_batches(reference, reference_mask, other, other_mask,
                                     cov_mmd_samples, cov_mmd_batches, True, (seed, 4), 1.0,
                                     emd_norm, show_progress, desc)
-    scores["cov"], scores["mmd"] = _score(cov_mmd[:, 0]), _score(cov_mmd[:, 1])
+    scores["cov"], scores["mmd"] = score(cov_mmd[:, 0]), score(cov_mmd[:, 1])
     return scores
 
 
@@ -466,8 +287,8 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
                           f"got {real.shape[0]}")
     if generated.shape[0] < 2:
         raise JetlabError(f"generated jets: need at least 2 jets, got {generated.shape[0]}")
-    _check_nonnegative_pt(real, "real jets")
-    _check_nonnegative_pt(generated, "generated jets")
+    check_nonnegative_pt(real, "real jets")
+    check_nonnegative_pt(generated, "generated jets")
 
     order = np.random.default_rng(seed).permutation(real.shape[0])
     half_a, half_b = order[: len(order) // 2], order[len(order) // 2:]

@@ -1,0 +1,84 @@
+"""What the generation metrics share: validated jet samples and bootstrap batches.
+
+Jets are particle arrays ``(N, P, 3)`` of (η_rel, φ_rel, pT_rel) with an optional boolean mask
+``(N, P)``, or ``(N, P, 4)`` with the mask as the 4th column (see :mod:`jetlab.metrics.generation`).
+A metric is reported as the mean ± std (:class:`Score`) over ``num_batches`` batches of
+``num_eval_samples`` jets drawn from each sample.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from jetlab.errors import JetlabError
+
+__all__ = ["Score", "as_particles", "check_nonnegative_pt", "draw", "eval_size", "score", "to_numpy"]
+
+
+class Score(NamedTuple):
+    """Mean and standard deviation of a metric over its bootstrap batches."""
+
+    mean: float
+    std: float
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def as_particles(jets, mask=None, name: str = "jets") -> tuple[np.ndarray, np.ndarray]:
+    """Validate jets -> (particles (N, P, 3) float64 with masked rows zeroed, mask (N, P) bool).
+
+    ``jets`` is a numpy array or torch tensor (N, P, 3) or (N, P, 4) (mask column ≥ 0.5);
+    an explicit ``mask`` (N, P) or (N, P, 1) takes precedence over a mask column.
+    """
+    jets = to_numpy(jets)
+    if jets.ndim != 3 or jets.shape[2] not in (3, 4):
+        raise JetlabError(f"{name}: expected particles of shape (N, P, 3) or (N, P, 4 with mask), "
+                          f"got {tuple(jets.shape)}")
+    if mask is not None:
+        mask = to_numpy(mask)
+        if mask.size != jets.shape[0] * jets.shape[1]:
+            raise JetlabError(f"{name}: mask of shape {tuple(mask.shape)} does not match "
+                              f"particles {tuple(jets.shape)}")
+        mask = mask.reshape(jets.shape[:2]).astype(bool)
+    elif jets.shape[2] == 4:
+        mask = jets[..., 3] >= 0.5
+    particles = np.array(jets[..., :3], dtype=np.float64)
+    if mask is None:
+        mask = np.any(particles != 0, axis=-1)
+    if not np.all(np.isfinite(particles[mask])):
+        raise JetlabError(f"{name}: particle features contain NaN or infinity")
+    particles[~mask] = 0.0
+    return particles, mask
+
+
+def to_numpy(array) -> np.ndarray:
+    if hasattr(array, "detach"):  # torch tensor
+        array = array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def check_nonnegative_pt(particles: np.ndarray, name: str) -> None:
+    negative = int(np.sum(particles[..., 2] < 0))
+    if negative:
+        raise JetlabError(f"{name}: {negative} particles have negative pT_rel; the EMD needs "
+                          "non-negative weights (zero or mask them first)")
+
+
+def draw(rng: np.random.Generator, n: int, size: int, replace: bool) -> np.ndarray:
+    if replace:
+        return rng.integers(0, n, size=size)
+    return rng.permutation(n)[:size]
+
+
+def eval_size(n_real: int, n_gen: int, num_eval_samples: int | None) -> int:
+    if n_real == 0 or n_gen == 0:
+        raise JetlabError(f"need jets in both samples, got {n_real} real and {n_gen} generated")
+    available = min(n_real, n_gen)
+    return available if num_eval_samples is None else min(int(num_eval_samples), available)
+
+
+def score(values: np.ndarray) -> Score:
+    return Score(float(np.mean(values)), float(np.std(values)))
