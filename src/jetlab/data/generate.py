@@ -34,6 +34,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass
@@ -144,7 +145,11 @@ class JetGenerator:
         cons, rows, images = [], [], []
         events = 0
         while len(rows) < n_jets:
-            batch = self.pythia.nextBatch(EVENTS_PER_BATCH)
+            # ask for about as many events as the remaining jets need (Pythia's event
+            # sequence does not depend on the batch size; unused events are wasted time)
+            rate = len(rows) / events if rows else 1.0
+            wanted = math.ceil((n_jets - len(rows)) / max(rate, 0.2))
+            batch = self.pythia.nextBatch(max(1, min(EVENTS_PER_BATCH, wanted)))
             used = len(batch)
             for event, p4, truth_pt in self.matched_jets(batch):
                 c, r, im = jet_arrays(p4, self.n_particles, label=self.label, truth_pt=truth_pt)
@@ -160,20 +165,22 @@ class JetGenerator:
             "events": np.int64(events),
         }
 
-    def targets(self, particles):
-        """Per event: the (px, py, pz) of the objects jets are matched to."""
-        import awkward as ak
+    def targets(self, record: dict) -> np.ndarray:
+        """Flat positions (into the batch's particle arrays) of the objects jets are matched to.
 
-        pid, status = particles.id, particles.status
+        ``record``: :func:`_flat_record` of the batch.
+        """
+        pid, status = record["id"], record["status"]
         if self.jet_class in ("g", "q"):
-            kind = (pid == 21) if self.jet_class == "g" else (abs(pid) <= 5)
+            kind = (pid == 21) if self.jet_class == "g" else (np.abs(pid) <= 5)
             chosen = (status == -23) & kind
         else:
             resonance = {"w": 24, "z": 23, "t": 6}[self.jet_class]
-            daughter = particles.daughter1
-            daughter_id = pid[ak.where(daughter > 0, daughter, 0)]
-            chosen = (abs(pid) == resonance) & (abs(daughter_id) != resonance) & (daughter > 0)
-        return particles.p[chosen]
+            daughter = record["daughter1"]
+            first = np.repeat(record["offsets"][:-1], np.diff(record["offsets"]))   # event start per particle
+            daughter_id = pid[first + np.where(daughter > 0, daughter, 0)]
+            chosen = (np.abs(pid) == resonance) & (np.abs(daughter_id) != resonance) & (daughter > 0)
+        return np.flatnonzero(chosen)
 
     def matched_jets(self, batch):
         """Yield (event number in the batch, constituent four-momenta (n, 4), matched object's pT) per selected jet."""
@@ -183,23 +190,31 @@ class JetGenerator:
         from jetlab.physics.kinematics import pt_eta_phi
 
         s = self.settings
-        particles = batch.prt
-        visible = particles[(particles.status > 0) & ~_isin(abs(particles.id), _NEUTRINOS)]
-        momenta = ak.zip({"px": visible.p.px, "py": visible.p.py, "pz": visible.p.pz, "E": visible.p.e})
+        record = _flat_record(batch)
+        offsets = record["offsets"]
+        n_events = len(offsets) - 1
+        event_of = np.repeat(np.arange(n_events), np.diff(offsets))
+        visible = np.flatnonzero((record["status"] > 0) & ~np.isin(np.abs(record["id"]), _NEUTRINOS))
+        vis_p4 = record["p4"][visible]
+        vis_off = np.concatenate([[0], np.cumsum(np.bincount(event_of[visible], minlength=n_events))])
+        columns = [ak.contents.NumpyArray(np.ascontiguousarray(vis_p4[:, i])) for i in range(4)]
+        momenta = ak.Array(ak.contents.ListOffsetArray(
+            ak.index.Index64(vis_off), ak.contents.RecordArray(columns, ["px", "py", "pz", "E"])
+        ))
         sequence = fastjet.ClusterSequence(momenta, self.jet_definition)
         jets = sequence.inclusive_jets(min_pt=0.5 * s.jet_pt_min)
         constituents = sequence.constituent_index(min_pt=0.5 * s.jet_pt_min)
-        targets = self.targets(particles)
+        target_rows = self.targets(record)
+        tgt_p3 = record["p4"][target_rows, :3]
+        tgt_off = np.concatenate([[0], np.cumsum(np.bincount(event_of[target_rows], minlength=n_events))])
 
         # flat numpy views + per-event offsets: indexing awkward per event is slow
-        vis_p4, vis_off = _flat4(visible.p.px, visible.p.py, visible.p.pz, visible.p.e)
         jet_p4, jet_off = _flat4(jets.px, jets.py, jets.pz, jets.E)
-        tgt_p3, tgt_off = _flat4(targets.px, targets.py, targets.pz)
         per_jet = ak.flatten(constituents, axis=1)
         cons_idx = np.asarray(ak.to_numpy(ak.flatten(per_jet)), dtype=np.int64)
         cons_off = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(per_jet)))])
 
-        for ev in range(len(batch)):
+        for ev in range(n_events):
             jp = jet_p4[jet_off[ev] : jet_off[ev + 1]]
             tp = tgt_p3[tgt_off[ev] : tgt_off[ev + 1]]
             if len(jp) == 0 or len(tp) == 0:
@@ -220,6 +235,21 @@ class JetGenerator:
                 yield ev, vis_p4[vis_off[ev] + idx], float(t_pt[t])
 
 
+def _flat_record(batch) -> dict[str, np.ndarray]:
+    """The particle columns of a ``nextBatch`` result as flat numpy arrays (no copies where
+    possible): id, status, daughter1 (int), p4 (n, 4) float64 and per-event ``offsets``."""
+    import awkward as ak
+
+    layout = ak.to_layout(batch.prt)
+    offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+    content = layout.content[offsets[0] : offsets[-1]]
+    momentum = content["p"]
+    out = {name: np.asarray(content[name].data) for name in ("id", "status", "daughter1")}
+    out["p4"] = np.stack([np.asarray(momentum[c].data, dtype=np.float64) for c in ("px", "py", "pz", "e")], axis=1)
+    out["offsets"] = offsets - offsets[0]
+    return out
+
+
 def _flat4(*components):
     """Jagged per-event components -> (flat (n_total, k) float64 array, event offsets (n_events + 1,))."""
     import awkward as ak
@@ -227,13 +257,6 @@ def _flat4(*components):
     counts = ak.to_numpy(ak.num(components[0]))
     flat = np.stack([np.asarray(ak.to_numpy(ak.flatten(c)), dtype=np.float64) for c in components], axis=1)
     return flat, np.concatenate([[0], np.cumsum(counts)])
-
-
-def _isin(values, choices):
-    out = values == choices[0]
-    for c in choices[1:]:
-        out = out | (values == c)
-    return out
 
 
 # -- the parallel, resumable dataset driver ------------------------------------------------
