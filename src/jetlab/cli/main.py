@@ -20,8 +20,18 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with jetlab's error format: one line ``jetlab: error: <command>: <problem>``, exit 2
+    (the sub-command parsers inherit the class)."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("jetlab").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"jetlab: error: {where}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jetlab",
         description="Deep learning on sparse particle-physics data.",
     )
