@@ -2,7 +2,8 @@
 
 Baseline, in the same run and on the same settings: a Pythia instance with exactly the
 settings jetlab uses for the class, initialised and asked for events with ``next()``
-and nothing else. jetlab's run does the same event generation plus everything that makes
+and nothing else, timed just before and just after jetlab's run of that class (the mean
+of the two rates is the baseline: the load of a shared machine drifts). jetlab's run does the same event generation plus everything that makes
 a data set: reading the event record, FastJet clustering of the visible final state,
 matching, particle features, substructure, jet images and writing HDF5.
 
@@ -55,11 +56,15 @@ def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int 
     """(wall seconds, events, jets) of one ``generate_dataset`` call."""
     import h5py
 
-    from jetlab.data.driver import generate_dataset
+    try:
+        from jetlab.data.driver import generate_dataset
+    except ImportError:  # a jetlab from before the driver (measuring "before" numbers)
+        from jetlab.data.generate import generate_dataset
 
+    options = {"cluster": cluster} if cluster else {}
     start = time.perf_counter()
     files = generate_dataset(out, classes=classes, jets_per_class=jets_per_class, n_particles=30, seed=1,
-                             workers=workers, cluster=cluster, show_progress=False)
+                             workers=workers, show_progress=False, **options)
     wall = time.perf_counter() - start
     events = jets = 0
     for path in files:
@@ -84,8 +89,10 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for c in classes:
+            # bare Pythia before and after jetlab, averaged: the shared machine's load drifts
+            before = bare_pythia_rate(c, int(0.7 * args.jets_per_class))
             wall, events, jets = jetlab_run(Path(tmp) / f"one-{c}", [c], args.jets_per_class, workers=1)
-            bare = bare_pythia_rate(c, events)
+            bare = 0.5 * (before + bare_pythia_rate(c, events))
             ratio = events / wall / bare
             ratios.append(ratio)
             print(f"{c:>5} {bare:>10.1f} {events / wall:>12.1f} {jets / wall:>14.1f} {ratio:>6.2f}")

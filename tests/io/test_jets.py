@@ -190,8 +190,11 @@ def test_interrupted_generation_is_incomplete_for_every_reader(tiny_jets_dir, tm
     for reader in (open_jets, jet_summary):
         with pytest.raises(InputError, match=message):
             reader(tmp_path)
-    for path in sorted(tiny_jets_dir.glob("jets_[wzt]_*.h5")):
+    for path in sorted(tiny_jets_dir.glob("jets_[wz]_*.h5")):
         shutil.copy(path, tmp_path)
+    with pytest.raises(InputError, match="incomplete: 4 of 5 files"):
+        open_jets(tmp_path)
+    shutil.copy(sorted(tiny_jets_dir.glob("jets_t_*.h5"))[0], tmp_path)
     assert open_jets(tmp_path).n_jets == 200
 
 
