@@ -208,8 +208,8 @@ def test_a_zeroed_particle_feature_is_reported(tiny_jets_dir, tmp_path):
     from jetlab.io.layout import PARTICLE_FEATURES
 
     train, _, test = open_jets(tiny_jets_dir).split(seed=0)
-    assert frozen_particle_features(test) == []
-    assert frozen_particle_features(train, train.stats) == []
+    assert frozen_particle_features(test, train) == []
+    assert frozen_particle_features(test, train.stats) == []
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_jets_dir, broken)
@@ -217,10 +217,12 @@ def test_a_zeroed_particle_feature_is_reported(tiny_jets_dir, tmp_path):
     for path in broken.glob("*.h5"):
         with h5py.File(path, "a") as f:
             f["jetConstituentList"][:, :, column] = 0.0
-    _, _, broken_test = open_jets(broken).split(seed=0)
-    assert frozen_particle_features(broken_test, train.stats) == ["costhetarel"]
-    # its own statistics saw costhetarel constant too: nothing it could warn about
-    assert frozen_particle_features(broken_test) == []
+    broken_train, _, broken_test = open_jets(broken).split(seed=0)
+    assert frozen_particle_features(broken_test, train) == ["costhetarel"]
+    assert frozen_particle_features(broken_test, train.stats) == ["costhetarel"]   # a model file's statistics
+    # trained on the broken files too: costhetarel never varied, nothing to warn about
+    assert frozen_particle_features(broken_test, broken_train) == []
+    assert frozen_particle_features(broken_test, broken_train.stats) == []
 
     parts, mask = open_jets(broken).read(np.arange(20), "particles")
     assert constant_features(parts, mask, PARTICLE_FEATURES) == ["costhetarel"]

@@ -250,7 +250,6 @@ class JetSplit:
             real = parts[mask]
             stats["particles_mean"] = real.mean(axis=0).astype(np.float32)
             stats["particles_std"] = _safe_std(real.std(axis=0))
-            stats["particles_varies"] = _varies(real)
         if "hlf" in self.inputs and len(sample):
             hlf = self.source.read(sample, "hlf")
             stats["hlf_mean"] = hlf.mean(axis=0).astype(np.float32)
@@ -338,12 +337,23 @@ def constant_features(particles: np.ndarray, mask: np.ndarray | None, names, ref
     return [str(name).removeprefix("j1_") for name, is_flat in zip(names, flat) if is_flat]
 
 
-def frozen_particle_features(split: "JetSplit", reference_stats: dict | None = None) -> list[str]:
-    """:func:`constant_features` of ``split`` (up to :data:`STATS_SAMPLE` jets, raw values),
-    reported only where the training statistics ``reference_stats`` (default: the split's own,
-    i.e. its training split's) saw them vary; [] without particle inputs or a ``particles_varies``."""
-    stats = split.stats if reference_stats is None else reference_stats
-    if "particles" not in split.inputs or "particles_varies" not in stats or len(split) == 0:
+def frozen_particle_features(split: "JetSplit", reference) -> list[str]:
+    """:func:`constant_features` of ``split``'s particles (its first :data:`STATS_SAMPLE` jets,
+    raw values) that vary in ``reference``: the training :class:`JetSplit`, or its ``stats``
+    (e.g. from a model file; a feature that was constant there has the clamped std 1.0
+    exactly, see :func:`_safe_std`). [] when ``split`` has no particle inputs."""
+    if "particles" not in split.inputs or len(split) == 0:
         return []
+    if isinstance(reference, JetSplit):
+        varies = _varies(_real_particles(reference))
+    elif "particles_std" in reference:
+        varies = np.asarray(reference["particles_std"]) != 1.0
+    else:
+        return []
+    return constant_features(_real_particles(split)[None], None, split.particle_features, varies)
+
+
+def _real_particles(split: "JetSplit") -> np.ndarray:
+    """(n_real, F) raw particle features of the real particles of ``split``'s first jets."""
     parts, mask = split.source.read(split.index[:STATS_SAMPLE], "particles", split.particle_features)
-    return constant_features(parts, mask, split.particle_features, stats["particles_varies"])
+    return parts[mask]
