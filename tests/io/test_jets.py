@@ -227,3 +227,13 @@ def test_a_zeroed_particle_feature_is_reported(tiny_jets_dir, tmp_path):
     parts, mask = open_jets(broken).read(np.arange(20), "particles")
     assert constant_features(parts, mask, PARTICLE_FEATURES) == ["costhetarel"]
     assert constant_features(parts, mask, PARTICLE_FEATURES, reference_varies=np.zeros(16, bool)) == []
+
+
+def test_a_generation_that_wrote_nothing_yet_is_incomplete_for_open_dataset(tiny_jets_dir, tmp_path):
+    import shutil
+
+    from jetlab.io import open_dataset
+
+    shutil.copy(tiny_jets_dir / "generation.json", tmp_path)
+    with pytest.raises(InputError, match="incomplete: 0 of 5 files"):
+        open_dataset(tmp_path)
