@@ -2,16 +2,21 @@
 
 Baseline, in the same run and on the same settings: a Pythia instance with exactly the
 settings jetlab uses for the class, initialised and asked for events with ``next()``
-and nothing else. jetlab's run does the same event generation plus everything that makes
+and nothing else, timed just before and just after jetlab's run of that class (the mean
+of the two rates is the baseline: the load of a shared machine drifts). jetlab's run does the same event generation plus everything that makes
 a data set: reading the event record, FastJet clustering of the visible final state,
 matching, particle features, substructure, jet images and writing HDF5.
 
 Printed ratios:
 
 * ``per_core_ratio`` = jetlab events/s per worker / bare Pythia events/s (target >= 0.8),
-* ``scaling_2w`` = jetlab jets/s with 2 workers / with 1 worker (target >= 1.8).
+* ``scaling_2w`` = jetlab jets/s with 2 workers / with 1 worker (target >= 1.8),
+* ``dask_scaling_2w`` = the same with ``--cluster local:2`` / ``local:1`` (a Dask LocalCluster;
+  its start-up is part of the time; skipped without the ``cluster`` extra or with ``--no-dask``).
 
-Usage: ``python benchmarks/bench_generate.py [--jets-per-class 300] [--classes g,q,w,z,t]``
+The compiled substructure code is loaded (or compiled once, ~20 s) before anything is timed.
+
+Usage: ``python benchmarks/bench_generate.py [--jets-per-class 300] [--classes g,q,w,z,t] [--no-dask]``
 """
 
 from __future__ import annotations
@@ -46,14 +51,20 @@ def bare_pythia_rate(jet_class: str, n_events: int, seed: int = 1) -> float:
     return n_events / (time.perf_counter() - start)
 
 
-def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int) -> tuple[float, int, int]:
+def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int | None, cluster: str | None = None
+               ) -> tuple[float, int, int]:
     """(wall seconds, events, jets) of one ``generate_dataset`` call."""
     import h5py
 
-    from jetlab.data.generate import generate_dataset
+    try:
+        from jetlab.data.driver import generate_dataset
+    except ImportError:  # a jetlab from before the driver (measuring "before" numbers)
+        from jetlab.data.generate import generate_dataset
 
+    options = {"cluster": cluster} if cluster else {}
     start = time.perf_counter()
-    files = generate_dataset(out, classes=classes, jets_per_class=jets_per_class, n_particles=30, seed=1, workers=workers, show_progress=False)
+    files = generate_dataset(out, classes=classes, jets_per_class=jets_per_class, n_particles=30, seed=1,
+                             workers=workers, show_progress=False, **options)
     wall = time.perf_counter() - start
     events = jets = 0
     for path in files:
@@ -67,8 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jets-per-class", type=int, default=300)
     parser.add_argument("--classes", default="g,q,w,z,t")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster scaling")
     args = parser.parse_args()
     classes = args.classes.split(",")
+    warm_up()
 
     print(f"# bench_generate  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  cores={os.cpu_count()}  python={sys.version.split()[0]}")
@@ -76,17 +89,44 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for c in classes:
+            # bare Pythia before and after jetlab, averaged: the shared machine's load drifts
+            before = bare_pythia_rate(c, int(0.7 * args.jets_per_class))
             wall, events, jets = jetlab_run(Path(tmp) / f"one-{c}", [c], args.jets_per_class, workers=1)
-            bare = bare_pythia_rate(c, events)
+            bare = 0.5 * (before + bare_pythia_rate(c, events))
             ratio = events / wall / bare
             ratios.append(ratio)
             print(f"{c:>5} {bare:>10.1f} {events / wall:>12.1f} {jets / wall:>14.1f} {ratio:>6.2f}")
         one = jetlab_run(Path(tmp) / "w1", classes, args.jets_per_class, workers=1)
         two = jetlab_run(Path(tmp) / "w2", classes, args.jets_per_class, workers=2)
+        dask = None if args.no_dask or not has_dask() else [
+            jetlab_run(Path(tmp) / f"dask{n}", classes, args.jets_per_class, None, cluster=f"local:{n}") for n in (1, 2)
+        ]
     scaling = (two[2] / two[0]) / (one[2] / one[0])
     print(f"all classes, {args.jets_per_class} jets each: 1 worker {one[2] / one[0]:.1f} jets/s, "
           f"2 workers {two[2] / two[0]:.1f} jets/s")
-    print(f"per_core_ratio={min(ratios):.2f} (min over classes; mean {sum(ratios) / len(ratios):.2f})  scaling_2w={scaling:.2f}")
+    summary = f"per_core_ratio={min(ratios):.2f} (min over classes; mean {sum(ratios) / len(ratios):.2f})  scaling_2w={scaling:.2f}"
+    if dask:
+        (w1, _, j1), (w2, _, j2) = dask
+        print(f"dask LocalCluster: 1 worker {j1 / w1:.1f} jets/s, 2 workers {j2 / w2:.1f} jets/s")
+        summary += f"  dask_scaling_2w={(j2 / w2) / (j1 / w1):.2f}"
+    print(summary)
+
+
+def warm_up() -> None:
+    """Load (or compile, once) the compiled substructure kernels outside the timings."""
+    import numpy as np
+
+    from jetlab.physics.substructure import jet_substructure
+
+    jet_substructure(np.array([[10.0, 1.0, 3.0, 10.6], [5.0, -1.0, 2.0, 5.5], [7.0, 0.5, 1.0, 7.1]]))
+
+
+def has_dask() -> bool:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch)
     import jetlab.data.generate as gen
 
     reference = generate_dataset(tmp_path / "ref", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
-    real_run_block, calls = gen._run_block, []
+    real_run_block, calls = gen.run_block, []
 
     def run_block_then_die(task):
         if calls:
@@ -121,12 +121,12 @@ def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch)
         calls.append(task)
         return real_run_block(task)
 
-    monkeypatch.setattr(gen, "_run_block", run_block_then_die)
+    monkeypatch.setattr(gen, "run_block", run_block_then_die)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(tmp_path / "run", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
     assert not list((tmp_path / "run").glob("*.h5"))  # no file under a final name yet
     assert len(list((tmp_path / "run" / ".blocks").glob("*.npz"))) == 1
-    monkeypatch.setattr(gen, "_run_block", real_run_block)
+    monkeypatch.setattr(gen, "run_block", real_run_block)
     resumed = generate_dataset(tmp_path / "run", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
     assert [p.name for p in resumed] == [p.name for p in reference]
     np.testing.assert_array_equal(open_jets(resumed[0]).files[0].read("jets"), open_jets(reference[0]).files[0].read("jets"))

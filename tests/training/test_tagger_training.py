@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from jetlab.errors import InputError
 from jetlab.io import open_jets
 from jetlab.training.tagger import TaggerTrainConfig, load_tagger, save_model_file, train_tagger
 from jetlab.training.tagger_eval import compare_runs, evaluate_tagger
@@ -104,3 +105,43 @@ def test_model_saved_with_the_triton_kernel_loads_on_cpu(tmp_path):
     model.kernel = "torch"
     x = torch.randn(2, 6, 4)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def _rewritten(source_dir, out_dir, particles=None, zero_feature=None):
+    """A copy of the jets of ``source_dir`` with fewer particles or one particle feature zeroed."""
+    import h5py
+
+    from jetlab.io import write_hls4ml_file
+    from jetlab.io.layout import PARTICLE_FEATURES
+
+    out_dir.mkdir()
+    for path in sorted(source_dir.glob("*.h5")):
+        with h5py.File(path) as fh:
+            constituents, jets = fh["jetConstituentList"][()], fh["jets"][()]
+        if particles:
+            constituents = constituents[:, :particles]
+        if zero_feature:
+            constituents[..., PARTICLE_FEATURES.index(zero_feature)] = 0.0
+        write_hls4ml_file(out_dir / path.name, constituents, jets)
+    return out_dir
+
+
+@pytest.mark.slow
+def test_evaluate_warns_about_a_feature_zeroed_in_the_files_and_refuses_other_sizes(tiny_jets_dir, tmp_path, caplog):
+    run = tmp_path / "run"
+    train_tagger(config_for(tiny_jets_dir, model="jedinet-sumo", epochs=1), run)
+    caplog.clear()
+    evaluate_tagger(run, tiny_jets_dir, name="same")
+    assert "constant" not in caplog.text
+    zeroed = _rewritten(tiny_jets_dir, tmp_path / "zeroed", zero_feature="costhetarel")
+    evaluate_tagger(run, zeroed)
+    assert "costhetarel are constant here but varied in the training jets" in caplog.text
+    # training on such files warns too
+    caplog.clear()
+    train_tagger(config_for(zeroed, model="jedinet-sumo", epochs=1), tmp_path / "on-zeroed")
+    assert "costhetarel are constant over the training jets" in caplog.text
+    # a 20-particle set: evaluate names the particle count the model needs (it has no --particles)
+    fewer = _rewritten(tiny_jets_dir, tmp_path / "fewer", particles=20)
+    with pytest.raises(InputError, match="has 20 particles per jet, but the model .* was trained on 30: evaluate it "
+                                         "on 30-particle files"):
+        evaluate_tagger(run, fewer)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
+from jetlab.errors import InputError
 from jetlab.io.layout import CLASS_NAMES, SUPPORTED_PARTICLES
 
-__all__ = ["register"]
+__all__ = ["check_output_dir", "register"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,6 +26,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--workers", type=int, default=None, metavar="K", help=f"processes (default: all {os.cpu_count()} cores)")
+    p.add_argument(
+        "--cluster", default=None, metavar="local[:N]|tcp://HOST:PORT",
+        help="run on Dask instead of local processes: 'local:N' starts N worker processes here, an address "
+        "uses a running Dask scheduler (needs the 'cluster' extra); same files as a local run",
+    )
     p.set_defaults(run=_generate)
 
     p = commands.add_parser("info", help="jets per class and pT / mass / multiplicity summaries of jet files")
@@ -45,12 +52,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _generate(args) -> int:
-    from jetlab.data.generate import generate_dataset
+    from jetlab.data.driver import generate_dataset
 
-    classes = [c for c in args.classes.split(",") if c]
     files = generate_dataset(
-        args.out, classes=classes, jets_per_class=args.jets_per_class, n_particles=args.particles,
-        seed=args.seed, workers=args.workers,
+        args.out, classes=args.classes.split(","), jets_per_class=args.jets_per_class, n_particles=args.particles,
+        seed=args.seed, workers=args.workers, cluster=args.cluster,
     )
     print(f"wrote {len(files)} file(s) with {args.jets_per_class} jets per class to {args.out}")
     return 0
@@ -63,9 +69,27 @@ def _info(args) -> int:
     return 0
 
 
+def check_output_dir(path) -> Path:
+    """``path`` can be (or already is) a writable directory; InputError before anything is written."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(path, "exists and is not a directory; --out must be a directory")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(path, f"cannot create the output directory ({ancestor} is not a directory)")
+    if not os.access(ancestor, os.W_OK):
+        raise InputError(path, f"cannot create the output directory ({ancestor} is not writable)")
+    return path
+
+
 def _plot(args) -> int:
+    from jetlab.io.jets import open_jets
     from jetlab.viz.data import plot_jets
 
+    open_jets(args.path)  # every problem with the input before anything is written
+    check_output_dir(args.out)
     written = plot_jets(args.path, args.out)
     for path in written:
         print(path)

@@ -57,6 +57,14 @@ def run_mnist(args: argparse.Namespace) -> int:
         raise JetlabError(f"--points must be positive, got {args.points}")
     if args.workers < 1:
         raise JetlabError(f"--workers must be positive, got {args.workers}")
+    if args.limit is not None and args.limit < 1:
+        raise JetlabError(f"--limit must be positive, got {args.limit}")
+    from pathlib import Path
+
+    from jetlab.cli.data import check_output_dir
+
+    out = Path(args.out)
+    check_output_dir(out.parent if out.suffix in (".h5", ".hdf5") else out)
     start = time.perf_counter()
     path = build_mnist_points(args.kind, args.out, idx_dir=args.idx, limit=args.limit,
                               n_points=args.points, workers=args.workers)

@@ -21,12 +21,13 @@ GROUPS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line ``jetlab: error: <command>: <problem>``, exit status 2."""
+    """argparse with jetlab's error format: one line ``jetlab: error: <command>: <problem>``, exit 2
+    (the sub-command parsers inherit the class)."""
 
     def error(self, message: str):
         command = self.prog.removeprefix("jetlab").strip()
-        print(f"jetlab: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)", file=sys.stderr)
-        raise SystemExit(2)
+        where = f"{command}: " if command else ""
+        self.exit(2, f"jetlab: error: {where}{message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@
 thousand Pythia 8 jets per class (:data:`DEFAULT_JETS_PER_CLASS`), fixed seed, in
 ``<cache>/jets/default-<P>p`` (``$JETLAB_CACHE`` overrides the cache root). Generation
 is resumable like any ``jetlab data generate`` run, so an interrupted first use
-completes on the next.
+completes on the next, and locked, so concurrent first uses generate it once.
 """
 
 from __future__ import annotations
@@ -35,15 +35,26 @@ def default_jets_ready(n_particles: int = 30) -> bool:
 
 
 def default_jets_dir(n_particles: int = 30) -> Path:
-    """The default set's directory, generating it first if needed."""
-    from jetlab.data.generate import generate_dataset
+    """The default set's directory, generating it first if needed.
+
+    Several processes may ask at once: one generates (holding the directory's lock), the
+    others wait (saying so on stderr) and then read the finished set.
+    """
+    from jetlab.data.driver import generate_dataset
+    from jetlab.utils.locking import cache_lock
 
     path = _path(n_particles)
-    if not (path / _DONE).exists():
-        log.info(
-            "generating the default jet set (%d jets per class, %d particles) into %s; this happens once",
-            DEFAULT_JETS_PER_CLASS, n_particles, path,
-        )
-        generate_dataset(path, classes=CLASS_NAMES, jets_per_class=DEFAULT_JETS_PER_CLASS, n_particles=n_particles, seed=DEFAULT_SEED)
-        (path / _DONE).touch()
+    if (path / _DONE).exists():
+        return path
+    with cache_lock(path, what="default jet set"):
+        if not (path / _DONE).exists():
+            log.info(
+                "generating the default jet set (%d jets per class, %d particles) into %s; this happens once",
+                DEFAULT_JETS_PER_CLASS, n_particles, path,
+            )
+            generate_dataset(
+                path, classes=CLASS_NAMES, jets_per_class=DEFAULT_JETS_PER_CLASS, n_particles=n_particles,
+                seed=DEFAULT_SEED, lock=False,
+            )
+            (path / _DONE).touch()
     return path

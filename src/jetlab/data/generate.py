@@ -22,43 +22,38 @@ A jet is kept when it lies within ΔR < 0.8 of a parton/boson/top of its class
 
 Parallelism and reproducibility: the jets of a class are produced in *blocks* of
 :data:`BLOCK_JETS`; block ``b`` of class ``c`` is generated from the Pythia seed
-``SeedSequence([seed, c, b])``, whichever worker runs it, so the output depends on
-the command only, not on ``--workers`` or scheduling. One worker process per core keeps
-an initialised Pythia per class and reseeds it for each block. Finished blocks are
-saved under ``OUT/.blocks``; a file is assembled once all its blocks exist. Both are
-written atomically, so an interrupted run resumes where it stopped.
+``SeedSequence([seed, c, b])`` (:func:`block_seed`) by :func:`run_block`, whichever
+process runs it, so the output depends on the command only. The driver that runs the
+blocks on local processes or a Dask cluster, saves them and assembles the files is
+:mod:`jetlab.data.driver`.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import json
 import logging
-import multiprocessing as mp
+import math
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 
-from jetlab.errors import InputError, JetlabError
-from jetlab.io.layout import CLASS_NAMES, MAX_JETS_PER_FILE, SUPPORTED_PARTICLES
+from jetlab.errors import JetlabError
+from jetlab.io.layout import CLASS_NAMES
+from jetlab.io.manifest import BLOCK_JETS
 from jetlab.physics.kinematics import delta_r
-from jetlab.utils.atomic import atomic_path, atomic_write_json
-from jetlab.utils.progress import progress
 
 __all__ = [
     "BLOCK_JETS",
     "GeneratorSettings",
     "JetGenerator",
-    "generate_dataset",
+    "block_seed",
     "pythia_settings",
+    "run_block",
 ]
 
 log = logging.getLogger(__name__)
 
-#: jets per reproducible unit of work (one seed each)
-BLOCK_JETS = 100
 #: events asked of Pythia per nextBatch call
 EVENTS_PER_BATCH = 25
 _NEUTRINOS = (12, 14, 16)
@@ -144,7 +139,11 @@ class JetGenerator:
         cons, rows, images = [], [], []
         events = 0
         while len(rows) < n_jets:
-            batch = self.pythia.nextBatch(EVENTS_PER_BATCH)
+            # ask for about as many events as the remaining jets need (Pythia's event
+            # sequence does not depend on the batch size; unused events are wasted time)
+            rate = len(rows) / events if rows else 1.0
+            wanted = math.ceil((n_jets - len(rows)) / max(rate, 0.2))
+            batch = self.pythia.nextBatch(max(1, min(EVENTS_PER_BATCH, wanted)))
             used = len(batch)
             for event, p4, truth_pt in self.matched_jets(batch):
                 c, r, im = jet_arrays(p4, self.n_particles, label=self.label, truth_pt=truth_pt)
@@ -160,20 +159,22 @@ class JetGenerator:
             "events": np.int64(events),
         }
 
-    def targets(self, particles):
-        """Per event: the (px, py, pz) of the objects jets are matched to."""
-        import awkward as ak
+    def targets(self, record: dict) -> np.ndarray:
+        """Flat positions (into the batch's particle arrays) of the objects jets are matched to.
 
-        pid, status = particles.id, particles.status
+        ``record``: :func:`_flat_record` of the batch.
+        """
+        pid, status = record["id"], record["status"]
         if self.jet_class in ("g", "q"):
-            kind = (pid == 21) if self.jet_class == "g" else (abs(pid) <= 5)
+            kind = (pid == 21) if self.jet_class == "g" else (np.abs(pid) <= 5)
             chosen = (status == -23) & kind
         else:
             resonance = {"w": 24, "z": 23, "t": 6}[self.jet_class]
-            daughter = particles.daughter1
-            daughter_id = pid[ak.where(daughter > 0, daughter, 0)]
-            chosen = (abs(pid) == resonance) & (abs(daughter_id) != resonance) & (daughter > 0)
-        return particles.p[chosen]
+            daughter = record["daughter1"]
+            first = np.repeat(record["offsets"][:-1], np.diff(record["offsets"]))   # event start per particle
+            daughter_id = pid[first + np.where(daughter > 0, daughter, 0)]
+            chosen = (np.abs(pid) == resonance) & (np.abs(daughter_id) != resonance) & (daughter > 0)
+        return np.flatnonzero(chosen)
 
     def matched_jets(self, batch):
         """Yield (event number in the batch, constituent four-momenta (n, 4), matched object's pT) per selected jet."""
@@ -183,23 +184,31 @@ class JetGenerator:
         from jetlab.physics.kinematics import pt_eta_phi
 
         s = self.settings
-        particles = batch.prt
-        visible = particles[(particles.status > 0) & ~_isin(abs(particles.id), _NEUTRINOS)]
-        momenta = ak.zip({"px": visible.p.px, "py": visible.p.py, "pz": visible.p.pz, "E": visible.p.e})
+        record = _flat_record(batch)
+        offsets = record["offsets"]
+        n_events = len(offsets) - 1
+        event_of = np.repeat(np.arange(n_events), np.diff(offsets))
+        visible = np.flatnonzero((record["status"] > 0) & ~np.isin(np.abs(record["id"]), _NEUTRINOS))
+        vis_p4 = record["p4"][visible]
+        vis_off = np.concatenate([[0], np.cumsum(np.bincount(event_of[visible], minlength=n_events))])
+        columns = [ak.contents.NumpyArray(np.ascontiguousarray(vis_p4[:, i])) for i in range(4)]
+        momenta = ak.Array(ak.contents.ListOffsetArray(
+            ak.index.Index64(vis_off), ak.contents.RecordArray(columns, ["px", "py", "pz", "E"])
+        ))
         sequence = fastjet.ClusterSequence(momenta, self.jet_definition)
         jets = sequence.inclusive_jets(min_pt=0.5 * s.jet_pt_min)
         constituents = sequence.constituent_index(min_pt=0.5 * s.jet_pt_min)
-        targets = self.targets(particles)
+        target_rows = self.targets(record)
+        tgt_p3 = record["p4"][target_rows, :3]
+        tgt_off = np.concatenate([[0], np.cumsum(np.bincount(event_of[target_rows], minlength=n_events))])
 
         # flat numpy views + per-event offsets: indexing awkward per event is slow
-        vis_p4, vis_off = _flat4(visible.p.px, visible.p.py, visible.p.pz, visible.p.e)
         jet_p4, jet_off = _flat4(jets.px, jets.py, jets.pz, jets.E)
-        tgt_p3, tgt_off = _flat4(targets.px, targets.py, targets.pz)
         per_jet = ak.flatten(constituents, axis=1)
         cons_idx = np.asarray(ak.to_numpy(ak.flatten(per_jet)), dtype=np.int64)
         cons_off = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(per_jet)))])
 
-        for ev in range(len(batch)):
+        for ev in range(n_events):
             jp = jet_p4[jet_off[ev] : jet_off[ev + 1]]
             tp = tgt_p3[tgt_off[ev] : tgt_off[ev + 1]]
             if len(jp) == 0 or len(tp) == 0:
@@ -220,6 +229,21 @@ class JetGenerator:
                 yield ev, vis_p4[vis_off[ev] + idx], float(t_pt[t])
 
 
+def _flat_record(batch) -> dict[str, np.ndarray]:
+    """The particle columns of a ``nextBatch`` result as flat numpy arrays (no copies where
+    possible): id, status, daughter1 (int), p4 (n, 4) float64 and per-event ``offsets``."""
+    import awkward as ak
+
+    layout = ak.to_layout(batch.prt)
+    offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+    content = layout.content[offsets[0] : offsets[-1]]
+    momentum = content["p"]
+    out = {name: np.asarray(content[name].data) for name in ("id", "status", "daughter1")}
+    out["p4"] = np.stack([np.asarray(momentum[c].data, dtype=np.float64) for c in ("px", "py", "pz", "e")], axis=1)
+    out["offsets"] = offsets - offsets[0]
+    return out
+
+
 def _flat4(*components):
     """Jagged per-event components -> (flat (n_total, k) float64 array, event offsets (n_events + 1,))."""
     import awkward as ak
@@ -229,191 +253,39 @@ def _flat4(*components):
     return flat, np.concatenate([[0], np.cumsum(counts)])
 
 
-def _isin(values, choices):
-    out = values == choices[0]
-    for c in choices[1:]:
-        out = out | (values == c)
-    return out
+# -- one block of work (run by jetlab.data.driver, locally or on Dask workers) -------------
+
+_LOCAL = threading.local()  # per thread: initialised generators (a Pythia object does not pickle)
 
 
-# -- the parallel, resumable dataset driver ------------------------------------------------
+def run_block(task: tuple) -> dict[str, np.ndarray]:
+    """Generate one block: ``task`` = (class, particles, settings dict, block, n_jets, seed, path).
 
-_WORKER_GENERATORS: dict[tuple, JetGenerator] = {}
-
-
-def _run_block(task: tuple) -> tuple:
-    """Worker: generate one block and save it atomically under ``.blocks``."""
-    jet_class, n_particles, settings_dict, block, n_jets, seed, path = task
-    key = (jet_class, n_particles, tuple(sorted(settings_dict.items())))
-    if key not in _WORKER_GENERATORS:
-        _WORKER_GENERATORS[key] = JetGenerator(jet_class, n_particles, GeneratorSettings(**settings_dict))
-    arrays = _WORKER_GENERATORS[key].generate(n_jets, seed)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-    return jet_class, block, n_jets, int(arrays["events"])
-
-
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-def file_name(jet_class: str, n_particles: int, file_no: int) -> str:
-    return f"jets_{jet_class}_{n_particles}p_{file_no:04d}.h5"
-
-
-def generate_dataset(
-    out,
-    *,
-    classes=CLASS_NAMES,
-    jets_per_class: int,
-    n_particles: int = 30,
-    seed: int = 0,
-    workers: int | None = None,
-    settings: GeneratorSettings = GeneratorSettings(),
-    show_progress: bool = True,
-) -> list[Path]:
-    """Generate ``jets_per_class`` jets of each class into ``out`` (hls4ml layout).
-
-    Returns the files, ``MAX_JETS_PER_FILE`` jets at most each. Files already complete
-    are kept; a rerun of the same command finishes an interrupted one.
+    Returns the arrays of :meth:`JetGenerator.generate`; the caller writes them. Each
+    process (or thread) keeps one initialised Pythia per class and reseeds it per block.
     """
-    from jetlab.io.jet_files import open_jet_file
-
-    classes = tuple(c.strip().lower() for c in classes)
-    bad = [c for c in classes if c not in CLASS_NAMES]
-    if bad:
-        raise JetlabError(f"unknown jet class '{bad[0]}' (known: {', '.join(CLASS_NAMES)})")
-    if n_particles not in SUPPORTED_PARTICLES:
-        raise JetlabError(f"--particles must be one of {', '.join(map(str, SUPPORTED_PARTICLES))}, got {n_particles}")
-    if jets_per_class < 1:
-        raise JetlabError(f"--jets-per-class must be positive, got {jets_per_class}")
-    workers = workers or os.cpu_count() or 1
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    blocks_dir = out / ".blocks"
-    blocks_dir.mkdir(exist_ok=True)
-
-    manifest = {
-        "generator": "pythia8mc + fastjet",
-        "classes": list(classes),
-        "jets_per_class": jets_per_class,
-        "n_particles": n_particles,
-        "seed": seed,
-        "settings": asdict(settings),
-    }
-    manifest_path = out / "generation.json"
-    if manifest_path.exists():
-        try:
-            previous = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError:
-            raise InputError(manifest_path, "corrupt generation manifest; remove the directory and rerun") from None
-        if previous != manifest:
-            raise InputError(out, "holds jets generated with other settings; choose another --out")
-    else:
-        atomic_write_json(manifest_path, manifest)
-
-    per_file = min(MAX_JETS_PER_FILE, jets_per_class)
-    per_file -= per_file % BLOCK_JETS if per_file > BLOCK_JETS else 0
-    plan: list[tuple[Path, list[tuple]]] = []  # file -> its block tasks
-    for ci, jet_class in enumerate(classes):
-        class_index = CLASS_NAMES.index(jet_class)
-        start = 0
-        file_no = 0
-        while start < jets_per_class:
-            stop = min(start + per_file, jets_per_class)
-            tasks = []
-            for b0 in range(start, stop, BLOCK_JETS):
-                block = b0 // BLOCK_JETS
-                n = min(BLOCK_JETS, stop - b0)
-                path = blocks_dir / f"{jet_class}_{n_particles}p_{block:06d}_{n}.npz"
-                tasks.append((jet_class, n_particles, asdict(settings), block, n, block_seed(seed, class_index, block), str(path)))
-            plan.append((out / file_name(jet_class, n_particles, file_no), tasks))
-            start, file_no = stop, file_no + 1
-
-    done_files = [f for f, tasks in plan if _complete(f, sum(t[4] for t in tasks), open_jet_file)]
-    todo = [t for f, tasks in plan if f not in done_files for t in tasks if not Path(t[6]).exists()]
-    total = len(classes) * jets_per_class
-    already = total - sum(t[4] for t in todo)
-    if done_files or already:
-        log.info("resuming: %d of %d jets already generated", already, total)
-
-    # a file is written as soon as its last block is in, while the workers go on
-    pending = {final: tasks for final, tasks in plan if final not in done_files}
-
-    def write_ready_files() -> None:
-        for final, tasks in list(pending.items()):
-            if all(Path(t[6]).exists() for t in tasks):
-                _assemble_file(final, tasks, seed)
-                del pending[final]
-
-    bar = progress(total=total, initial=already, desc="generating jets", unit="jet", disable=None if show_progress else True)
-    try:
-        write_ready_files()
-        if todo and workers == 1:
-            for task in todo:
-                bar.update(_run_block(task)[2])
-                write_ready_files()
-        elif todo:
-            context = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_worker_init) as pool:
-                for result in _as_completed(pool, todo):
-                    bar.update(result[2])
-                    write_ready_files()
-    finally:
-        bar.close()
-    if not any(blocks_dir.iterdir()):
-        blocks_dir.rmdir()
-    return [final for final, _ in plan]
+    jet_class, n_particles, settings_dict, _block, n_jets, seed, _path = task
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cache = _LOCAL.__dict__.setdefault("generators", {})
+    key = (jet_class, n_particles, tuple(sorted(settings_dict.items())))
+    if key not in cache:
+        cache[key] = JetGenerator(jet_class, n_particles, GeneratorSettings(**settings_dict))
+    return cache[key].generate(n_jets, seed)
 
 
-def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
-    """Concatenate a file's finished blocks into one hls4ml file, then drop the blocks."""
-    from jetlab.io.jet_files import write_hls4ml_file
-
-    parts = [np.load(t[6]) for t in tasks]
-    write_hls4ml_file(
-        final,
-        np.concatenate([p["constituents"] for p in parts]),
-        np.concatenate([p["jets"] for p in parts]),
-        np.concatenate([p["images"] for p in parts]),
-        attrs={
-            "generator": "pythia8mc " + _pythia_version(),
-            "seed": seed,
-            "jet_class": tasks[0][0],
-            "n_events": int(sum(int(p["events"]) for p in parts)),
-        },
-    )
-    for t in tasks:
-        Path(t[6]).unlink()
-
-
-def _as_completed(pool, tasks):
-    futures = [pool.submit(_run_block, t) for t in tasks]
-    try:
-        for fut in cf.as_completed(futures):
-            yield fut.result()
-    except BaseException:
-        for fut in futures:
-            fut.cancel()
-        raise
-
-
-def _complete(path: Path, n_expected: int, opener) -> bool:
-    if not path.exists():
-        return False
-    try:
-        file = opener(path)
-    except InputError:
-        return False
-    file.close()
-    return file.n_jets == n_expected
-
-
-def _pythia_version() -> str:
+def pythia_version() -> str:
     try:
         from importlib.metadata import version
 
         return version("pythia8mc")
     except Exception:  # pragma: no cover - metadata missing in odd installs
         return "unknown"
+
+
+def __getattr__(name: str):
+    # generate_dataset moved to jetlab.data.driver; keep the old import path working
+    if name == "generate_dataset":
+        from jetlab.data.driver import generate_dataset
+
+        return generate_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ See :mod:`jetlab.io.layout` for the on-disk layouts and feature names.
 
 from jetlab.io.datasets import LAYOUTS, detect_layout, open_dataset, split_indices
 from jetlab.io.jet_files import JetFile, open_jet_file, write_hls4ml_file, write_jetnet_file
-from jetlab.io.jets import JetFiles, JetSplit, open_jets, resolve_jets
+from jetlab.io.jets import JetFiles, JetSplit, constant_features, frozen_particle_features, open_jets, resolve_jets
 from jetlab.io.layout import CLASS_NAMES, HLF_FEATURES, JET_FEATURES, PARTICLE_FEATURES
 from jetlab.io.mnist_files import MnistImages, MnistPoints, read_idx, read_mnist_points, write_idx, write_mnist_points
 
@@ -29,7 +29,9 @@ __all__ = [
     "MnistImages",
     "MnistPoints",
     "PARTICLE_FEATURES",
+    "constant_features",
     "detect_layout",
+    "frozen_particle_features",
     "open_dataset",
     "open_jet_file",
     "open_jets",

@@ -67,6 +67,9 @@ def detect_layout(path: str | os.PathLike) -> str:
             return "mnist-idx"
         files = sorted(p for p in path.iterdir() if p.suffix in (".h5", ".hdf5") and not p.name.startswith("."))
         if not files:
+            from jetlab.io.manifest import check_complete
+
+            check_complete(path, {})  # an interrupted jet generation says so
             raise InputError(path, "no .h5/.hdf5 files and no MNIST IDX files in this directory")
         path = files[0]
     keys = _h5_keys(path)

@@ -10,6 +10,7 @@ final name only once it is complete.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from jetlab.utils.atomic import atomic_path
 __all__ = [
     "HLS4ML_KEYS",
     "JetFile",
+    "jetnet_class_from_name",
     "open_jet_file",
     "write_hls4ml_file",
     "write_jetnet_file",
@@ -181,7 +183,7 @@ class JetFile:
         try:
             cols = [feature_index(self.jet_feature_names, n) for n in names]
         except KeyError as exc:
-            raise InputError(self.path, f"no jet feature {exc} (the file has {len(self.jet_feature_names)} others)") from None
+            raise InputError(self.path, f"no jet feature {exc} (the file has: {', '.join(self.jet_feature_names)})") from None
         return raw[:, cols].astype(np.float32, copy=False)
 
     def labels(self) -> np.ndarray:
@@ -189,7 +191,7 @@ class JetFile:
         if self.jet_class is not None:
             return np.full(self.n_jets, CLASS_NAMES.index(self.jet_class), dtype=np.int64)
         if self.layout == "jetnet":
-            raise InputError(self.path, "JetNet file without a class: name it g/q/t/w/z.h5 or set attribute 'jet_class'")
+            raise InputError(self.path, "JetNet file without a class: name it as published (g150.hdf5, t30.hdf5, ...) or g/q/t/w/z.h5, or set attribute 'jet_class'")
         onehot = self.read("jets")[:, LABEL_COLUMNS]
         if not np.allclose(onehot.sum(axis=1), 1.0):
             raise InputError(self.path, "label columns -6:-1 of 'jets' are not one-hot")
@@ -232,6 +234,20 @@ def open_jet_file(path) -> JetFile:
         raise InputError(path, f"corrupt HDF5 structure ({exc})") from None
 
 
+def _check_values(path: Path, dataset, key: str) -> None:
+    """Jet arrays hold real numbers and at least one jet."""
+    if dataset.dtype.kind not in "biuf":
+        raise InputError(path, f"'{key}' has dtype {dataset.dtype}; jet arrays must hold real numbers")
+    if dataset.shape[0] == 0:
+        raise InputError(path, f"holds no jets ('{key}' has 0 rows)")
+
+
+def jetnet_class_from_name(path) -> str | None:
+    """Class of a JetNet file named as published (``g150.hdf5``, ``t30.hdf5``) or ``t.h5``; else None."""
+    match = re.fullmatch(r"([a-z])(30|150)?", Path(path).stem.lower())
+    return match.group(1) if match and match.group(1) in CLASS_NAMES else None
+
+
 def _names(handle, key, default):
     if key not in handle:
         return tuple(default)
@@ -246,6 +262,8 @@ def _validate_hls4ml(path: Path, handle) -> JetFile:
         raise InputError(path, f"'jets' must be (N, features) with the one-hot label in columns -6:-1, got shape {jets.shape}")
     if cons.shape[0] != jets.shape[0]:
         raise InputError(path, f"'jetConstituentList' has {cons.shape[0]} jets but 'jets' has {jets.shape[0]}")
+    _check_values(path, cons, "jetConstituentList")
+    _check_values(path, jets, "jets")
     pnames = _names(handle, "particleFeatureNames", PARTICLE_FEATURES)
     if len(pnames) != cons.shape[2]:
         raise InputError(path, f"'particleFeatureNames' names {len(pnames)} features but 'jetConstituentList' has {cons.shape[2]}")
@@ -264,11 +282,14 @@ def _validate_jetnet(path: Path, handle) -> JetFile:
         raise InputError(path, f"'particle_features' must be (N, particles, 4), got shape {pf.shape}")
     if "jet_features" in handle and handle["jet_features"].shape[0] != pf.shape[0]:
         raise InputError(path, f"'jet_features' has {handle['jet_features'].shape[0]} jets but 'particle_features' has {pf.shape[0]}")
+    _check_values(path, pf, "particle_features")
+    if "jet_features" in handle:
+        _check_values(path, handle["jet_features"], "jet_features")
     jet_class = handle.attrs.get("jet_class")
     if isinstance(jet_class, bytes):
         jet_class = jet_class.decode()
-    if jet_class is None and path.stem.lower() in CLASS_NAMES:
-        jet_class = path.stem.lower()
+    if jet_class is None:
+        jet_class = jetnet_class_from_name(path)
     if jet_class is not None and jet_class not in CLASS_NAMES:
         raise InputError(path, f"unknown jet_class '{jet_class}' (known: {', '.join(CLASS_NAMES)})")
     return JetFile(

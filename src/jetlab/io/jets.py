@@ -36,7 +36,7 @@ from jetlab.io.datasets import split_indices
 from jetlab.io.jet_files import JetFile, open_jet_file
 from jetlab.io.layout import CLASS_NAMES, HLF_FEATURES
 
-__all__ = ["INPUT_KEYS", "JetFiles", "JetSplit", "open_jets", "resolve_jets"]
+__all__ = ["INPUT_KEYS", "JetFiles", "JetSplit", "constant_features", "frozen_particle_features", "open_jets", "resolve_jets"]
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,24 @@ def open_jets(path, n_particles: int | None = None) -> "JetFiles":
     """Open a directory of jet files (``*.h5``, ``*.hdf5``) or a single file.
 
     ``n_particles``, when given, must match the files: a 30-particle model cannot be
-    fed 100-particle files by accident.
+    fed 100-particle files by accident. A directory written by ``jetlab data generate``
+    must hold every file its ``generation.json`` promises (InputError "incomplete" if not).
     """
+    from jetlab.io.manifest import check_complete
+
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(path, "no such file or directory")
     if path.is_dir():
         names = sorted(p for p in path.iterdir() if p.suffix in (".h5", ".hdf5") and not p.name.startswith("."))
         if not names:
+            check_complete(path, {})  # an interrupted generation says so
             raise InputError(path, "no .h5/.hdf5 jet files in this directory")
     else:
         names = [path]
     files = [open_jet_file(p) for p in names]
+    if path.is_dir():
+        check_complete(path, {f.path.name: f.n_jets for f in files})
     counts = {f.n_particles for f in files}
     if len(counts) > 1:
         detail = ", ".join(f"{f.path.name}: {f.n_particles}" for f in files[:4])
@@ -116,6 +122,11 @@ class JetFiles:
     @property
     def has_images(self) -> bool:
         return all(f.has_images for f in self.files)
+
+    def class_counts(self) -> dict[str, int]:
+        """Jets per class, for the classes present: {"g": 1000, "t": 1000, ...} (label order)."""
+        counts = np.bincount(self.labels(), minlength=len(CLASS_NAMES))
+        return {name: int(n) for name, n in zip(CLASS_NAMES, counts) if n > 0}
 
     def labels(self) -> np.ndarray:
         if self._labels is None:
@@ -299,3 +310,50 @@ class JetSplit:
 
 def _safe_std(std: np.ndarray) -> np.ndarray:
     return np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+
+def _varies(values: np.ndarray) -> np.ndarray:
+    """(F,) bool: column f of ``values`` (n, F) takes more than one value (0 rows: False)."""
+    if len(values) == 0:
+        return np.zeros(values.shape[-1], dtype=bool)
+    return (values != values[:1]).any(axis=0)
+
+
+def constant_features(particles: np.ndarray, mask: np.ndarray | None, names, reference_varies=None) -> list[str]:
+    """Names of particle features that are constant over the real particles of ``particles``.
+
+    particles (N, P, F), mask (N, P) bool (None: every row is real), names (F,).
+    ``reference_varies`` (F,) bool, e.g. the training split's ``stats["particles_varies"]``:
+    only features that *did* vary there are reported (a column that was always constant,
+    like a JetNet mask, is no news). Names lose the files' ``j1_`` prefix. A feature zeroed
+    or frozen in a test file while the model learnt from it silently ruins the scores:
+    callers warn with these names.
+    """
+    particles = np.asarray(particles)
+    real = particles.reshape(-1, particles.shape[-1]) if mask is None else particles[np.asarray(mask, dtype=bool)]
+    flat = ~_varies(real)
+    if reference_varies is not None:
+        flat &= np.asarray(reference_varies, dtype=bool)
+    return [str(name).removeprefix("j1_") for name, is_flat in zip(names, flat) if is_flat]
+
+
+def frozen_particle_features(split: "JetSplit", reference) -> list[str]:
+    """:func:`constant_features` of ``split``'s particles (its first :data:`STATS_SAMPLE` jets,
+    raw values) that vary in ``reference``: the training :class:`JetSplit`, or its ``stats``
+    (e.g. from a model file; a feature that was constant there has the clamped std 1.0
+    exactly, see :func:`_safe_std`). [] when ``split`` has no particle inputs."""
+    if "particles" not in split.inputs or len(split) == 0:
+        return []
+    if isinstance(reference, JetSplit):
+        varies = _varies(_real_particles(reference))
+    elif "particles_std" in reference:
+        varies = np.asarray(reference["particles_std"]) != 1.0
+    else:
+        return []
+    return constant_features(_real_particles(split)[None], None, split.particle_features, varies)
+
+
+def _real_particles(split: "JetSplit") -> np.ndarray:
+    """(n_real, F) raw particle features of the real particles of ``split``'s first jets."""
+    parts, mask = split.source.read(split.index[:STATS_SAMPLE], "particles", split.particle_features)
+    return parts[mask]

@@ -91,6 +91,19 @@ def _n_features(input_keys: Sequence[str], particle_features: Sequence[str]) -> 
     return 1  # images: one channel
 
 
+def _warn_constant_features(path, split) -> None:
+    """Log a warning naming the particle features that never vary in the training jets."""
+    from jetlab.io.jets import STATS_SAMPLE, constant_features
+
+    if "particles" not in split.inputs or len(split) == 0:
+        return
+    particles, mask = split.source.read(split.index[:STATS_SAMPLE], "particles", split.particle_features)
+    dead = [name for name in constant_features(particles, mask, split.particle_features) if name != "mask"]
+    if dead:
+        log.warning("%s: particle feature(s) %s are constant over the training jets; the model cannot learn "
+                    "from them (zeroed or missing in the files?)", path, ", ".join(dead))
+
+
 def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, class_names, particle_features,
                     stats: dict, epoch: int, val_metrics: dict) -> None:
     """Write RUN/model.pt: the unwrapped best weights and what is needed to rebuild and feed them."""
@@ -169,6 +182,7 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
             tuple(config.fractions), seed=config.split_seed, inputs=(*input_keys, "label"))
         if len(train_split) < 2 or len(val_split) == 0 or len(test_split) == 0:
             raise InputError(jets.path, f"only {jets.n_jets} jets: too few to split into train/validation/test")
+        _warn_constant_features(jets.path, train_split)
         present = np.unique(train_split.labels())
         if len(present) < 2:
             raise InputError(jets.path, f"holds jets of {len(present)} class(es) only "

@@ -9,6 +9,7 @@ plot per class holding every model.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +23,8 @@ from jetlab.training.tagger import load_tagger
 from jetlab.utils.atomic import atomic_path, atomic_write_json
 
 __all__ = ["compare_runs", "evaluate_tagger", "predict_probabilities"]
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -40,13 +43,16 @@ def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: st
     *training* statistics stored in model.pt; writes RUN/eval-<name>/{metrics.json, roc.png,
     predictions.npz} (``name`` defaults to the data path's last component)."""
     from jetlab.io import open_jets
-    from jetlab.io.jets import JetSplit
+    from jetlab.io.jets import JetSplit, frozen_particle_features
     from jetlab.metrics.tagging import tagging_metrics
     from jetlab.viz.tagging import plot_roc
 
     run = Path(run)
     model, info = load_tagger(run, device=device)
-    jets = open_jets(data, n_particles=info["n_particles"])
+    jets = open_jets(data)
+    if jets.n_particles != info["n_particles"]:
+        raise InputError(jets.path, f"has {jets.n_particles} particles per jet, but the model in {run} was trained on "
+                                    f"{info['n_particles']}: evaluate it on {info['n_particles']}-particle files")
     input_keys = tuple(info["input_keys"])
     if "particles" in input_keys:
         missing = [f for f in info["particle_features"] if f not in jets.particle_feature_names]
@@ -55,6 +61,11 @@ def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: st
     stats = {k: np.asarray(v, dtype=np.float32) for k, v in info["stats"].items()}
     split = JetSplit(jets, np.arange(jets.n_jets), (*input_keys, "label"), tuple(info["particle_features"]),
                      stats=stats, standardize=bool(stats))
+    frozen = frozen_particle_features(split, stats)
+    if frozen:
+        log.warning("%s: particle feature(s) %s are constant here but varied in the training jets of %s; the "
+                    "scores on these jets are not comparable (zeroed or missing in the files?)", jets.path,
+                    ", ".join(frozen), run)
     labels, probs = predict_probabilities(model, batch_source(split, max_memory_gb, 0), device=device,
                                           batch_size=batch_size)
     metrics = tagging_metrics(labels, probs, info["class_names"])

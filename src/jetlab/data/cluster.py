@@ -1,0 +1,67 @@
+"""Running generation blocks on a Dask cluster (``jetlab data generate --cluster``).
+
+``("local", N)``: a ``LocalCluster`` of N worker processes with one thread each, started and
+stopped here. ``("address", "tcp://HOST:PORT")``: the scheduler of a cluster the user
+started (``dask scheduler`` + ``dask worker``, or dask-jobqueue on Slurm/HTCondor); jetlab
+must be importable on the workers. Each task is :func:`jetlab.data.generate.run_block`:
+it builds (once per worker thread) its own Pythia and returns the block's arrays to this
+process, which writes them, so the workers need no shared file system. The scheduler reruns
+the tasks of a lost worker elsewhere; a block's result is the same wherever it is computed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from jetlab.errors import JetlabError
+
+__all__ = ["dask_results"]
+
+#: seconds to wait for a scheduler given by address
+CONNECT_TIMEOUT = 30
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise JetlabError("--cluster needs Dask: pip install 'jetlab[cluster]' (dask[distributed])") from None
+    return distributed
+
+
+def dask_results(todo: list[tuple], where: tuple):
+    """Yield (task, arrays) for each block task as the cluster finishes them."""
+    from jetlab.data.generate import run_block
+
+    distributed = _import_distributed()
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines would drown the progress bar
+    kind, value = where
+    cluster = None
+    try:
+        if kind == "local":
+            cluster = distributed.LocalCluster(
+                n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+            client = distributed.Client(cluster)
+        else:
+            client = distributed.Client(value, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise JetlabError(f"cannot reach the Dask scheduler at {value} ({exc})") from None
+    try:
+        futures = {
+            client.submit(run_block, task, key=f"jetlab-block-{task[0]}-{task[3]}-{task[5]}", pure=False): task
+            for task in todo
+        }
+        for future in distributed.as_completed(futures):
+            try:
+                arrays = future.result()
+            except distributed.KilledWorker as exc:
+                raise JetlabError(f"Dask workers died repeatedly running a block ({exc}); rerun the same command to continue") from None
+            yield futures[future], arrays
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,130 @@
+"""``jetlab data generate`` under real signals and concurrency: workers die with their parent,
+SIGTERM stops cleanly, stale temporaries are cleaned, a rerun finishes byte-identical, and
+an interrupted directory is refused by readers until it is finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import jetlab
+from jetlab.data.driver import generate_dataset
+from jetlab.errors import InputError
+from jetlab.io import open_jets
+
+SRC = str(Path(jetlab.__file__).resolve().parents[1])
+ARGS = ["--classes", "t", "--jets-per-class", "400", "--seed", "4", "--workers", "2"]
+
+
+def env() -> dict:
+    return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "JETLAB_NO_PROGRESS": "1"}
+
+
+def children(pid: int) -> list[int]:
+    """Live (non-zombie) processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def start_and_wait_for_a_block(out: Path) -> tuple[subprocess.Popen, list[int]]:
+    proc = subprocess.Popen([sys.executable, "-m", "jetlab", "data", "generate", *ARGS, "--out", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=env())
+    deadline = time.monotonic() + 240
+    while not list((out / ".blocks").glob("*.npz")):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no block finished in time"
+        time.sleep(0.2)
+    workers = children(proc.pid)
+    assert len(workers) >= 2, workers  # the two workers (and the spawn resource tracker)
+    return proc, workers
+
+
+def assert_all_gone(pids: list[int], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids):
+        assert time.monotonic() < deadline, [p for p in pids if alive(p)]
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    generate_dataset(out, classes=["t"], jets_per_class=400, seed=4, workers=1, show_progress=False)
+    return out
+
+
+def assert_same_files(a: Path, b: Path) -> None:
+    names = sorted(p.name for p in a.glob("*.h5"))
+    assert names == sorted(p.name for p in b.glob("*.h5")) and names
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_kill_9_takes_the_workers_down_and_a_rerun_finishes_identically(tmp_path, reference):
+    out = tmp_path / "jets"
+    proc, workers = start_and_wait_for_a_block(out)
+    proc.kill()
+    proc.wait()
+    proc.stderr.close()  # not read: a surviving worker would hold the pipe open
+    assert_all_gone(workers)
+    with pytest.raises(InputError, match=r"incomplete: 0 of 1 files; rerun the same `jetlab data generate` command"):
+        open_jets(out)
+    rerun = subprocess.run([sys.executable, "-m", "jetlab", "data", "generate", *ARGS, "--out", str(out)],
+                           capture_output=True, text=True, env=env(), timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_same_files(out, reference)
+    assert not (out / ".blocks").exists()
+    assert not list(out.glob(".*.tmp-*"))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_with_one_line(tmp_path, reference):
+    out = tmp_path / "jets"
+    proc, workers = start_and_wait_for_a_block(out)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    lines = err.strip().splitlines()
+    assert lines[-1] == "jetlab: error: stopped by SIGTERM; finished files are kept, rerun the same command to continue"
+    assert "Traceback" not in err
+    assert_all_gone(workers)
+    assert list((out / ".blocks").glob("*.npz")) or list(out.glob("*.h5"))  # finished work is kept
+    generate_dataset(out, classes=["t"], jets_per_class=400, seed=4, workers=2, show_progress=False)
+    assert_same_files(out, reference)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    out = tmp_path / "jets"
+    (out / ".blocks").mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    stale = [out / f".jets_z_30p_0000.h5.tmp-{pid}", out / ".blocks" / f".z_30p_000000_5.npz.tmp-{pid}"]
+    for path in stale:
+        path.write_bytes(b"half-written")
+    generate_dataset(out, classes=["z"], jets_per_class=5, seed=1, workers=1, show_progress=False)
+    assert not any(path.exists() for path in stale)
+    assert open_jets(out).n_jets == 5
