@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jetlab.cli.settings import positive_int
 from jetlab.errors import JetlabError
 
 __all__ = ["register"]
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
     train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (GeneratorConfig keys)")
     train.add_argument("--hp", action="append", default=[], metavar="NET.KEY=VALUE",
                        help="network option (YAML value), NET one of vae, generator, discriminator; repeatable")
-    train.add_argument("--stop-after-epoch", type=int, metavar="K",
+    train.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                        help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(train, GeneratorConfig)
     train.set_defaults(run=_train)
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
         "trained class (--format hls4ml; --out a .h5 file or a directory). MNIST: an HDF5 of point sets and a PNG.",
     )
     sample.add_argument("run_dir", metavar="RUN")
-    sample.add_argument("--n", type=int, required=True, help="number of sets to generate")
+    sample.add_argument("--n", type=positive_int, required=True, help="number of sets to generate")
     sample.add_argument("--out", required=True, metavar="FILE")
     sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"), help="jet file layout")
     sample.add_argument("--seed", type=int, default=0)
@@ -92,8 +93,6 @@ def _train(args) -> int:
     from jetlab.training.generator import GeneratorConfig, train_generator
     from jetlab.utils.config import load_config
 
-    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
-        raise JetlabError(f"--stop-after-epoch must be at least 1, got {args.stop_after_epoch}")
     if args.resume:
         from jetlab.training.run_dir import CONFIG_NAME, check_run_dir
 

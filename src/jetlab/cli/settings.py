@@ -16,7 +16,7 @@ from typing import Any
 
 from jetlab.errors import InputError, JetlabError
 
-__all__ = ["add_settings_flags", "build_config", "parse_hyperparameters"]
+__all__ = ["add_settings_flags", "build_config", "parse_hyperparameters", "positive_int"]
 
 
 def _flag(name: str) -> str:
@@ -32,6 +32,17 @@ def _typed(kind, flag: str):
             raise argparse.ArgumentTypeError(f"{flag} expects {kind.__name__}, got {text!r}") from None
     parse.__name__ = kind.__name__
     return parse
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts and sizes: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, cls) -> None:
@@ -75,7 +86,7 @@ def parse_hyperparameters(items: list[str]) -> dict:
 def build_config(cls, args: argparse.Namespace, *, out, resume: bool, overrides: dict | None = None):
     """The run's config (module docstring). ``overrides`` are further settings the caller
     derived from its own options (e.g. ``hparams`` from ``--hp``)."""
-    from jetlab.training.run_dir import CONFIG_NAME
+    from jetlab.training.run_dir import CONFIG_NAME, check_run_dir
     from jetlab.utils.config import load_config
 
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -84,6 +95,7 @@ def build_config(cls, args: argparse.Namespace, *, out, resume: bool, overrides:
     if resume:
         if getattr(args, "config", None):
             raise JetlabError("--config and --resume: a resumed run keeps the settings in its own config.yaml")
+        check_run_dir(out, resume=True)
         saved = Path(out) / CONFIG_NAME
         if not saved.is_file():
             raise InputError(out, f"holds no training run to resume (no {CONFIG_NAME}); drop --resume to start one")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jetlab.errors import JetlabError
+from jetlab.cli.settings import positive_int
 
 __all__ = ["register"]
 
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="load settings from a YAML file (e.g. a RUN/config.yaml)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyperparameter (YAML value), repeatable: --hp hidden=30 --hp edge_dim=10")
-    p.add_argument("--stop-after-epoch", type=int, metavar="K",
+    p.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                    help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(p, TaggerTrainConfig)
     p.set_defaults(run=_train)
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="jet files to evaluate on")
     p.add_argument("--name", help="name of the eval-<name> folder (default: the data folder's name)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=500, help="jets per forward pass (default 500)")
     p.set_defaults(run=_evaluate)
 
     p = subparsers.add_parser(
@@ -90,8 +90,6 @@ def build_train_config(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from jetlab.training.tagger import train_tagger
 
-    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
-        raise JetlabError(f"--stop-after-epoch must be at least 1, got {args.stop_after_epoch}")
     config, out = build_train_config(args)
     metrics = train_tagger(config, out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
     if metrics is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from jetlab.cli.settings import positive_int
 from jetlab.errors import JetlabError
 
 __all__ = ["register_export", "parse_widths"]
@@ -36,7 +37,7 @@ def register_export(subparsers) -> None:
     p.add_argument("--scan-precision", nargs="?", const="8-18", metavar="WIDTHS",
                    help="hls4ml: also compile and evaluate every total width W of ap_fixed<W,I> (I from --precision); "
                         "WIDTHS like 8-18 (the default) or 8,12,16; writes precision_scan.{png,json}")
-    p.add_argument("--max-jets", type=int, metavar="N", help="check on the first N test jets only (default all)")
+    p.add_argument("--max-jets", type=positive_int, metavar="N", help="check on the first N test jets only (default all)")
     p.set_defaults(run=_export)
 
 
@@ -59,8 +60,6 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     out = Path(args.out) if args.out else Path(args.run_dir) / f"export-{args.export_format}"
-    if args.max_jets is not None and args.max_jets < 1:
-        raise JetlabError(f"--max-jets must be at least 1, got {args.max_jets}")
     if args.export_format == "onnx":
         if args.precision or args.scan_precision:
             raise JetlabError("--precision and --scan-precision apply to --format hls4ml only")

@@ -114,6 +114,24 @@ class GeneratorConfig(TrainSettings):
         for name in ("vae_options", "generator_options", "discriminator_options"):
             if not isinstance(getattr(self, name), dict):
                 raise JetlabError(f"{source}: {name} must be a mapping")
+        _check_network_options(source, self.vae_options, self.generator_options, self.discriminator_options)
+
+
+def _check_network_options(source: str, vae: dict, generator: dict, discriminator: dict) -> None:
+    """Unknown network options, or values not of their default's kind (``--hp vae.hidden=abc``),
+    are one-line errors (the checks of the taggers' hyperparameters)."""
+    import inspect
+
+    from jetlab.models._mlp import check_hyperparameters
+    from jetlab.models.mpgan import MPDiscriminator, MPGenerator
+    from jetlab.models.vae import SetVAE
+
+    set_by_config = ("n_points", "n_features", "latent_dim")
+    for name, cls, given in (("vae", SetVAE, vae), ("generator", MPGenerator, generator),
+                             ("discriminator", MPDiscriminator, discriminator)):
+        defaults = {key: p.default for key, p in inspect.signature(cls.__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty and key not in set_by_config}
+        check_hyperparameters(f"{source}: {name}", given, defaults)
 
 
 def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_points: int, n_coords: int,
