@@ -44,7 +44,8 @@ def _data(n, seed):
 def _classify_task(context):
     torch.manual_seed(0 if context.rank == 0 else 100 + context.rank)  # all-reduce must broadcast rank 0's init
     model = SmallNet()
-    return ClassifyTask(model, torch.optim.Adam(model.parameters(), lr=1e-2)), _data(N_TRAIN, 0), _data(21, 1)
+    # SGD: its step scales with the gradient, so a wrong average over ranks shows (Adam's would not)
+    return ClassifyTask(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)), _data(N_TRAIN, 0), _data(21, 1)
 
 
 class NoiselessVAE(SetVAE):
@@ -68,7 +69,7 @@ def _vae_task(context):
     norm = Normalisation.fit(train["points"].numpy(), train["mask"].numpy())
     torch.manual_seed(0 if context.rank == 0 else 100 + context.rank)
     vae = NoiselessVAE(7, 3, latent_dim=4, hidden=16, encoder="deepset", existence=True)
-    task = VAETask(vae, torch.optim.Adam(vae.parameters(), lr=1e-2), norm, kind="mnist", n_coords=2, kl_weight=0.1)
+    task = VAETask(vae, torch.optim.SGD(vae.parameters(), lr=0.05), norm, kind="mnist", n_coords=2, kl_weight=0.1)
     return task, train, val
 
 
