@@ -302,6 +302,7 @@ class Engine:
             record["lr" if len(task.optimizers) == 1 else f"lr_{name}"] = float(optimizer.param_groups[0]["lr"])
         record["epoch_time_s"] = train_time
         record[f"{self.unit}s_per_s"] = n_items / train_time if train_time > 0 else float("nan")
+        record["elapsed_s"] = state.elapsed()   # wall time of the run so far, validation included
         record.update(extra or {})
 
         monitored = record.get(f"val_{task.monitor}") if task.monitor else None
