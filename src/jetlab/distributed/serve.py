@@ -94,15 +94,16 @@ def _handle_child(strategy, children: Children, message: Message, stopping, repo
     """One message from a child: answer an exchange, record a report, a goodbye, a failure."""
     source, kind = message.source, message.kind
     wants_reply = kind in REQUESTS and (kind != Kind.PUSH or message.count)
+    if source in children.live:
+        children.heard(source)
     if source not in children.live or (stopping and kind in REQUESTS):
         if wants_reply:
             strategy.transport.send(source, Message(Kind.STOP, message.net, info=stopping or "dropped by its master"))
         return
-    children.heard(source)
     if kind in REQUESTS:
         net = strategy.nets[message.net]
         reply = strategy.rule.handle(net, message)
-        net.exchanges += 1
+        net.exchanges += kind != Kind.PULL   # a round counts the updates (a GEM pull carries none)
         strategy.exchanges += 1
         if reply is not None:
             strategy.transport.send(source, reply)
