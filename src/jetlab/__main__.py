@@ -2,9 +2,17 @@
 
 This is what ``torchrun -m jetlab tagger train ...`` and
 ``mpiexec -n K python -m jetlab ...`` run.
+
+Under MPICH's mpiexec each rank runs the command as the child of a small supervisor, so
+that one rank killed by a signal does not end the others (:mod:`jetlab.distributed.supervise`).
 """
 
-from jetlab.cli.main import main
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from jetlab.distributed.supervise import run
+
+    def main() -> int:
+        from jetlab.cli.main import main as cli_main
+
+        return cli_main()
+
+    raise SystemExit(run(main))

@@ -1,5 +1,13 @@
-"""Training at scale: process groups from ``torchrun`` or ``mpiexec`` (gloo on CPU,
-NCCL on GPU). The update rules that use them live in :mod:`jetlab.training.strategies`.
+"""Training at scale.
+
+* :mod:`jetlab.distributed.env`: process groups from ``torchrun`` or ``mpiexec`` (gloo on CPU,
+  NCCL on GPU) for synchronous all-reduce (:mod:`jetlab.training.strategies`).
+* :mod:`jetlab.distributed.asynchronous`: Downpour SGD, Elastic Averaging SGD and Gradient
+  Energy Matching, master/worker over MPI point-to-point (rules in
+  :mod:`~jetlab.distributed.rules`, loops in :mod:`~jetlab.distributed.serve`, messages in
+  :mod:`~jetlab.distributed.transport`, sub-masters in :mod:`~jetlab.distributed.topology`).
+* :mod:`jetlab.distributed.supervise`: surviving a dead rank under MPICH's ``mpiexec``.
+* :mod:`jetlab.distributed.scaling`: a performance model past one machine.
 """
 
 from jetlab.distributed.env import (

@@ -13,6 +13,11 @@ Launchers and what they tell each process:
 The backend is ``nccl`` when training on CUDA and ``gloo`` otherwise.
 :func:`init_distributed` returns a :class:`DistContext` that the trainer and the update
 strategies use (rank, world size, device, ``is_main``, collective helpers).
+
+The asynchronous strategies (``collective=False``; :mod:`jetlab.distributed.asynchronous`)
+need no process group: their ranks talk over MPI point-to-point, and the context carries the
+MPI communicator (``comm``) for the few start-up collectives (barrier, broadcast).
+Under mpiexec SIGUSR1 (a rank died) is handled from here on (:mod:`jetlab.distributed.supervise`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import dataclasses
 import datetime
 import os
 import socket
+from typing import Any
 
 from jetlab.errors import JetlabError
 
@@ -74,6 +80,8 @@ class DistContext:
     backend: str | None = None
     device: str = "cpu"
     initialized: bool = False
+    #: the MPI communicator of an asynchronous job (no torch.distributed group), else None
+    comm: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -88,6 +96,8 @@ class DistContext:
             import torch.distributed as dist
 
             dist.barrier()
+        elif self.comm is not None:
+            self.comm.Barrier()
 
     def all_reduce_sum(self, values):
         """Sum a float64 tensor (or list of floats) over ranks; returns a tensor."""
@@ -104,6 +114,8 @@ class DistContext:
         return tensor
 
     def broadcast_object(self, obj, src: int = 0):
+        if self.comm is not None and not self.distributed:
+            return self.comm.bcast(obj, root=src)
         if not self.distributed:
             return obj
         import torch.distributed as dist
@@ -121,8 +133,7 @@ class DistContext:
             self.initialized = False
 
 
-def _mpi_rendezvous() -> None:
-    """Set MASTER_ADDR/MASTER_PORT on every MPI rank from rank 0's choice."""
+def _mpi_world():
     try:
         from mpi4py import MPI
     except ImportError:
@@ -130,7 +141,12 @@ def _mpi_rendezvous() -> None:
             "launched by mpiexec but mpi4py is not installed; run `pip install mpi4py mpich` "
             "(or launch with torchrun instead)"
         ) from None
-    comm = MPI.COMM_WORLD
+    return MPI.COMM_WORLD
+
+
+def _mpi_rendezvous() -> None:
+    """Set MASTER_ADDR/MASTER_PORT on every MPI rank from rank 0's choice."""
+    comm = _mpi_world()
     if comm.Get_rank() == 0:
         address = (os.environ.get("MASTER_ADDR") or socket.gethostname(),
                    int(os.environ.get("MASTER_PORT") or free_port()))
@@ -141,10 +157,11 @@ def _mpi_rendezvous() -> None:
     os.environ["MASTER_PORT"] = str(address[1])
 
 
-def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0) -> DistContext:
+def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0, collective: bool = True) -> DistContext:
     """Join the process group the launcher set up (or none), choose backend and device.
 
     ``device`` is ``"cpu"`` or ``"cuda"``; with CUDA each rank takes GPU ``local_rank``.
+    ``collective=False`` (asynchronous strategies): no process group, the MPI communicator.
     """
     import torch
 
@@ -159,6 +176,15 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0) -> DistCo
         raise JetlabError(f"unknown device {device!r}; use cpu or cuda")
     context = DistContext(rank=rank, world_size=world, local_rank=local_rank, launcher=launcher, device=device)
     if world <= 1:
+        return context
+    if not collective:
+        if launcher != "mpi":
+            raise JetlabError("the asynchronous strategies (downpour, easgd, gem) talk over MPI: launch with "
+                              "`mpiexec -disable-auto-cleanup -n K python -m jetlab ...`, not torchrun")
+        from jetlab.distributed.supervise import WATCH
+
+        context.comm = _mpi_world()
+        WATCH.install(collective=False)
         return context
     import torch.distributed as dist
 
@@ -178,4 +204,8 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0) -> DistCo
         )
     context.backend = backend
     context.initialized = True
+    if launcher == "mpi":
+        from jetlab.distributed.supervise import WATCH
+
+        WATCH.install(collective=True)
     return context

@@ -25,6 +25,11 @@ mini-batches of :class:`~jetlab.training.batches.ShardedBatches`. Per epoch:
 6. **callbacks** on rank 0: ``on_best(task, epoch, record)`` when the monitor improved,
    ``on_epoch(record)`` after the checkpoint; ``on_epoch`` returning True stops the run
    (e.g. a pruned hyperparameter trial), on every rank.
+
+Steps 3-6 are :meth:`Engine.close_epoch`. Under an asynchronous strategy
+(:mod:`jetlab.distributed.asynchronous`: Downpour, EASGD, GEM) the master trains nothing: it
+serves its workers and calls ``close_epoch`` on the central weights when the workers have
+together finished an epoch; the workers run step 1 only.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from jetlab.training.settings import TrainSettings, make_scheduler
 from jetlab.training.strategies import LocalUpdate, UpdateStrategy
 from jetlab.utils.progress import progress
 
-__all__ = ["Engine", "FitResult"]
+__all__ = ["Engine", "FitResult", "FitState"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,24 @@ class FitResult:
     @property
     def stopped_early(self) -> bool:
         return self.stop_reason == "early stopping"
+
+
+@dataclasses.dataclass
+class FitState:
+    """The bookkeeping of a run between epochs (what the checkpoint holds besides weights)."""
+
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    start_epoch: int = 1
+    best_epoch: int = 0
+    best_value: float | None = None
+    best_state: dict | None = None
+    bad_epochs: int = 0
+    stop_reason: str = "epochs"
+    elapsed_before: float = 0.0
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t0
 
 
 class _Updater:
@@ -114,7 +137,8 @@ class Engine:
         self.task = task
         self.settings = settings
         self.strategy = strategy or LocalUpdate()
-        self.context = context or DistContext()
+        # an asynchronous master or worker keeps its numbers to itself: no collectives here
+        self.context = self.strategy.engine_context(context or DistContext())
         self.checkpoint_path = checkpoint_path
         self.meta = dict(meta or {})
         self.unit = unit
@@ -131,7 +155,8 @@ class Engine:
         n = max(totals[-1], 1.0)
         return {k: v / n for k, v in zip(keys, totals[:-1])}
 
-    def _train_epoch(self, batches: ShardedBatches, epoch: int) -> tuple[dict[str, float], float]:
+    def _train_epoch(self, batches: ShardedBatches, epoch: int) -> tuple[dict[str, float], float, int]:
+        """``(numbers averaged over items and ranks, seconds, items this rank trained on)``."""
         for module in self.task.modules.values():
             module.train()
         update = _Updater(self.strategy, self.task.optimizers, self.settings.grad_clip)
@@ -151,7 +176,9 @@ class Engine:
                 seen += n_local
                 bar.update(n_global)
                 bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
-        return self._reduce(sums, seen), time.perf_counter() - start
+                if self.strategy.stop_requested:  # an asynchronous master said so
+                    break
+        return self._reduce(sums, seen), time.perf_counter() - start, seen
 
     @torch.no_grad()
     def validate(self, batches: ShardedBatches | None) -> dict[str, float]:
@@ -184,102 +211,140 @@ class Engine:
             on_epoch: Callable[[dict], bool | None] | None = None) -> FitResult:
         """Train up to epoch ``settings.epochs`` (counting from 1, across resumes); see the
         module docstring. ``stop_after_epoch`` ends this call after that epoch's checkpoint,
-        as a kill would (tests and time-boxed jobs)."""
+        as a kill would (tests and time-boxed jobs).
+
+        Under an asynchronous strategy the master (``strategy.role == "master"``) serves the
+        workers and closes each epoch with :meth:`close_epoch` once its workers have together
+        finished it; a worker (``"worker"``) runs the training loop only, reporting each epoch
+        to the master, and takes its start (weights, epoch) from the master, not the checkpoint.
+        """
+        strategy = self.strategy
+        state = self.begin(resume and strategy.role != "worker")
+        strategy.setup(self.task.modules, self.task.optimizers, self.context)
+        hooks = {"on_best": on_best, "on_epoch": on_epoch}
+        try:
+            if strategy.role == "master":
+                strategy.serve(self, state, val, stop_after_epoch=stop_after_epoch, **hooks)
+            elif strategy.role == "worker":
+                for epoch in range(strategy.join(), self.settings.epochs + 1):
+                    train.set_epoch(epoch)
+                    numbers, seconds, seen = self._train_epoch(train, epoch)
+                    if strategy.stop_requested:
+                        break
+                    strategy.report_epoch(epoch, numbers, seen, seconds)
+            else:
+                for epoch in range(state.start_epoch, self.settings.epochs + 1):
+                    train.set_epoch(epoch)
+                    numbers, seconds, _ = self._train_epoch(train, epoch)
+                    self._check_finite(numbers, epoch)
+                    strategy.end_epoch(epoch)
+                    if self.close_epoch(state, epoch, numbers, seconds, train.n_jets(), val, **hooks):
+                        break
+                    if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < self.settings.epochs:
+                        state.stop_reason = "stop after epoch"
+                        break
+        except BaseException as exc:
+            strategy.abort(exc)
+            raise
+        strategy.finish()
+        return self.result(state)
+
+    def begin(self, resume: bool) -> FitState:
+        """A fresh :class:`FitState`, or (``resume``) the checkpoint's, restored into the task,
+        optimizers, schedulers, strategy and RNG."""
         task, settings, context = self.task, self.settings, self.context
-        history: list[dict[str, float]] = []
-        start_epoch, best_epoch, bad_epochs, elapsed_before = 1, 0, 0, 0.0
-        best_value: float | None = None
-        best_state = None
-        stop_reason = "epochs"
+        state = FitState()
         if resume:
-            state = load_checkpoint(self.checkpoint_path, expect_meta=self.meta)
+            saved = load_checkpoint(self.checkpoint_path, expect_meta=self.meta)
             for name, module in task.modules.items():
-                module.load_state_dict(state["modules"][name])
+                module.load_state_dict(saved["modules"][name])
             for name, optimizer in task.optimizers.items():
-                optimizer.load_state_dict(state["optimizers"][name])
+                optimizer.load_state_dict(saved["optimizers"][name])
             for name, scheduler in self.schedulers.items():
-                if scheduler is not None and state["schedulers"].get(name) is not None:
-                    scheduler.load_state_dict(state["schedulers"][name])
-            self.strategy.load_state_dict(state.get("strategy", {}))
-            task.load_state_dict(state.get("task", {}))
-            history = list(state["history"])
-            start_epoch = int(state["epoch"]) + 1
-            best_value, best_epoch = state["best_value"], int(state["best_epoch"])
-            best_state = state.get("best_modules")
-            bad_epochs = int(state["epochs_without_improvement"])
-            elapsed_before = float(state.get("elapsed_s", 0.0))
-            if state.get("stop_reason") in ("early stopping", "requested"):
-                stop_reason = state["stop_reason"]
-                start_epoch = settings.epochs + 1  # nothing left to do
-            rng = state["rng"]
+                if scheduler is not None and saved["schedulers"].get(name) is not None:
+                    scheduler.load_state_dict(saved["schedulers"][name])
+            self.strategy.load_state_dict(saved.get("strategy", {}))
+            task.load_state_dict(saved.get("task", {}))
+            state.history = list(saved["history"])
+            state.start_epoch = int(saved["epoch"]) + 1
+            state.best_value, state.best_epoch = saved["best_value"], int(saved["best_epoch"])
+            state.best_state = saved.get("best_modules")
+            state.bad_epochs = int(saved["epochs_without_improvement"])
+            state.elapsed_before = float(saved.get("elapsed_s", 0.0))
+            if saved.get("stop_reason") in ("early stopping", "requested"):
+                state.stop_reason = saved["stop_reason"]
+                state.start_epoch = settings.epochs + 1  # nothing left to do
+            rng = saved["rng"]
             if len(rng) != context.world_size and context.is_main:
                 log.warning("checkpoint was written by %d ranks, resuming on %d: random streams differ",
                             len(rng), context.world_size)
             restore_rng_state(rng[context.rank % len(rng)])
             if context.is_main:
-                log.info("resuming %s after epoch %d", self.checkpoint_path, start_epoch - 1)
-        self.strategy.setup(task.modules, task.optimizers, context)
-        t0 = time.perf_counter()
-        for epoch in range(start_epoch, settings.epochs + 1):
-            train.set_epoch(epoch)
-            train_numbers, train_time = self._train_epoch(train, epoch)
-            self._check_finite(train_numbers, epoch)
-            self.strategy.end_epoch(epoch)
-            val_numbers = self.validate(val)
-            last = epoch == settings.epochs
-            extra = task.epoch_end(epoch, last) if context.is_main else None
-            val_numbers.update(context.broadcast_object(extra) or {})
-            record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_numbers.items()},
-                      **{f"val_{k}": v for k, v in val_numbers.items()}}
-            for name, optimizer in task.optimizers.items():
-                record["lr" if len(task.optimizers) == 1 else f"lr_{name}"] = float(optimizer.param_groups[0]["lr"])
-            record["epoch_time_s"] = train_time
-            record[f"{self.unit}s_per_s"] = train.n_jets() / train_time if train_time > 0 else float("nan")
+                log.info("resuming %s after epoch %d", self.checkpoint_path, state.start_epoch - 1)
+        state.t0 = time.perf_counter()
+        return state
 
-            monitored = record.get(f"val_{task.monitor}") if task.monitor else None
-            for scheduler in self.schedulers.values():
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(monitored)
-                elif scheduler is not None:
-                    scheduler.step()
-            improved = monitored is None or best_value is None or (
-                monitored < best_value if task.monitor_mode == "min" else monitored > best_value)
-            if improved:
-                best_value, best_epoch, bad_epochs = monitored, epoch, 0
-                best_state = {name: _state(module) for name, module in task.modules.items()}
-            else:
-                bad_epochs += 1
-            if settings.patience and bad_epochs >= settings.patience:
-                stop_reason = "early stopping"
-            elif settings.time_limit_min and elapsed_before + time.perf_counter() - t0 > 60 * settings.time_limit_min \
-                    and not last:
-                stop_reason = "time limit"
-            history.append(record)
-            rng = self._gather_rng()
-            if context.is_main:
-                log.info("epoch %d: %s%s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
-                                                           if k.startswith(("train_", "val_"))),
-                         " | best" if improved and monitored is not None else "")
-                if improved and on_best is not None:
-                    on_best(task, epoch, record)
-                if self.checkpoint_path is not None:
-                    self._save(epoch, history, best_value, best_epoch, best_state, bad_epochs, stop_reason, rng,
-                               elapsed_before + time.perf_counter() - t0)
-            requested = on_epoch(record) if context.is_main and on_epoch is not None else None
-            if context.broadcast_object(bool(requested)):
-                stop_reason = "requested"
-            context.barrier()
-            if stop_reason != "epochs":
-                if context.is_main:
-                    log.info("%s after epoch %d", stop_reason, epoch)
-                break
-            if stop_after_epoch is not None and epoch >= stop_after_epoch and not last:
-                stop_reason = "stop after epoch"
-                break
-        self.strategy.finish()
-        return FitResult(history=history, best_epoch=best_epoch, best_value=best_value, epochs_run=len(history),
-                         stop_reason=stop_reason, elapsed_s=elapsed_before + time.perf_counter() - t0,
-                         best_state=copy.deepcopy(best_state))
+    def close_epoch(self, state: FitState, epoch: int, train_numbers: dict[str, float], train_time: float,
+                    n_items: int, val: ShardedBatches | None, *, on_best=None, on_epoch=None,
+                    extra: dict[str, float] | None = None) -> bool:
+        """Everything after an epoch's training (module docstring, steps 3-6): validate,
+        ``task.epoch_end``, schedule, best, early stopping, time limit, checkpoint, callbacks.
+        ``n_items`` were trained in ``train_time`` seconds; ``extra`` numbers join the record.
+        Returns True when the run stops here (``state.stop_reason`` says why)."""
+        task, settings, context = self.task, self.settings, self.context
+        val_numbers = self.validate(val)
+        last = epoch == settings.epochs
+        extra_val = task.epoch_end(epoch, last) if context.is_main else None
+        val_numbers.update(context.broadcast_object(extra_val) or {})
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_numbers.items()},
+                  **{f"val_{k}": v for k, v in val_numbers.items()}}
+        for name, optimizer in task.optimizers.items():
+            record["lr" if len(task.optimizers) == 1 else f"lr_{name}"] = float(optimizer.param_groups[0]["lr"])
+        record["epoch_time_s"] = train_time
+        record[f"{self.unit}s_per_s"] = n_items / train_time if train_time > 0 else float("nan")
+        record["elapsed_s"] = state.elapsed()   # wall time of the run so far, validation included
+        record.update(extra or {})
+
+        monitored = record.get(f"val_{task.monitor}") if task.monitor else None
+        for scheduler in self.schedulers.values():
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(monitored)
+            elif scheduler is not None:
+                scheduler.step()
+        best = state.best_value
+        improved = monitored is None or best is None or (monitored < best if task.monitor_mode == "min" else
+                                                          monitored > best)
+        if improved:
+            state.best_value, state.best_epoch, state.bad_epochs = monitored, epoch, 0
+            state.best_state = {name: _state(module) for name, module in task.modules.items()}
+        else:
+            state.bad_epochs += 1
+        if settings.patience and state.bad_epochs >= settings.patience:
+            state.stop_reason = "early stopping"
+        elif settings.time_limit_min and state.elapsed() > 60 * settings.time_limit_min and not last:
+            state.stop_reason = "time limit"
+        state.history.append(record)
+        rng = self._gather_rng()
+        if context.is_main:
+            log.info("epoch %d: %s%s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                                       if k.startswith(("train_", "val_"))),
+                     " | best" if improved and monitored is not None else "")
+            if improved and on_best is not None:
+                on_best(task, epoch, record)
+            if self.checkpoint_path is not None:
+                self._save(epoch, state, rng)
+        requested = on_epoch(record) if context.is_main and on_epoch is not None else None
+        if context.broadcast_object(bool(requested)):
+            state.stop_reason = "requested"
+        context.barrier()
+        if state.stop_reason != "epochs" and context.is_main:
+            log.info("%s after epoch %d", state.stop_reason, epoch)
+        return state.stop_reason != "epochs"
+
+    def result(self, state: FitState) -> FitResult:
+        return FitResult(history=state.history, best_epoch=state.best_epoch, best_value=state.best_value,
+                         epochs_run=len(state.history), stop_reason=state.stop_reason, elapsed_s=state.elapsed(),
+                         best_state=copy.deepcopy(state.best_state))
 
     def _gather_rng(self) -> list[dict[str, Any]]:
         state = capture_rng_state()
@@ -291,22 +356,22 @@ class Engine:
         dist.all_gather_object(states, state)
         return states
 
-    def _save(self, epoch, history, best_value, best_epoch, best_state, bad_epochs, stop_reason, rng, elapsed):
+    def _save(self, epoch: int, state: FitState, rng) -> None:
         task = self.task
         save_checkpoint(self.checkpoint_path, {
             "meta": self.meta,
             "epoch": epoch,
             "modules": {name: module.state_dict() for name, module in task.modules.items()},
-            "best_modules": best_state,
+            "best_modules": state.best_state,
             "optimizers": {name: opt.state_dict() for name, opt in task.optimizers.items()},
             "schedulers": {name: s.state_dict() if s is not None else None for name, s in self.schedulers.items()},
             "strategy": self.strategy.state_dict(),
             "task": task.state_dict(),
-            "best_value": best_value,
-            "best_epoch": best_epoch,
-            "epochs_without_improvement": bad_epochs,
-            "stop_reason": stop_reason if stop_reason in ("early stopping", "requested") else None,
-            "history": history,
+            "best_value": state.best_value,
+            "best_epoch": state.best_epoch,
+            "epochs_without_improvement": state.bad_epochs,
+            "stop_reason": state.stop_reason if state.stop_reason in ("early stopping", "requested") else None,
+            "history": state.history,
             "rng": rng,
-            "elapsed_s": elapsed,
+            "elapsed_s": state.elapsed(),
         })

@@ -33,7 +33,7 @@ import torch
 from jetlab.errors import JetlabError
 from jetlab.losses import GAN_LOSSES
 from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets
-from jetlab.training.settings import TrainSettings, make_optimizer, setting, validate_settings
+from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
 from jetlab.training.tasks.vae import VAE_SAMPLING
 
 __all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "train_generator"]
@@ -180,13 +180,14 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
     from jetlab.training.point_sets import load_point_sets
     from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, data_fingerprint, seed_everything, \
         training_session
-    from jetlab.training.strategies import make_strategy
+    from jetlab.training.strategies import is_collective, make_strategy
     from jetlab.utils.atomic import atomic_write_json
     from jetlab.utils.config import save_config
 
     config.validate()
     out = Path(out)
-    with training_session(out, resume=resume, device=config.device, threads=config.threads) as context:
+    with training_session(out, resume=resume, device=config.device, threads=config.threads,
+                          collective=is_collective(config.strategy)) as context:
         load = dict(jet_class=config.jet_class, particles=config.particles, split_seed=config.split_seed,
                     fractions=config.fractions, max_train=config.max_train)
         data = load_point_sets(config.data, **load) if context.is_main else None
@@ -201,13 +202,15 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
         task = build_task(config, norm, kind=data.kind, n_points=data.n_points, n_coords=data.n_coords,
                           device=context.device, data=data)
         unit = "jet" if data.kind == "jets" else "set"
+        strategy = make_strategy(config.strategy, context, **strategy_settings(config))
         sets = {"points": torch.as_tensor(data.train), "mask": torch.as_tensor(data.train_mask)}
-        train = ShardedBatches(TensorSource(sets), config.batch_size, context, shuffle=True, seed=config.seed)
+        train = ShardedBatches(TensorSource(sets), config.batch_size, strategy.batch_context(context, training=True),
+                               shuffle=True, seed=config.seed)
         val = None
         if len(data.val):
             val_sets = {"points": torch.as_tensor(data.val), "mask": torch.as_tensor(data.val_mask)}
-            val = ShardedBatches(TensorSource(val_sets), max(config.batch_size, 512), context, shuffle=False,
-                                 training=False)
+            val = ShardedBatches(TensorSource(val_sets), max(config.batch_size, 512),
+                                 strategy.batch_context(context, training=False), shuffle=False, training=False)
         if len(train) == 0:
             raise JetlabError(f"{config.data}: {len(data.train)} training sets is less than half a batch "
                               f"({config.batch_size} x {context.world_size} processes)")
@@ -215,7 +218,7 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
             **data_fingerprint(None if config.data in (DEFAULT_JET_DATA, "mnist-superpixels", "mnist-sparse")
                                else config.data, len(data.train) + len(data.val) + len(data.test),
                                split_seed=config.split_seed, fractions=config.fractions, what=data.name)}}
-        engine = Engine(task, config, strategy=make_strategy(config.strategy, context), context=context,
+        engine = Engine(task, config, strategy=strategy, context=context,
                         checkpoint_path=out / CHECKPOINT_NAME, meta=meta, unit=unit)
         if context.is_main:
             save_config(config, out / CONFIG_NAME)
@@ -247,6 +250,7 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
                 final_metrics = evaluate_generated(with_mask_column(data.val[:n], data.val_mask[:n]),
                                                    with_mask_column(points, mask))
         atomic_write_json(out / HISTORY_NAME, {"config": dataclasses.asdict(config), "epochs": result.history,
-                                               "best_epoch": result.best_epoch, "final_metrics": final_metrics})
+                                               "best_epoch": result.best_epoch, "final_metrics": final_metrics,
+                                               **strategy.summary()})
         return {"epochs": result.history, "final_metrics": final_metrics, "finished": result.finished,
                 "best_epoch": result.best_epoch}

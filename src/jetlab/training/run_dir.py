@@ -69,13 +69,14 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def training_session(out: str | os.PathLike, *, resume: bool, device: str = "cpu",
-                     threads: int | None = None) -> Iterator:
-    """Join the process group, set threads, check and lock RUN; yields the DistContext."""
+                     threads: int | None = None, collective: bool = True) -> Iterator:
+    """Join the process group, set threads, check and lock RUN; yields the DistContext.
+    ``collective=False``: an asynchronous strategy's MPI job, no torch.distributed group."""
     from jetlab.distributed.env import init_distributed
     from jetlab.utils.locking import directory_lock
 
     check_run_dir(out, resume=resume)
-    context = init_distributed(device)
+    context = init_distributed(device, collective=collective)
     threads_before = torch.get_num_threads()
     try:
         if threads:

@@ -21,11 +21,12 @@ import torch
 
 from jetlab.errors import JetlabError
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainSettings", "make_optimizer", "make_scheduler", "setting",
-           "validate_settings"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TrainSettings", "make_optimizer", "make_scheduler",
+           "setting", "strategy_settings", "validate_settings"]
 
 SCHEDULES = ("plateau", "cosine", "none")
 OPTIMIZERS = ("adam", "adadelta", "sgd")
+STRATEGY_NAMES = ("auto", "local", "allreduce", "downpour", "easgd", "gem")
 
 
 def setting(default: Any = None, help: str | None = None, *, type: Any = None, choices=None,  # noqa: A002
@@ -59,7 +60,19 @@ class TrainSettings:
     split_seed: int = setting(0, "seed of the train/validation/test split (keep it fixed to compare runs)")
     fractions: list = setting(help=None, factory=lambda: [0.7, 0.15, 0.15])
     strategy: str = setting("auto", "update strategy: auto (allreduce under torchrun/mpiexec, else local), local, "
-                                    "allreduce")
+                                    "allreduce, or under mpiexec the asynchronous master/worker algorithms downpour, "
+                                    "easgd, gem (rank 0 is the master)", choices=STRATEGY_NAMES)
+    sync_every: int = setting(1, "downpour, easgd: exchange with the master after every τ updates of a network "
+                                 "(gem exchanges every update)", metavar="TAU")
+    masters: int = setting(1, "asynchronous: M >= 2 puts the workers under M sub-masters (ranks 1..M) that talk to "
+                              "the master, bounding the messages any rank receives; 1: one master", resumable=True,
+                           metavar="M")
+    elastic_alpha: float | None = setting(None, "easgd: elastic rate alpha (default 0.9/p, p the workers of a master)",
+                                          type=float)
+    gem_kappa: float = setting(2.0, "gem: proxy amplification kappa (momentum and lr are --momentum, --lr)")
+    worker_timeout: float = setting(60.0, "asynchronous: a worker silent this many seconds is taken as dead and "
+                                          "dropped (raise it above the time of sync-every steps)", resumable=True,
+                                    metavar="S")
     device: str = setting("cpu", "cpu or cuda", choices=("cpu", "cuda"), resumable=True)
     threads: int | None = setting(None, "torch CPU threads per process (default: torch's, or cores/K under K "
                                         "processes)", type=int, resumable=True)
@@ -91,6 +104,16 @@ def validate_settings(config: TrainSettings, source: str = "options") -> None:
         raise JetlabError(f"{source}: grad-clip must be positive, got {config.grad_clip}")
     if config.threads is not None and (not isinstance(config.threads, int) or config.threads < 1):
         raise JetlabError(f"{source}: threads must be at least 1, got {config.threads!r}")
+    if config.strategy not in STRATEGY_NAMES:
+        raise JetlabError(f"{source}: unknown strategy {config.strategy!r}; known: {', '.join(STRATEGY_NAMES)}")
+    for name in ("sync_every", "masters"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise JetlabError(f"{source}: {name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if config.elastic_alpha is not None and not 0 < config.elastic_alpha < 1:
+        raise JetlabError(f"{source}: elastic-alpha must be in (0, 1), got {config.elastic_alpha}")
+    if not config.gem_kappa > 0 or not config.worker_timeout > 0:
+        raise JetlabError(f"{source}: gem-kappa and worker-timeout must be positive")
     if config.time_limit_min < 0:
         raise JetlabError(f"{source}: time-limit-min must be >= 0, got {config.time_limit_min}")
     fractions = config.fractions
@@ -99,6 +122,12 @@ def validate_settings(config: TrainSettings, source: str = "options") -> None:
         raise JetlabError(f"{source}: fractions must be three non-negative numbers summing to 1, got {fractions!r}")
     if config.device not in ("cpu", "cuda") and not str(config.device).startswith("cuda:"):
         raise JetlabError(f"{source}: device must be cpu or cuda, got {config.device!r}")
+
+
+def strategy_settings(config: TrainSettings) -> dict[str, Any]:
+    """The settings an update strategy takes (:func:`jetlab.training.strategies.make_strategy`)."""
+    return {name: getattr(config, name) for name in ("sync_every", "masters", "elastic_alpha", "gem_kappa",
+                                                     "momentum", "worker_timeout")}
 
 
 def make_optimizer(config: TrainSettings, parameters, *, lr: float | None = None, weight_decay: float = 0.0,

@@ -17,6 +17,16 @@ optimizer, all named; for every update of network ``name`` the engine's updater 
 
 ``strategy.trains`` is False on a rank that never runs the training loop (an asynchronous
 master); ``state_dict`` holds whatever the strategy needs to resume bit for bit.
+
+``strategy.role`` tells the engine which loop a rank runs: ``"replica"`` (every rank trains
+and closes its epochs: local, all-reduce), ``"master"`` (asynchronous master or sub-master:
+``serve(engine, state, val, ...)`` answers the workers and closes the epochs) or ``"worker"``
+(asynchronous worker: ``join()`` returns the first epoch and installs the master's weights,
+``report_epoch(...)`` after each epoch, ``stop_requested`` ends the loop early).
+``engine_context(context)`` is what the engine's collectives run over (an asynchronous rank
+keeps its numbers to itself) and ``batch_context(context, training=)`` what the training and
+evaluation batches are sharded over. ``abort(exc)`` runs when training raises; ``summary()``
+adds the strategy's numbers to a run's metrics.
 """
 
 from __future__ import annotations
@@ -29,8 +39,11 @@ from torch import nn
 from jetlab.distributed.env import DistContext
 from jetlab.errors import JetlabError
 
-__all__ = ["STRATEGIES", "LocalUpdate", "SynchronousAllReduce", "UpdateStrategy", "make_strategy",
-           "optimizer_parameters"]
+__all__ = ["ASYNC_STRATEGIES", "STRATEGIES", "LocalUpdate", "SynchronousAllReduce", "UpdateStrategy",
+           "is_collective", "make_strategy", "optimizer_parameters"]
+
+#: the asynchronous master/worker algorithms (:mod:`jetlab.distributed.asynchronous`)
+ASYNC_STRATEGIES = ("downpour", "easgd", "gem")
 
 
 def optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -44,6 +57,10 @@ class UpdateStrategy:
     name = "base"
     #: False on a rank that serves the others instead of training (async master)
     trains = True
+    #: "replica", "master" or "worker" (module docstring)
+    role = "replica"
+    #: set by an asynchronous worker when its master tells it to stop
+    stop_requested = False
 
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
@@ -75,6 +92,18 @@ class UpdateStrategy:
 
     def finish(self) -> None:
         """Called once after the last epoch (async strategies stop their peers here)."""
+
+    def abort(self, error: BaseException) -> None:
+        """Called when training raised ``error`` (async strategies tell their peers)."""
+
+    def engine_context(self, context: DistContext) -> DistContext:
+        return context
+
+    def batch_context(self, context: DistContext, *, training: bool) -> DistContext:
+        return context
+
+    def summary(self) -> dict[str, Any]:
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "steps": self.steps}
@@ -144,19 +173,32 @@ STRATEGIES: dict[str, type[UpdateStrategy]] = {
 }
 
 
+def is_collective(name: str) -> bool:
+    """Whether strategy ``name`` needs a torch.distributed process group (all but the
+    asynchronous ones, which talk over MPI point-to-point)."""
+    return name not in ASYNC_STRATEGIES
+
+
 def make_strategy(name: str, context: DistContext, **settings: Any) -> UpdateStrategy:
     """``"auto"`` picks all-reduce under a multi-process launcher, local otherwise.
 
-    ``settings`` (e.g. ``sync_every``) go to strategies whose constructor takes them.
+    ``settings`` (e.g. ``sync_every``) go to strategies whose constructor takes them (and
+    ``context`` too, where the constructor takes it).
     """
     if name == "auto":
         name = SynchronousAllReduce.name if context.world_size > 1 else LocalUpdate.name
-    if name not in STRATEGIES:
-        raise JetlabError(f"unknown update strategy {name!r}; known: auto, {', '.join(STRATEGIES)}")
+    if name in ASYNC_STRATEGIES:
+        from jetlab.distributed.asynchronous import ASYNC_CLASSES as classes
+    else:
+        classes = STRATEGIES
+    if name not in classes:
+        raise JetlabError(f"unknown update strategy {name!r}; known: auto, {', '.join(STRATEGIES)}, "
+                          f"{', '.join(ASYNC_STRATEGIES)}")
     if name == LocalUpdate.name and context.world_size > 1:
         raise JetlabError(f"strategy 'local' runs one process, but {context.world_size} were launched")
-    cls = STRATEGIES[name]
+    cls = classes[name]
     import inspect
 
     accepted = inspect.signature(cls.__init__).parameters
+    settings = {**settings, "context": context}
     return cls(**{k: v for k, v in settings.items() if k in accepted})

@@ -41,7 +41,7 @@ import torch
 
 from jetlab.errors import InputError, JetlabError
 from jetlab.training.checkpoint import load_torch_file
-from jetlab.training.settings import TrainSettings, make_optimizer, setting, validate_settings
+from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
 from jetlab.utils.atomic import atomic_path, atomic_torch_save, atomic_write_json
 
 __all__ = ["MODEL_FILE_FORMAT", "TaggerTrainConfig", "load_tagger", "save_model_file", "train_tagger"]
@@ -157,13 +157,14 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
     from jetlab.training.engine import Engine
     from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, data_fingerprint, seed_everything, \
         training_session
-    from jetlab.training.strategies import make_strategy
+    from jetlab.training.strategies import is_collective, make_strategy
     from jetlab.training.tasks import ClassifyTask
     from jetlab.utils.config import save_config
 
     config.validate()
     out = Path(out)
-    with training_session(out, resume=resume, device=config.device, threads=config.threads) as context:
+    with training_session(out, resume=resume, device=config.device, threads=config.threads,
+                          collective=is_collective(config.strategy)) as context:
         if config.data is None and context.is_main:
             from jetlab.data.default import default_jets_ready
 
@@ -194,13 +195,15 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
                              n_classes=len(jets.class_names), **config.hparams).to(context.device)
         optimizer = make_optimizer(config, model.parameters(), weight_decay=config.weight_decay)
         task = ClassifyTask(model, optimizer, context.device, name=config.model)
-        strategy = make_strategy(config.strategy, context)
+        strategy = make_strategy(config.strategy, context, **strategy_settings(config))
 
         started = time.perf_counter()
         sources = [batch_source(s, config.max_memory_gb, config.num_workers) for s in (train_split, val_split)]
         load_s = time.perf_counter() - started
-        train_batches = ShardedBatches(sources[0], config.batch_size, context, shuffle=True, seed=config.seed)
-        val_batches = ShardedBatches(sources[1], max(config.batch_size, 500), context, shuffle=False, training=False)
+        train_batches = ShardedBatches(sources[0], config.batch_size, strategy.batch_context(context, training=True),
+                                       shuffle=True, seed=config.seed)
+        val_batches = ShardedBatches(sources[1], max(config.batch_size, 500),
+                                     strategy.batch_context(context, training=False), shuffle=False, training=False)
         if len(train_batches) == 0:
             raise InputError(jets.path, f"{len(train_split)} training jets is less than half a batch "
                                         f"({config.batch_size} x {context.world_size} processes)")
@@ -225,7 +228,7 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
         if not context.is_main or not result.finished:
             return None
         return _score_on_test(task, result, config, jets, test_split, out, context,
-                              extra={"data_load_time_s": load_s, "strategy": strategy.name,
+                              extra={"data_load_time_s": load_s, "strategy": strategy.name, **strategy.summary(),
                                      "dataset_sizes": {"train": len(train_split), "val": len(val_split),
                                                        "test": len(test_split)}})
 
