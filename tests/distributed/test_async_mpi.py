@@ -126,9 +126,10 @@ def test_sub_masters_cut_the_messages_the_top_master_receives(tiny_jets_dir, tmp
     worker_updates = 4 * 7              # 140 jets, 4 workers x batch 5: 7 updates per worker an epoch
     received = distributed["messages"]["received"]
     assert received["DONE"] == 2 and received["EPOCH"] == 2   # from the two sub-masters only
-    # each sub-master sends one sum per round of its 2 workers (none while one is in flight),
-    # plus the epoch's partial round
-    assert worker_updates // 4 <= received["UPDATE"] <= worker_updates // 2 + 2 < worker_updates
+    # a sub-master sends one sum per round of its live workers (none while one is in flight),
+    # plus partial rounds at the end of the epoch and once a worker has finished: how many
+    # depends on the workers' timing, but always fewer than the workers' own updates
+    assert worker_updates // 4 <= received["UPDATE"] < worker_updates
 
 
 def test_a_worker_killed_mid_training_does_not_end_the_run(tiny_jets_dir, tmp_path):
