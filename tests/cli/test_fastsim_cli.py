@@ -73,6 +73,7 @@ def test_run_without_checkpoint_and_missing_data_are_one_line(capsys, tmp_path):
     assert "learning_rate" in err
 
 
+@pytest.mark.slow
 # FPD's matrix square root of 6x6 covariances from a handful of jets can be singular
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
 def test_train_sample_evaluate_end_to_end(capsys, tmp_path, tiny_gluon_file):

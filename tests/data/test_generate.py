@@ -109,6 +109,7 @@ def test_same_seed_gives_the_same_jets_whatever_the_workers(tmp_path):
     assert not np.array_equal(a.read("jets"), c.read("jets"))
 
 
+@pytest.mark.slow
 def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch):
     import jetlab.data.generate as gen
 

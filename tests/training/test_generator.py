@@ -70,6 +70,7 @@ def _state(run_dir):
     return ckpt["modules"], ckpt["optimizers"], ckpt["history"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, extra", [("gan", {}), ("gan", {"gan_loss": "ls", "r1_gamma": 0.0}), ("vae", {})],
                          ids=["gan-ns-r1", "gan-ls", "vae"])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_jetnet_file, model, extra):
