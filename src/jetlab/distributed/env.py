@@ -8,6 +8,9 @@ Launchers and what they tell each process:
   (Open MPI: ``OMPI_COMM_WORLD_RANK`` / ``_SIZE`` / ``_LOCAL_RANK``). There is no
   rendezvous address, so rank 0 picks its host name and a free TCP port and broadcasts
   them over MPI (``mpi4py``); every rank then joins the same ``env://`` group.
+  Inside :func:`mpi_group` (a hyperparameter search training one trial per group of
+  ranks) the group is an mpi4py sub-communicator instead of the whole world: its ranks
+  rendezvous among themselves, on a fresh port each time.
 * nothing: a single process, no process group.
 
 The backend is ``nccl`` when training on CUDA and ``gloo`` otherwise.
@@ -25,7 +28,10 @@ import socket
 
 from jetlab.errors import JetlabError
 
-__all__ = ["DistContext", "detect_launcher", "init_distributed", "free_port"]
+__all__ = ["DistContext", "detect_launcher", "init_distributed", "free_port", "mpi_group"]
+
+#: the mpi4py communicator that init_distributed forms its group from (None: the world); see mpi_group
+_GROUP_COMM = None
 
 
 def _env_int(*names: str) -> int | None:
@@ -121,8 +127,23 @@ class DistContext:
             self.initialized = False
 
 
-def _mpi_rendezvous() -> None:
-    """Set MASTER_ADDR/MASTER_PORT on every MPI rank from rank 0's choice."""
+@contextlib.contextmanager
+def mpi_group(comm):
+    """Within the block, :func:`init_distributed` (and so every training recipe) forms its
+    process group from the mpi4py communicator ``comm`` (e.g. ``COMM_WORLD.Split(...)``)
+    instead of the launcher's whole world: rank and world size are those in ``comm``."""
+    global _GROUP_COMM
+    previous, _GROUP_COMM = _GROUP_COMM, comm
+    try:
+        yield comm
+    finally:
+        _GROUP_COMM = previous
+
+
+def _mpi_rendezvous(comm=None) -> None:
+    """Set MASTER_ADDR/MASTER_PORT on every rank of ``comm`` (default: the world) from its rank 0's
+    choice. A sub-communicator ignores the variables already set (by the user, or by its previous
+    group): its rank 0 offers its own host and a fresh port, as groups and successive trials may not share one."""
     try:
         from mpi4py import MPI
     except ImportError:
@@ -130,10 +151,10 @@ def _mpi_rendezvous() -> None:
             "launched by mpiexec but mpi4py is not installed; run `pip install mpi4py mpich` "
             "(or launch with torchrun instead)"
         ) from None
-    comm = MPI.COMM_WORLD
+    given = os.environ if comm is None else {}
+    comm = MPI.COMM_WORLD if comm is None else comm
     if comm.Get_rank() == 0:
-        address = (os.environ.get("MASTER_ADDR") or socket.gethostname(),
-                   int(os.environ.get("MASTER_PORT") or free_port()))
+        address = (given.get("MASTER_ADDR") or socket.gethostname(), int(given.get("MASTER_PORT") or free_port()))
     else:
         address = None
     address = comm.bcast(address, root=0)
@@ -145,10 +166,15 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0) -> DistCo
     """Join the process group the launcher set up (or none), choose backend and device.
 
     ``device`` is ``"cpu"`` or ``"cuda"``; with CUDA each rank takes GPU ``local_rank``.
+    Inside :func:`mpi_group` the group is that communicator's ranks (``local_rank`` stays the
+    node-local rank in the world, so processes on one node keep distinct GPUs).
     """
     import torch
 
     launcher, rank, world, local_rank = detect_launcher()
+    comm = _GROUP_COMM
+    if comm is not None:
+        launcher, rank, world = "mpi", comm.Get_rank(), comm.Get_size()
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise JetlabError("--device cuda asked for, but torch sees no CUDA device")
@@ -163,7 +189,7 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0) -> DistCo
     import torch.distributed as dist
 
     if launcher == "mpi":
-        _mpi_rendezvous()
+        _mpi_rendezvous(comm)
     os.environ["RANK"] = str(rank)
     os.environ["WORLD_SIZE"] = str(world)
     os.environ["LOCAL_RANK"] = str(local_rank)
