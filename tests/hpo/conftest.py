@@ -31,3 +31,9 @@ def postgres_url():
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture
+def trial_flags(tiny_jets_dir):
+    """Fixed settings of a small, quick tagger study: the DNN on the tiny jets, one thread."""
+    return ["--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", "2", "--threads", "1", "--heartbeat", "0"]

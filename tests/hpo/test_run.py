@@ -134,3 +134,19 @@ def test_a_report_of_no_study_and_a_missing_optuna_are_one_line_errors(tmp_path,
     assert main(["hpo", "run", "--model", "dnn", "--dir", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "pip install 'jetlab[hpo]'" in error
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # FPD of a handful of jets
+def test_a_generator_study_minimises_w1m_against_validation_jets(tmp_path, tiny_jets_dir):
+    assert main(["hpo", "run", "--model", "gan", "--study", "g", "--dir", str(tmp_path), "--data", str(tiny_jets_dir),
+                 "--epochs", "2", "--batch-size", "8", "--threads", "1", "--plot-every", "0", "--plot-samples", "10",
+                 "--heartbeat", "0", "--trials", "1", "--objective", "w1m,params"]) == 0
+    (trial,) = _study(f"sqlite:///{tmp_path}/study.db", "g").get_trials()
+    history = json.loads((tmp_path / "trial-0" / "history.json").read_text())
+    best = next(r for r in history["epochs"] if r["epoch"] == history["best_epoch"])
+    assert trial.values[0] == best["val_w1m"] == min(r["val_w1m"] for r in history["epochs"])
+    from jetlab.training.generator_run import TrainedGenerator
+
+    generator = TrainedGenerator.load(tmp_path / "trial-0").task.modules["generator"]
+    assert trial.values[1] == sum(p.numel() for p in generator.parameters())  # the deployed network only

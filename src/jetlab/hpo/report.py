@@ -122,7 +122,8 @@ def write_report(storage_url: str, name: str, out, *, top: int = 5) -> dict:
     if len(objectives) > 1:
         front = {t.number for t in study.best_trials}
         plot_pareto(values[:, :2], np.array([n in front for n in numbers]), objectives[:2], directions[:2],
-                    out / "pareto.png", numbers=numbers, log_x="params" in objectives[:1],
+                    out / "pareto.png", numbers=numbers,
+                    log_axes=tuple(o == "params" for o in objectives[:2]),
                     title=f"study {name}: Pareto front ({len(front)} of {len(complete)} trials)")
         files.append("pareto.png")
     curves = {t.number: (sorted(t.intermediate_values), [t.intermediate_values[s] for s in sorted(t.intermediate_values)])

@@ -273,6 +273,15 @@ def make_pruner(name: str):
     raise JetlabError(f"unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
 
 
+class _NoTracebackForUserErrors(logging.Filter):
+    """Optuna logs a failed trial's exception with its traceback; a JetlabError's one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], JetlabError):
+            record.exc_info = None
+        return True
+
+
 def trial_counts(study) -> dict[str, int]:
     """Trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ``WAITING``)."""
     counts: dict[str, int] = {}
@@ -289,6 +298,9 @@ def run_worker(study, objective, n_trials: int, *, timeout_s: float | None = Non
     from optuna.storages import fail_stale_trials
 
     started, ran = time.monotonic(), 0
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoTracebackForUserErrors) for f in handler.filters):
+            handler.addFilter(_NoTracebackForUserErrors())
     with quiet_optuna():
         while True:
             fail_stale_trials(study)  # dead workers' trials -> failed, copies queued

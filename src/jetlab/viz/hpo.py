@@ -68,11 +68,12 @@ def plot_importances(importances: Mapping[str, Mapping[str, float]], path: str |
 
 
 def plot_pareto(values: np.ndarray, on_front: np.ndarray, names: Sequence[str], directions: Sequence[str],
-                path: str | os.PathLike, *, numbers: Sequence[int] | None = None, log_x: bool = False,
-                title: str = "") -> None:
+                path: str | os.PathLike, *, numbers: Sequence[int] | None = None,
+                log_axes: tuple[bool, bool] = (False, False), title: str = "") -> None:
     """Two objectives of every complete trial, the Pareto front highlighted and joined.
 
-    ``values`` (n, 2); ``on_front`` (n,) bool; ``numbers`` label the front's points.
+    ``values`` (n, 2); ``on_front`` (n,) bool; ``numbers`` label the front's points (trials
+    with equal values share a label); ``log_axes``: log scale on x, y (e.g. parameter counts).
     """
     plt = pyplot()
     values = np.asarray(values, dtype=float)
@@ -83,10 +84,15 @@ def plot_pareto(values: np.ndarray, on_front: np.ndarray, names: Sequence[str], 
     order = np.argsort(front[:, 0])
     ax.plot(front[order, 0], front[order, 1], "o-", color="C3", label="Pareto front")
     if numbers is not None:
-        for (x, y), n in zip(values[on_front], np.asarray(numbers)[on_front]):
-            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
-    if log_x:
+        labels: dict[tuple[float, float], list[str]] = {}
+        for point, n in zip(map(tuple, values[on_front]), np.asarray(numbers)[on_front]):
+            labels.setdefault(point, []).append(str(n))
+        for (x, y), text in labels.items():
+            ax.annotate(",".join(text), (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    if log_axes[0]:
         ax.set_xscale("log")
+    if log_axes[1]:
+        ax.set_yscale("log")
     ax.set_xlabel(f"{names[0]} ({directions[0]})")
     ax.set_ylabel(f"{names[1]} ({directions[1]})")
     ax.grid(True, which="both", alpha=0.3)
