@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from jetlab.cli.main import main
 
@@ -39,11 +40,14 @@ def test_trials_are_real_runs_a_study_continues_and_the_report_retrains_the_best
         assert metrics["epochs_run"] == 2 and trial.user_attrs["run_dir"] == str(study_dir / f"trial-{trial.number}")
 
     # an existing study continues with its stored settings: no model or training flags needed
-    assert main(["hpo", "run", "--study", "s", "--storage", storage, "--trials", "3", "--heartbeat", "0"]) == 0
+    # (only how this worker runs, e.g. its threads, may differ)
+    assert main(["hpo", "run", "--study", "s", "--storage", storage, "--trials", "3", "--heartbeat", "0",
+                 "--threads", "2"]) == 0
     study = _study(storage)
     assert _states(study) == {0: "COMPLETE", 1: "COMPLETE", 2: "COMPLETE"}
     assert {n: t.values for n, t in enumerate(study.get_trials()) if n < 2} == first
     assert json.loads((study_dir / "trial-2" / "metrics.json").read_text())["epochs_run"] == 2  # the stored --epochs
+    assert yaml.safe_load((study_dir / "trial-2" / "config.yaml").read_text())["threads"] == 2
 
     # ... and refuses flags that would change what its trials are
     capsys.readouterr()
@@ -111,6 +115,13 @@ def test_accuracy_against_size_gives_the_pareto_front(tmp_path, trial_flags):
     front = _pareto_front([t.values for t in trials], ["maximize", "minimize"])
     assert {row["trial"] for row in report["best"]} == {trials[i].number for i in front}
     assert (out / "pareto.png").is_file()
+
+
+def test_latency_is_the_measured_forward_time_of_the_trained_model(tmp_path, trial_flags):
+    assert main(["hpo", "run", "--study", "l", "--dir", str(tmp_path), "--objective", "latency", "--trials", "1",
+                 "--sampler", "random"] + trial_flags) == 0
+    (trial,) = _study(f"sqlite:///{tmp_path}/study.db", "l").get_trials()
+    assert trial.value == trial.user_attrs["latency_ms"] > 0 and not trial.intermediate_values
 
 
 @pytest.mark.parametrize("flags, message", [

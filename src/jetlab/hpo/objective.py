@@ -8,7 +8,7 @@ auc         maximize  taggers: mean one-vs-rest AUC of those weights on the vali
 w1m         minimize  generators: W1-M (jet mass) of the best epoch against validation jets
 params      minimize  trainable parameters (GAN: the generator's, what is deployed)
 latency     minimize  taggers: ms per forward pass of a batch of 100 full jets (median of
-                      10 after 3 warm-ups, the worker's device and threads; noisy on a
+                      10 after 3 warm-ups, the trial's device and --threads; noisy on a
                       shared machine)
 =========== ========= ================================================================
 
@@ -83,8 +83,10 @@ def _generator_parameters(run_dir: Path) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def tagger_latency_ms(run_dir: Path, device: str = "cpu", batch: int = 100, repeats: int = 10) -> float:
-    """Median ms of one forward pass of the trained tagger in ``run_dir`` on ``batch`` full jets."""
+def tagger_latency_ms(run_dir: Path, device: str = "cpu", batch: int = 100, repeats: int = 10,
+                      threads: int | None = None) -> float:
+    """Median ms of one forward pass of the trained tagger in ``run_dir`` on ``batch`` full jets
+    (``threads``: torch CPU threads while timing; default: as they are)."""
     import torch
 
     from jetlab.training.tagger import load_tagger
@@ -97,6 +99,9 @@ def tagger_latency_ms(run_dir: Path, device: str = "cpu", batch: int = 100, repe
               else torch.randn(shapes[key], generator=generator) for key in model.input_keys]
     inputs = [t.to(device) for t in inputs]
     times = []
+    threads_before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     with torch.inference_mode():
         for i in range(3 + repeats):
             start = time.perf_counter()
@@ -105,6 +110,7 @@ def tagger_latency_ms(run_dir: Path, device: str = "cpu", batch: int = 100, repe
                 torch.cuda.synchronize()
             if i >= 3:
                 times.append(1e3 * (time.perf_counter() - start))
+    torch.set_num_threads(threads_before)
     return statistics.median(times)
 
 
@@ -174,7 +180,7 @@ class TrialRunner:
         if result is None or result.get("finished") is False:
             raise JetlabError(f"{run_dir}: trial {trial.number} stopped before the end of its training "
                               "(--time-limit-min?); drop the time limit for hyperparameter searches")
-        values, attrs = score(spec.objectives, recipe, result, run_dir, config.device)
+        values, attrs = score(spec.objectives, recipe, result, run_dir, config.device, config.threads)
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         if asked_to_stop or (prune and resume and trial.should_prune()):
@@ -190,7 +196,8 @@ def train_job(recipe, job: dict, on_epoch=None):
     return recipe.train(config, job["out"], resume=job["resume"], on_epoch=on_epoch)
 
 
-def score(objectives, recipe, result: dict, run_dir: Path, device: str = "cpu") -> tuple[list[float], dict[str, Any]]:
+def score(objectives, recipe, result: dict, run_dir: Path, device: str = "cpu",
+          threads: int | None = None) -> tuple[list[float], dict[str, Any]]:
     """The objective values of a finished run and the numbers kept beside them."""
     attrs: dict[str, Any] = {}
     if recipe.name == "tagger":
@@ -221,7 +228,7 @@ def score(objectives, recipe, result: dict, run_dir: Path, device: str = "cpu") 
         elif name == "params":
             value = attrs["n_parameters"]
         else:
-            value = attrs["latency_ms"] = tagger_latency_ms(run_dir, device)
+            value = attrs["latency_ms"] = tagger_latency_ms(run_dir, device, threads=threads)
         if value is None:
             raise JetlabError(f"{run_dir}: the run has no {name} value (e.g. a class missing from the validation split)")
         values.append(float(value))

@@ -232,6 +232,10 @@ def open_study(storage, name: str, request=None, *, sampler=None, pruner=None):
         spec = requested(stored)
         if spec is not None:
             stored.check_compatible(spec, name)
+            # how this worker runs (device, threads, ...) is its own
+            stored.base_config = dataclasses.replace(
+                stored.base_config, **{k: getattr(spec.base_config, k) for k in WORKER_SETTINGS
+                                       if hasattr(stored.base_config, k)})
         return study, stored
 
 
