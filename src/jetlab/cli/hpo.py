@@ -38,7 +38,6 @@ def register(subparsers) -> None:
     from jetlab.cli.settings import add_settings_flags
     from jetlab.hpo.objective import OBJECTIVES
     from jetlab.hpo.study import PRUNERS, SAMPLERS
-    from jetlab.training.generator import GeneratorConfig
     from jetlab.training.tagger import TaggerTrainConfig
 
     objectives = ", ".join(f"{name} ({direction[:3]}: {what})" for name, (direction, _, what) in OBJECTIVES.items())
@@ -70,8 +69,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="fixed training settings from a YAML file")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed model hyperparameter (generators: NET.KEY=VALUE), repeatable")
-    add_settings_flags(p, GeneratorConfig)
-    add_settings_flags(p, TaggerTrainConfig)  # shared flags show the tagger's defaults
+    add_settings_flags(p.add_argument_group("training settings (as `jetlab tagger train`; defaults shown are the "
+                                            "tagger's)"), TaggerTrainConfig)
+    add_settings_flags(p.add_argument_group("generator settings (as `jetlab fastsim train`)"), _generator_only())
     p.add_argument("--model", metavar="NAME", help="model of a new study: a tagger (jedinet, jedinet-sumo, garnet, "
                    "dnn, cnn, gru) or a generator (vae, gan)")
     p.set_defaults(run=_run)
@@ -84,6 +84,17 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--top", type=int, default=5, metavar="K", help="best trials listed (one objective; default 5)")
     p.set_defaults(run=_report)
+
+
+def _generator_only():
+    """The generator settings that taggers lack, as a dataclass (their flags, for --help)."""
+    from jetlab.training.generator import GeneratorConfig
+    from jetlab.training.tagger import TaggerTrainConfig
+
+    shared = {f.name for f in dataclasses.fields(TaggerTrainConfig)}
+    return dataclasses.make_dataclass("GeneratorOnly", [
+        (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata))
+        for f in dataclasses.fields(GeneratorConfig) if f.name not in shared])
 
 
 def _given_settings(cls, args) -> dict:
