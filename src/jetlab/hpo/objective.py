@@ -162,7 +162,8 @@ class TrialRunner:
             if not prune or value is None or not math.isfinite(value):
                 return None
             trial.report(float(value), int(record["epoch"]))
-            if trial.should_prune():
+            # after the last epoch the run is complete: its value says more than a prune would
+            if record["epoch"] < config.epochs and trial.should_prune():
                 asked_to_stop.append(record["epoch"])
                 return True
             return None
@@ -183,7 +184,8 @@ class TrialRunner:
         values, attrs = score(spec.objectives, recipe, result, run_dir, config.device, config.threads)
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        if asked_to_stop or (prune and resume and trial.should_prune()):
+        # a resumed run may have been stopped by the pruner just before its worker died
+        if asked_to_stop or (prune and resume and attrs["epochs_run"] < config.epochs and trial.should_prune()):
             raise optuna.TrialPruned(f"pruned after epoch {asked_to_stop[0] if asked_to_stop else '?'}")
         return values[0] if len(values) == 1 else values
 

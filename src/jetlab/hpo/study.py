@@ -264,9 +264,9 @@ def make_sampler(name: str, *, n_objectives: int = 1, trials: int = 20, seed: in
 
 
 def make_pruner(name: str):
-    """``median`` (stop a trial whose validation number after an epoch is worse than the median
-    of earlier trials at that epoch; after 5 trials), ``halving`` (asynchronous successive
-    halving, reduction factor 3), ``none``."""
+    """``median`` (from the 6th trial on, stop a trial whose validation number after an epoch,
+    the first included, is worse than the median of earlier trials after that epoch),
+    ``halving`` (asynchronous successive halving, reduction factor 3), ``none``."""
     optuna = require_optuna()
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
