@@ -55,7 +55,8 @@ def register(subparsers) -> None:
                    "(default: accuracy for taggers, w1m for generators)")
     p.add_argument("--sampler", choices=SAMPLERS, help="tpe, gp (Bayesian), cmaes, nsga2 (evolutionary), random "
                    "(default: the study's, tpe for a new one)")
-    p.add_argument("--pruner", choices=PRUNERS, help="stop poor trials early on per-epoch validation numbers "
+    p.add_argument("--pruner", choices=PRUNERS, help="stop poor trials early on per-epoch validation numbers: median "
+                   "(from epoch max(1, epochs // 3) on), halving (successive halving) or none "
                    "(default: median; none for several objectives)")
     p.add_argument("--trials", type=int, default=20, metavar="N",
                    help="finished trials the study should hold, over all workers (default 20; 0: only create it)")

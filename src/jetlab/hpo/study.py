@@ -263,13 +263,14 @@ def make_sampler(name: str, *, n_objectives: int = 1, trials: int = 20, seed: in
     raise JetlabError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
 
 
-def make_pruner(name: str):
-    """``median`` (from the 6th trial on, stop a trial whose validation number after an epoch,
-    the first included, is worse than the median of earlier trials after that epoch),
-    ``halving`` (asynchronous successive halving, reduction factor 3), ``none``."""
+def make_pruner(name: str, epochs: int = 10):
+    """``median``: from the 6th trial on, stop a trial whose validation number after an epoch is
+    worse than the median of earlier trials after that epoch, from epoch ``max(1, epochs // 3)``
+    on (the first epochs are noisy: a slow starter such as AdaDelta is not judged on them);
+    ``halving``: asynchronous successive halving, rungs at epochs 1, 3, 9, ...; ``none``."""
     optuna = require_optuna()
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 3))
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "none":

@@ -82,7 +82,7 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
     seed = None if options.sampler_seed is None else options.sampler_seed + (groups.index if groups else 0)
     study.sampler = make_sampler(sampler, n_objectives=len(spec.objectives), trials=options.trials, seed=seed,
                                  population=options.population)
-    study.pruner = make_pruner(options.pruner or spec.pruner)
+    study.pruner = make_pruner(options.pruner or spec.pruner, spec.base_config.epochs)
     runner = TrialRunner(spec, Path(options.dir or spec.dir), processes=options.ranks_per_trial,
                          launch=groups.launcher(spec.recipe) if groups else None,
                          threads=groups.threads_per_process() if groups and groups.local_processes > 1 else None)
