@@ -124,3 +124,18 @@ def test_mpiexec_groups_train_different_trials_each_data_parallel(tmp_path, tiny
         assert metrics["processes"] == 2 and metrics["strategy"] == "allreduce"  # each trial: a 2-rank group
         assert trial.user_attrs["processes"] == 2
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # two groups, each a worker of the study
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_a_failing_trial_under_mpiexec_ends_the_job_with_its_error(tmp_path, tiny_jets_dir):
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec (pip install mpich)")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    done = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "jetlab", "hpo", "run", "--ranks-per-trial", "2",
+                           "--study", "f", "--dir", str(tmp_path), "--model", "dnn", "--data", str(tiny_jets_dir),
+                           "--batch-size", "100000", "--trials", "1", "--heartbeat", "0"],
+                          capture_output=True, text=True, timeout=120, env=env)  # no rank is left waiting
+    assert done.returncode != 0
+    assert "jetlab: error:" in done.stderr and "less than half a batch" in done.stderr

@@ -17,8 +17,11 @@ such workers (on any machines that reach the database) share a study all the sam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import traceback
 
 from jetlab.errors import JetlabError
 
@@ -77,6 +80,20 @@ class MPIGroups:
 
     def stop_followers(self) -> None:
         self.group.bcast(None, root=0)
+
+    @contextlib.contextmanager
+    def abort_on_error(self):
+        """A rank that fails while the others go on would leave them waiting in a collective
+        forever: print the error and end the whole job (``MPI_Abort``)."""
+        try:
+            yield
+        except BaseException as exc:
+            if self.world.Get_size() > 1:
+                text = (f"jetlab: error: {exc}" if isinstance(exc, JetlabError)
+                        else "".join(traceback.format_exception(exc)).rstrip())
+                print(f"rank {self.world.Get_rank()}: {text}", file=sys.stderr, flush=True)
+                self.world.Abort(exc.exit_code if isinstance(exc, JetlabError) else 1)
+            raise
 
 
 def split_world(ranks_per_trial: int) -> MPIGroups:

@@ -3,6 +3,7 @@ or as one of the groups of an ``mpiexec`` world (:mod:`jetlab.hpo.parallel`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -70,7 +71,8 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
         if groups.is_group_root and not groups.is_world_root:
             opened = open_here()
         if not groups.is_group_root:
-            groups.follow(groups.group.bcast(None, root=0).recipe)
+            with groups.abort_on_error():
+                groups.follow(groups.group.bcast(None, root=0).recipe)
             groups.world.reduce(0, root=0)
             return None
         study, spec = opened
@@ -86,12 +88,11 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
     runner = TrialRunner(spec, Path(options.dir or spec.dir), processes=options.ranks_per_trial,
                          launch=groups.launcher(spec.recipe) if groups else None,
                          threads=groups.threads_per_process() if groups and groups.local_processes > 1 else None)
-    try:
+    with groups.abort_on_error() if groups is not None else contextlib.nullcontext():
         ran = run_worker(study, runner, options.trials, timeout_s=options.timeout_s,
                          poll_s=options.heartbeat_s or None)
-    finally:
-        if groups is not None:
-            groups.stop_followers()
+    if groups is not None:
+        groups.stop_followers()
     if groups is not None:
         ran = groups.world.reduce(ran, root=0)
         if not groups.is_world_root:
