@@ -119,7 +119,7 @@ def train_command(config, recipe: Recipe, out: str) -> str:
     first = ("model", "data")
     for field in sorted(dataclasses.fields(config), key=lambda f: f.name not in first):
         value, base = getattr(config, field.name), getattr(default, field.name)
-        if value == base:
+        if value == base and field.name != "model":  # the model is always named
             continue
         if field.name == "hparams" or field.name.endswith("_options"):
             prefix = "" if field.name == "hparams" else field.name.removesuffix("_options") + "."
