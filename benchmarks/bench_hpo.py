@@ -22,7 +22,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import os
 import platform
 import subprocess
@@ -75,8 +77,9 @@ def compare_samplers(args, root: Path, space: Path) -> None:
             name = f"{sampler}-{seed}"
             directory = root / name
             start = time.perf_counter()
-            code = main(["hpo", "run", *_study_flags(args, space, directory, name), "--sampler", sampler,
-                         "--sampler-seed", str(seed), "--trials", str(args.trials)])
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                code = main(["hpo", "run", *_study_flags(args, space, directory, name), "--sampler", sampler,
+                             "--sampler-seed", str(seed), "--trials", str(args.trials)])
             if code:
                 raise SystemExit(f"study {name} failed")
             seconds[sampler] += time.perf_counter() - start
