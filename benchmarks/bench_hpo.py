@@ -10,9 +10,9 @@ budget, and one worker against two on the same study.
    over seeds of the best validation accuracy after n trials, the remaining error
    ``1 - best`` relative to random search's (< 1: better), and on how many seeds it beat
    random search after all trials. The baseline, random search, runs in the same process.
-2. **Workers.** One study of ``--worker-trials`` trials run by one ``jetlab hpo run``
-   process, then a fresh one by two processes at once (SQLite, one thread each): the ratio
-   of wall times (ideal 2 on two free cores).
+2. **Workers.** One study of ``--worker-trials`` trials of ``--worker-epochs`` epochs run by
+   one ``jetlab hpo run`` process, then a fresh one by two processes at once (SQLite, one
+   thread each): the ratio of wall times (ideal 2 on two free cores).
 
 Usage::
 
@@ -45,9 +45,9 @@ hparams:
 """
 
 
-def _study_flags(args, space: Path, directory: Path, name: str) -> list[str]:
+def _study_flags(args, space: Path, directory: Path, name: str, epochs: int | None = None) -> list[str]:
     return ["--study", name, "--dir", str(directory), "--model", "dnn", "--data", args.data, "--space", str(space),
-            "--epochs", str(args.epochs), "--patience", "0", "--threads", "1", "--pruner", "none",
+            "--epochs", str(epochs or args.epochs), "--patience", "0", "--threads", "1", "--pruner", "none",
             "--heartbeat", "0"]
 
 
@@ -109,8 +109,8 @@ def compare_workers(args, root: Path, space: Path) -> None:
     times = {}
     for workers in (1, 2):
         name = f"workers-{workers}"
-        command = [sys.executable, "-m", "jetlab", "hpo", "run", *_study_flags(args, space, root / name, name),
-                   "--sampler", "random"]
+        command = [sys.executable, "-m", "jetlab", "hpo", "run",
+                   *_study_flags(args, space, root / name, name, args.worker_epochs), "--sampler", "random"]
         subprocess.run(command + ["--trials", "0"], check=True, env=env, capture_output=True)  # create it first
         start = time.perf_counter()
         processes = [subprocess.Popen(command + ["--trials", str(args.worker_trials), "--sampler-seed", str(k)],
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--samplers", default="tpe,gp,cmaes,nsga2,random", help="random is the baseline")
     parser.add_argument("--worker-trials", type=int, default=8)
+    parser.add_argument("--worker-epochs", type=int, default=20, help="long enough that training, not the "
+                        "per-trial and per-process overheads, takes the time")
     parser.add_argument("--skip", choices=("samplers", "workers"), help="leave one part out")
     args = parser.parse_args()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
