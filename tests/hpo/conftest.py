@@ -37,3 +37,20 @@ def postgres_url():
 def trial_flags(tiny_jets_dir):
     """Fixed settings of a small, quick tagger study: the DNN on the tiny jets, one thread."""
     return ["--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", "2", "--threads", "1", "--heartbeat", "0"]
+
+
+@pytest.fixture
+def read_study():
+    """``read_study(url, name) -> (trials, direction names)``, its database connections closed again."""
+    from jetlab.hpo.study import close_storage, open_storage, quiet_optuna
+
+    def read(url: str, name: str):
+        storage = open_storage(url, heartbeat_s=0)
+        try:
+            with quiet_optuna() as optuna:
+                study = optuna.load_study(study_name=name, storage=storage)
+                return study.get_trials(), [d.name for d in study.directions]
+        finally:
+            close_storage(storage)
+
+    return read

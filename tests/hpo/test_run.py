@@ -15,24 +15,21 @@ from jetlab.cli.main import main
 optuna = pytest.importorskip("optuna", reason="pip install 'jetlab[hpo]'")
 
 
-def _study(storage, name="s"):
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def _states(study):
-    return {t.number: t.state.name for t in study.get_trials()}
+def _states(trials):
+    return {t.number: t.state.name for t in trials}
 
 
 @pytest.mark.slow
-def test_trials_are_real_runs_a_study_continues_and_the_report_retrains_the_best(tmp_path, trial_flags, capsys):
+def test_trials_are_real_runs_a_study_continues_and_the_report_retrains_the_best(tmp_path, trial_flags, capsys,
+                                                                                   read_study):
     study_dir = tmp_path / "study"
     storage = f"sqlite:///{study_dir}/study.db"
     run = ["hpo", "run", "--study", "s", "--dir", str(study_dir), "--sampler", "random", "--sampler-seed", "1"]
     assert main(run + trial_flags + ["--trials", "2"]) == 0
-    study = _study(storage)
-    first = {t.number: t.values for t in study.get_trials()}
-    assert _states(study) == {0: "COMPLETE", 1: "COMPLETE"}
-    for trial in study.get_trials():
+    trials, _ = read_study(storage, "s")
+    first = {t.number: t.values for t in trials}
+    assert _states(trials) == {0: "COMPLETE", 1: "COMPLETE"}
+    for trial in trials:
         metrics = json.loads((study_dir / f"trial-{trial.number}" / "metrics.json").read_text())
         assert trial.value == metrics["validation"]["accuracy"]  # tuned on validation jets...
         assert trial.user_attrs["test_accuracy"] == metrics["accuracy"]  # ...test numbers only kept beside
@@ -43,9 +40,9 @@ def test_trials_are_real_runs_a_study_continues_and_the_report_retrains_the_best
     # (only how this worker runs, e.g. its threads, may differ)
     assert main(["hpo", "run", "--study", "s", "--storage", storage, "--trials", "3", "--heartbeat", "0",
                  "--threads", "2"]) == 0
-    study = _study(storage)
-    assert _states(study) == {0: "COMPLETE", 1: "COMPLETE", 2: "COMPLETE"}
-    assert {n: t.values for n, t in enumerate(study.get_trials()) if n < 2} == first
+    trials, _ = read_study(storage, "s")
+    assert _states(trials) == {0: "COMPLETE", 1: "COMPLETE", 2: "COMPLETE"}
+    assert {t.number: t.values for t in trials if t.number < 2} == first
     assert json.loads((study_dir / "trial-2" / "metrics.json").read_text())["epochs_run"] == 2  # the stored --epochs
     assert yaml.safe_load((study_dir / "trial-2" / "config.yaml").read_text())["threads"] == 2
 
@@ -58,7 +55,7 @@ def test_trials_are_real_runs_a_study_continues_and_the_report_retrains_the_best
     out = tmp_path / "report"
     assert main(["hpo", "report", "--study", "s", "--storage", storage, "--out", str(out), "--top", "2"]) == 0
     report = json.loads((out / "best_trials.json").read_text())
-    values = sorted((t.value for t in study.get_trials()), reverse=True)
+    values = sorted((t.value for t in trials), reverse=True)
     assert [row["values"]["accuracy"] for row in report["best"]] == values[:2]
     assert {"history.png", "intermediate.png"} <= {p.name for p in out.iterdir()}
     markdown = (out / "best_trials.md").read_text()
@@ -76,16 +73,18 @@ def test_trials_are_real_runs_a_study_continues_and_the_report_retrains_the_best
 def test_the_pruner_stops_the_run_through_the_engine(tmp_path, tiny_jets_dir):
     from jetlab.hpo.objective import TrialRunner
     from jetlab.hpo.space import SearchSpace
-    from jetlab.hpo.study import StudySpec, open_storage, open_study, run_worker
+    from jetlab.hpo.study import StudySpec, close_storage, open_storage, open_study, run_worker
     from jetlab.training.tagger import TaggerTrainConfig
 
     space = SearchSpace.from_dict({"settings": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
     config = TaggerTrainConfig(model="dnn", data=str(tiny_jets_dir), epochs=4, patience=0, threads=1)
     spec = StudySpec("dnn", ("accuracy",), space, config, sampler="random", pruner="median", dir=str(tmp_path))
-    study, _ = open_study(open_storage(f"sqlite:///{tmp_path}/study.db", heartbeat_s=0), "p", spec)
+    storage = open_storage(f"sqlite:///{tmp_path}/study.db", heartbeat_s=0)
+    study, _ = open_study(storage, "p", spec)
     study.pruner = optuna.pruners.ThresholdPruner(lower=2.0)  # an accuracy is never >= 2: prune at the first report
     assert run_worker(study, TrialRunner(spec, tmp_path), 1, poll_s=None) == 1
     (trial,) = study.get_trials()
+    close_storage(storage)
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]
     metrics = json.loads((tmp_path / "trial-0" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1  # the engine stopped after epoch 1 of 4
@@ -100,13 +99,12 @@ def _pareto_front(values, directions):
 
 
 @pytest.mark.slow
-def test_accuracy_against_size_gives_the_pareto_front(tmp_path, trial_flags):
+def test_accuracy_against_size_gives_the_pareto_front(tmp_path, trial_flags, read_study):
     storage = f"sqlite:///{tmp_path}/study.db"
     assert main(["hpo", "run", "--study", "m", "--dir", str(tmp_path), "--objective", "accuracy,params",
                  "--sampler", "nsga2", "--population", "4", "--sampler-seed", "0", "--trials", "4"] + trial_flags) == 0
-    study = _study(storage, "m")
-    trials = study.get_trials()
-    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    trials, directions = read_study(storage, "m")
+    assert directions == ["MAXIMIZE", "MINIMIZE"]
     for trial in trials:
         assert trial.values[1] == trial.user_attrs["n_parameters"] and not trial.intermediate_values
     out = tmp_path / "report"
@@ -117,10 +115,10 @@ def test_accuracy_against_size_gives_the_pareto_front(tmp_path, trial_flags):
     assert (out / "pareto.png").is_file()
 
 
-def test_latency_is_the_measured_forward_time_of_the_trained_model(tmp_path, trial_flags):
+def test_latency_is_the_measured_forward_time_of_the_trained_model(tmp_path, trial_flags, read_study):
     assert main(["hpo", "run", "--study", "l", "--dir", str(tmp_path), "--objective", "latency", "--trials", "1",
                  "--sampler", "random"] + trial_flags) == 0
-    (trial,) = _study(f"sqlite:///{tmp_path}/study.db", "l").get_trials()
+    (trial,), _ = read_study(f"sqlite:///{tmp_path}/study.db", "l")
     assert trial.value == trial.user_attrs["latency_ms"] > 0 and not trial.intermediate_values
 
 
@@ -149,11 +147,11 @@ def test_a_report_of_no_study_and_a_missing_optuna_are_one_line_errors(tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # FPD of a handful of jets
-def test_a_generator_study_minimises_w1m_against_validation_jets(tmp_path, tiny_jets_dir):
+def test_a_generator_study_minimises_w1m_against_validation_jets(tmp_path, tiny_jets_dir, read_study):
     assert main(["hpo", "run", "--model", "gan", "--study", "g", "--dir", str(tmp_path), "--data", str(tiny_jets_dir),
                  "--epochs", "2", "--batch-size", "8", "--threads", "1", "--plot-every", "0", "--plot-samples", "10",
                  "--heartbeat", "0", "--trials", "1", "--objective", "w1m,params"]) == 0
-    (trial,) = _study(f"sqlite:///{tmp_path}/study.db", "g").get_trials()
+    (trial,), _ = read_study(f"sqlite:///{tmp_path}/study.db", "g")
     history = json.loads((tmp_path / "trial-0" / "history.json").read_text())
     best = next(r for r in history["epochs"] if r["epoch"] == history["best_epoch"])
     assert trial.values[0] == best["val_w1m"] == min(r["val_w1m"] for r in history["epochs"])

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from jetlab.cli.main import main
-from jetlab.hpo.study import storage_url
 
 optuna = pytest.importorskip("optuna", reason="pip install 'jetlab[hpo]'")
 
@@ -58,12 +57,12 @@ def _kill_one_mid_trial(study_dir: Path, workers, deadline_s: float = 180.0):
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_killed_workers_trial_is_retried_by_the_other_with_the_same_parameters(backend, tmp_path, tiny_jets_dir,
-                                                                                 request):
+                                                                                 request, read_study):
     storage = (f"sqlite:///{tmp_path}/study/study.db" if backend == "sqlite"
                else request.getfixturevalue("postgres_url"))
     study_dir = tmp_path / "study"
     flags = ["--study", "w", "--storage", storage, "--dir", str(study_dir), "--model", "dnn", "--data",
-             str(tiny_jets_dir), "--epochs", str(EPOCHS), "--patience", "0", "--threads", "1", "--heartbeat", "1",
+             str(tiny_jets_dir), "--epochs", str(EPOCHS), "--patience", "0", "--threads", "1", "--heartbeat", "2",
              "--trials", "3", "--sampler", "random", "--pruner", "none"]
     # both start at once on an empty database: the study (and its tables) is created once
     workers = [_worker(flags + ["--sampler-seed", str(k)], tmp_path / f"worker{k}.log") for k in range(2)]
@@ -79,8 +78,7 @@ def test_a_killed_workers_trial_is_retried_by_the_other_with_the_same_parameters
     assert survivor.returncode == 0, logs[survivor.pid][-3000:]
     assert victim.returncode == -signal.SIGKILL
 
-    study = optuna.load_study(study_name="w", storage=storage_url(storage))
-    trials = study.get_trials()
+    trials, _ = read_study(storage, "w")
     (killed,) = [t for t in trials if t.state.name == "FAIL"]
     assert killed.user_attrs["run_dir"] == str(victim_run)
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
@@ -96,7 +94,7 @@ def test_a_killed_workers_trial_is_retried_by_the_other_with_the_same_parameters
         before = {t.number: (t.state.name, t.values) for t in trials}
         assert main(["hpo", "run", "--study", "w", "--storage", storage, "--trials", "4", "--heartbeat", "0",
                      "--epochs", str(EPOCHS)]) == 0
-        after = optuna.load_study(study_name="w", storage=storage_url(storage)).get_trials()
+        after, _ = read_study(storage, "w")
         assert {t.number: (t.state.name, t.values) for t in after if t.number in before} == before
         (new,) = [t for t in after if t.number not in before]
         assert new.number == max(before) + 1 and new.state.name == "COMPLETE"
@@ -105,7 +103,7 @@ def test_a_killed_workers_trial_is_retried_by_the_other_with_the_same_parameters
 
 @pytest.mark.slow
 @pytest.mark.mpi
-def test_mpiexec_groups_train_different_trials_each_data_parallel(tmp_path, tiny_jets_dir):
+def test_mpiexec_groups_train_different_trials_each_data_parallel(tmp_path, tiny_jets_dir, read_study):
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if mpiexec is None:
         pytest.skip("no mpiexec (pip install mpich)")
@@ -117,7 +115,7 @@ def test_mpiexec_groups_train_different_trials_each_data_parallel(tmp_path, tiny
                            "--sampler", "random"], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "4 complete; this run trained 4" in done.stdout
-    trials = optuna.load_study(study_name="g", storage=storage).get_trials()
+    trials, _ = read_study(storage, "g")
     assert len(trials) == 4 and {t.state.name for t in trials} == {"COMPLETE"}
     for trial in trials:
         metrics = json.loads((Path(trial.user_attrs["run_dir"]) / "metrics.json").read_text())

@@ -68,17 +68,26 @@ def _importances(study, spec) -> tuple[dict, str | None]:
 def write_report(storage_url: str, name: str, out, *, top: int = 5) -> dict:
     """Write the report of study ``name`` into ``out`` (module docstring); returns
     ``{"summary": one line, "files": [...], "best": [rows]}``."""
-    from optuna.trial import TrialState
-
-    from jetlab.hpo.recipes import apply_params, train_command
-    from jetlab.hpo.study import open_storage, open_study, trial_counts
-    from jetlab.utils.atomic import atomic_write_json, atomic_write_text
-    from jetlab.viz.hpo import plot_history, plot_importances, plot_intermediate, plot_pareto
+    from jetlab.hpo.study import close_storage, open_storage, open_study
 
     if storage_url.startswith("sqlite:///") and not Path(storage_url.removeprefix("sqlite:///")).is_file():
         raise JetlabError(f"--storage {storage_url}: no such study database (give --storage, --dir or --study)")
-    study, spec = open_study(open_storage(storage_url, heartbeat_s=0), name)
-    out = Path(out)
+    storage = open_storage(storage_url, heartbeat_s=0)
+    try:
+        return _write(open_study(storage, name), storage_url, name, Path(out), top)
+    finally:
+        close_storage(storage)
+
+
+def _write(opened, storage_url: str, name: str, out: Path, top: int) -> dict:
+    from optuna.trial import TrialState
+
+    from jetlab.hpo.recipes import apply_params, train_command
+    from jetlab.hpo.study import trial_counts
+    from jetlab.utils.atomic import atomic_write_json, atomic_write_text
+    from jetlab.viz.hpo import plot_history, plot_importances, plot_intermediate, plot_pareto
+
+    study, spec = opened
     out.mkdir(parents=True, exist_ok=True)
     recipe, directions, objectives = spec.recipe, spec.directions, list(spec.objectives)
     trials = study.get_trials(deepcopy=False)

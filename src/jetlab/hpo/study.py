@@ -41,7 +41,7 @@ from typing import Any
 
 from jetlab.errors import JetlabError
 
-__all__ = ["PRUNERS", "SAMPLERS", "StudySpec", "default_storage", "make_pruner", "make_sampler", "open_study",
+__all__ = ["PRUNERS", "SAMPLERS", "StudySpec", "close_storage", "default_storage", "make_pruner", "make_sampler", "open_study",
            "open_storage", "require_optuna", "run_worker", "storage_url", "trial_counts"]
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,12 @@ def open_storage(url: str, *, heartbeat_s: int = 60, max_retry: int = 3):
             if type(exc).__module__.startswith("sqlalchemy"):
                 raise JetlabError(f"--storage {url}: {str(exc).splitlines()[0]}") from None
             raise
+
+
+def close_storage(storage) -> None:
+    """Close the database connections of ``storage`` (pooled ones too)."""
+    storage.remove_session()
+    storage.engine.dispose()
 
 
 def open_study(storage, name: str, request=None, *, sampler=None, pruner=None):

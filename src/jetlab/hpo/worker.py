@@ -4,6 +4,7 @@ or as one of the groups of an ``mpiexec`` world (:mod:`jetlab.hpo.parallel`)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 from pathlib import Path
@@ -33,12 +34,12 @@ class WorkerOptions:
 def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> dict | None:
     """Work on study ``name`` at ``storage_url`` (``request`` as in :func:`~jetlab.hpo.study.open_study`).
 
-    Returns, on the process that reports (the only one, or world rank 0), ``{"study",
-    "spec", "counts", "ran", "best"}``; None on the others.
+    Returns, on the process that reports (the only one, or world rank 0), ``{"spec",
+    "counts", "ran", "best"}`` (best: finished trials); None on the others. The database
+    connections are closed on return.
     """
     from jetlab.distributed.env import detect_launcher
-    from jetlab.hpo.objective import TrialRunner
-    from jetlab.hpo.study import make_pruner, make_sampler, open_storage, open_study, run_worker, trial_counts
+    from jetlab.hpo.study import close_storage, open_storage, open_study
 
     if options.trials < 0:
         raise JetlabError(f"--trials must be >= 0, got {options.trials}")
@@ -54,9 +55,22 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
     elif options.ranks_per_trial != 1:
         raise JetlabError(f"--ranks-per-trial {options.ranks_per_trial} needs mpiexec -n K (K a multiple of it)")
 
+    storages = []
+
     def open_here():
-        storage = open_storage(storage_url, heartbeat_s=options.heartbeat_s)
-        return open_study(storage, name, request)
+        storages.append(open_storage(storage_url, heartbeat_s=options.heartbeat_s))
+        return open_study(storages[-1], name, request)
+
+    try:
+        return _work(options, groups, open_here)
+    finally:
+        for storage in storages:
+            close_storage(storage)
+
+
+def _work(options: WorkerOptions, groups, open_here) -> dict | None:
+    from jetlab.hpo.objective import TrialRunner
+    from jetlab.hpo.study import make_pruner, make_sampler, run_worker, trial_counts
 
     if groups is not None:  # world rank 0 creates the study (and its tables) before any other rank opens it
         opened, problem = None, None
@@ -93,11 +107,11 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
                          poll_s=options.heartbeat_s or None)
     if groups is not None:
         groups.stop_followers()
-    if groups is not None:
         ran = groups.world.reduce(ran, root=0)
         if not groups.is_world_root:
             return None
-    return {"study": study, "spec": spec, "counts": trial_counts(study), "ran": ran, "best": _best(study)}
+    return {"spec": spec, "counts": trial_counts(study), "ran": ran,
+            "best": [copy.deepcopy(t) for t in _best(study)]}
 
 
 def _best(study):
