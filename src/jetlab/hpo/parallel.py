@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 import traceback
 
 from jetlab.errors import JetlabError
@@ -92,6 +93,7 @@ class MPIGroups:
                 text = (f"jetlab: error: {exc}" if isinstance(exc, JetlabError)
                         else "".join(traceback.format_exception(exc)).rstrip())
                 print(f"rank {self.world.Get_rank()}: {text}", file=sys.stderr, flush=True)
+                time.sleep(1.0)  # mpiexec forwards output through its proxies: give them time before the abort
                 self.world.Abort(exc.exit_code if isinstance(exc, JetlabError) else 1)
             raise
 
