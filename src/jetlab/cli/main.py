@@ -17,6 +17,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "data": ("jetlab.cli.data", "generate, inspect and plot jet and sparse-MNIST data"),
     "tagger": ("jetlab.cli.tagger", "train, evaluate and compare jet taggers"),
     "fastsim": ("jetlab.cli.fastsim", "train generative models of sparse events, sample, evaluate"),
+    "hpo": ("jetlab.cli.hpo", "hyperparameter search over training runs (Optuna), in parallel; its report"),
 }
 
 

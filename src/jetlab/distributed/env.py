@@ -8,6 +8,9 @@ Launchers and what they tell each process:
   (Open MPI: ``OMPI_COMM_WORLD_RANK`` / ``_SIZE`` / ``_LOCAL_RANK``). There is no
   rendezvous address, so rank 0 picks its host name and a free TCP port and broadcasts
   them over MPI (``mpi4py``); every rank then joins the same ``env://`` group.
+  Inside :func:`mpi_group` (a hyperparameter search training one trial per group of
+  ranks) the group is an mpi4py sub-communicator instead of the whole world: its ranks
+  rendezvous among themselves, on a fresh port each time.
 * nothing: a single process, no process group.
 
 The backend is ``nccl`` when training on CUDA and ``gloo`` otherwise.
@@ -31,7 +34,10 @@ from typing import Any
 
 from jetlab.errors import JetlabError
 
-__all__ = ["DistContext", "detect_launcher", "init_distributed", "free_port"]
+__all__ = ["DistContext", "detect_launcher", "init_distributed", "free_port", "mpi_group"]
+
+#: the mpi4py communicator that init_distributed forms its group from (None: the world); see mpi_group
+_GROUP_COMM = None
 
 
 def _env_int(*names: str) -> int | None:
@@ -133,7 +139,21 @@ class DistContext:
             self.initialized = False
 
 
+@contextlib.contextmanager
+def mpi_group(comm):
+    """Within the block, :func:`init_distributed` (and so every training recipe) forms its
+    process group from the mpi4py communicator ``comm`` (e.g. ``COMM_WORLD.Split(...)``)
+    instead of the launcher's whole world: rank and world size are those in ``comm``."""
+    global _GROUP_COMM
+    previous, _GROUP_COMM = _GROUP_COMM, comm
+    try:
+        yield comm
+    finally:
+        _GROUP_COMM = previous
+
+
 def _mpi_world():
+    """The communicator ranks train in: the :func:`mpi_group` one, else ``COMM_WORLD``."""
     try:
         from mpi4py import MPI
     except ImportError:
@@ -141,15 +161,18 @@ def _mpi_world():
             "launched by mpiexec but mpi4py is not installed; run `pip install mpi4py mpich` "
             "(or launch with torchrun instead)"
         ) from None
-    return MPI.COMM_WORLD
+    return MPI.COMM_WORLD if _GROUP_COMM is None else _GROUP_COMM
 
 
 def _mpi_rendezvous() -> None:
-    """Set MASTER_ADDR/MASTER_PORT on every MPI rank from rank 0's choice."""
+    """Set MASTER_ADDR/MASTER_PORT on every rank of the training communicator from its rank 0's
+    choice. A sub-communicator (:func:`mpi_group`) ignores the variables already set (by the user,
+    or by its previous group): its rank 0 offers its own host and a fresh port, as groups and
+    successive trials may not share one."""
+    given = os.environ if _GROUP_COMM is None else {}
     comm = _mpi_world()
     if comm.Get_rank() == 0:
-        address = (os.environ.get("MASTER_ADDR") or socket.gethostname(),
-                   int(os.environ.get("MASTER_PORT") or free_port()))
+        address = (given.get("MASTER_ADDR") or socket.gethostname(), int(given.get("MASTER_PORT") or free_port()))
     else:
         address = None
     address = comm.bcast(address, root=0)
@@ -162,10 +185,15 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0, collectiv
 
     ``device`` is ``"cpu"`` or ``"cuda"``; with CUDA each rank takes GPU ``local_rank``.
     ``collective=False`` (asynchronous strategies): no process group, the MPI communicator.
+    Inside :func:`mpi_group` the group is that communicator's ranks (``local_rank`` stays the
+    node-local rank in the world, so processes on one node keep distinct GPUs).
     """
     import torch
 
     launcher, rank, world, local_rank = detect_launcher()
+    comm = _GROUP_COMM
+    if comm is not None:
+        launcher, rank, world = "mpi", comm.Get_rank(), comm.Get_size()
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise JetlabError("--device cuda asked for, but torch sees no CUDA device")

@@ -227,24 +227,32 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
                             on_best=save_best, on_epoch=on_epoch)
         if not context.is_main or not result.finished:
             return None
-        return _score_on_test(task, result, config, jets, test_split, out, context,
+        return _score_on_test(task, result, config, jets, test_split, out, context, val_split=val_split,
                               extra={"data_load_time_s": load_s, "strategy": strategy.name, **strategy.summary(),
                                      "dataset_sizes": {"train": len(train_split), "val": len(val_split),
                                                        "test": len(test_split)}})
 
 
-def _score_on_test(task, result, config, jets, test_split, out: Path, context, extra: dict) -> dict:
-    """Rank 0: the best weights on the test split -> metrics.json, predictions.npz, plots."""
+def _score_on_test(task, result, config, jets, test_split, out: Path, context, extra: dict, val_split=None) -> dict:
+    """Rank 0: the best weights on the test split -> metrics.json, predictions.npz, plots; their
+    accuracy and mean AUC on the validation split too (``"validation"``: what a hyperparameter
+    search may tune on without touching the test split)."""
     from jetlab.metrics.tagging import tagging_metrics
     from jetlab.training.batches import ShardedBatches, batch_source
     from jetlab.viz.tagging import plot_roc, plot_training_curve
 
     if result.best_state is not None:
         task.model.load_state_dict(result.best_state["model"])
-    test = ShardedBatches(batch_source(test_split, config.max_memory_gb, config.num_workers), 500, shuffle=False,
-                          training=False)
-    labels, probs = task.predict(test)
+
+    def predict(split):
+        return task.predict(ShardedBatches(batch_source(split, config.max_memory_gb, config.num_workers), 500,
+                                           shuffle=False, training=False))
+
+    labels, probs = predict(test_split)
     metrics = tagging_metrics(labels, probs, jets.class_names)
+    if val_split is not None:
+        validation = tagging_metrics(*predict(val_split), jets.class_names)
+        metrics["validation"] = {k: validation[k] for k in ("n_jets", "accuracy", "mean_auc")}
     metrics.update({
         "model": config.model,
         "hparams": dict(task.model.hparams),

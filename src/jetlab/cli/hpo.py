@@ -1,0 +1,216 @@
+"""``jetlab hpo``: hyperparameter search over training runs (Optuna), and its report.
+
+::
+
+    jetlab hpo run --model jedinet --data DIR --epochs 10 --trials 30 --study jedi   # TPE, SQLite in hpo/jedi/
+    jetlab hpo run --study jedi --trials 40                       # continue it (its settings are stored)
+    jetlab hpo run --model dnn --sampler nsga2 --objective accuracy,params --study dnn-front
+    jetlab hpo run ... --storage postgresql://user@dbhost:5432/hpo  # run this on every machine
+    mpiexec -n 8 python -m jetlab hpo run ... --ranks-per-trial 2  # 4 trials at a time, 2 ranks each
+    jetlab hpo report --study jedi --out hpo/jedi/report
+
+Training settings not in the search space are fixed for the whole study and given as
+``jetlab tagger train`` / ``jetlab fastsim train`` flags (``--epochs``, ``--data``,
+``--hp KEY=VALUE``, ...); see :mod:`jetlab.hpo` for the search itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from jetlab.errors import JetlabError
+
+__all__ = ["register"]
+
+
+def _study_flags(p) -> None:
+    p.add_argument("--study", metavar="NAME", help="study name (default: the model's name)")
+    p.add_argument("--storage", metavar="URL", help="Optuna database: sqlite:///FILE.db or "
+                   "postgresql://USER@HOST:PORT/DB (default: sqlite:///<dir>/study.db)")
+    p.add_argument("--dir", metavar="DIR", help="study directory: trial-<n>/ run directories and the default "
+                   "SQLite file (default: hpo/<study>; an existing study's own)")
+
+
+def register(subparsers) -> None:
+    from jetlab.cli.settings import add_settings_flags
+    from jetlab.hpo.objective import OBJECTIVES
+    from jetlab.hpo.study import PRUNERS, SAMPLERS
+    from jetlab.training.tagger import TaggerTrainConfig
+
+    objectives = ", ".join(f"{name} ({direction[:3]}: {what})" for name, (direction, _, what) in OBJECTIVES.items())
+    p = subparsers.add_parser(
+        "run", help="run trials of a hyperparameter study (create it first if new)", conflict_handler="resolve",
+        description="Train trials of a study, each a real training run into <dir>/trial-<n>, until the study holds "
+                    "--trials finished trials; several processes (any machines reaching --storage) share a study. "
+                    "A new study stores its model, space, objectives and fixed settings; running again continues "
+                    "it. Training flags (as in `jetlab tagger train` / `jetlab fastsim train`; tagger defaults "
+                    "shown) fix what the space does not tune.")
+    _study_flags(p)
+    p.add_argument("--space", metavar="FILE.yaml", help="search space (default: the one shipped for the model, "
+                   "jetlab/hpo/spaces/<model>.yaml; JEDI-net's is the paper's)")
+    p.add_argument("--objective", metavar="A[,B]", help=f"objective(s); several give a Pareto front: {objectives} "
+                   "(default: accuracy for taggers, w1m for generators)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="tpe, gp (Bayesian), cmaes, nsga2 (evolutionary), random "
+                   "(default: the study's, tpe for a new one)")
+    p.add_argument("--pruner", choices=PRUNERS, help="stop poor trials early on per-epoch validation numbers: median "
+                   "(from epoch max(1, epochs // 3) on), halving (successive halving) or none "
+                   "(default: median; none for several objectives)")
+    p.add_argument("--trials", type=int, default=20, metavar="N",
+                   help="finished trials the study should hold, over all workers (default 20; 0: only create it)")
+    p.add_argument("--sampler-seed", type=int, metavar="S", help="seed of the sampler (group k of mpiexec: S+k)")
+    p.add_argument("--population", type=int, metavar="P", help="nsga2 population / cmaes population size")
+    p.add_argument("--heartbeat", type=int, default=60, metavar="S", help="seconds between a worker's heartbeats; "
+                   "a trial silent for 3x this belongs to a dead worker and is retried (0: off; default 60)")
+    p.add_argument("--ranks-per-trial", type=int, default=1, metavar="R",
+                   help="under mpiexec -n K: K/R trials at a time, each trained data-parallel by R ranks")
+    p.add_argument("--timeout-min", type=float, metavar="MIN", help="start no trial after MIN minutes")
+    p.add_argument("--config", metavar="FILE.yaml", help="fixed training settings from a YAML file")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                   help="fixed model hyperparameter (generators: NET.KEY=VALUE), repeatable")
+    add_settings_flags(p.add_argument_group("training settings (as `jetlab tagger train`; defaults shown are the "
+                                            "tagger's)"), TaggerTrainConfig)
+    add_settings_flags(p.add_argument_group("generator settings (as `jetlab fastsim train`)"), _generator_only())
+    p.add_argument("--model", metavar="NAME", help="model of a new study: a tagger (jedinet, jedinet-sumo, garnet, "
+                   "dnn, cnn, gru) or a generator (vae, gan)")
+    p.set_defaults(run=_run)
+
+    p = subparsers.add_parser(
+        "report", help="best trials, optimisation history, importances, Pareto front",
+        description="Write OUT/best_trials.md and .json (with the command that retrains each), history.png, "
+                    "importances.png, pareto.png (several objectives) and intermediate.png (per-epoch numbers).")
+    _study_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="best trials listed (one objective; default 5)")
+    p.set_defaults(run=_report)
+
+
+def _generator_only():
+    """The generator settings that taggers lack, as a dataclass (their flags, for --help)."""
+    from jetlab.training.generator import GeneratorConfig
+    from jetlab.training.tagger import TaggerTrainConfig
+
+    shared = {f.name for f in dataclasses.fields(TaggerTrainConfig)}
+    return dataclasses.make_dataclass("GeneratorOnly", [
+        (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata))
+        for f in dataclasses.fields(GeneratorConfig) if f.name not in shared])
+
+
+def _given_settings(cls, args) -> dict:
+    """The training settings given as flags, checked against the recipe's config ``cls``."""
+    from jetlab.training.generator import GeneratorConfig
+    from jetlab.training.tagger import TaggerTrainConfig
+
+    own = {f.name for f in dataclasses.fields(cls)}
+    flagged = {f.name for c in (TaggerTrainConfig, GeneratorConfig) for f in dataclasses.fields(c)
+               if f.metadata.get("help")} - {"model"}
+    stray = sorted(n for n in flagged - own if getattr(args, n, None) is not None)
+    if stray:
+        what = "tagger" if "hparams" in own else "generator"
+        raise JetlabError(f"--{stray[0].replace('_', '-')} is not a {what} setting")
+    return {n: getattr(args, n) for n in flagged & own if getattr(args, n, None) is not None}
+
+
+def _fixed_config(recipe, args, base):
+    """``base`` (defaults, --config file or a study's stored settings) with the flags given applied."""
+    from jetlab.cli.settings import parse_hyperparameters
+
+    config = dataclasses.replace(base, **_given_settings(recipe.config_class, args))
+    if args.hp:
+        if recipe.name == "tagger":
+            config.hparams = {**config.hparams, **parse_hyperparameters(args.hp)}
+        else:
+            from jetlab.cli.fastsim import _network_options
+
+            config = dataclasses.replace(config, **_network_options(args.hp, config))
+    if config.data and Path(config.data).exists():
+        config.data = str(Path(config.data).resolve())  # workers may start elsewhere
+    config.validate("options")
+    return config
+
+
+def _request(args, study_dir: Path):
+    """The study spec this command asks for, as a function of the stored one (None: new study)."""
+    from jetlab.hpo.recipes import check_space, recipe_for
+    from jetlab.hpo.space import SearchSpace
+    from jetlab.hpo.study import StudySpec
+    from jetlab.utils.config import load_config
+
+    def request(stored):
+        model = args.model or (stored.model if stored else None)
+        if model is None:
+            raise JetlabError("a new study needs --model NAME")
+        recipe = recipe_for(model)
+        if args.config:
+            base = load_config(recipe.config_class, args.config)
+        else:
+            base = stored.base_config if stored and stored.model == model else recipe.config_class()
+        config = _fixed_config(recipe, args, dataclasses.replace(base, model=model))
+        if args.space:
+            space = SearchSpace.load(args.space)
+        else:
+            space = stored.space if stored else SearchSpace.packaged(model)
+        check_space(space, recipe, model, getattr(config, "particles", 30))
+        if args.objective:
+            objectives = tuple(o.strip() for o in args.objective.split(","))
+        else:
+            objectives = stored.objectives if stored else ("accuracy",) if recipe.name == "tagger" else ("w1m",)
+        pruner = "median" if len(objectives) == 1 else "none"
+        spec = StudySpec(model=model, objectives=objectives, space=space, base_config=config,
+                         sampler=args.sampler or "tpe", pruner=args.pruner or pruner,
+                         dir=str(study_dir.resolve()))
+        spec.directions  # noqa: B018 -- checks the objectives
+        if spec.pruner != "none" and len(objectives) > 1:
+            raise JetlabError("--pruner: pruning needs a single objective (Optuna cannot prune multi-objective trials)")
+        return spec
+
+    return request
+
+
+def _names(args) -> tuple[str, Path, str]:
+    from jetlab.hpo.study import default_storage
+
+    name = args.study or getattr(args, "model", None)
+    if not name:
+        raise JetlabError("--study NAME is needed" + (" (or --model for a new study)" if hasattr(args, "model") else ""))
+    study_dir = Path(args.dir or Path("hpo") / name)
+    return name, study_dir, args.storage or default_storage(study_dir)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from jetlab.hpo.study import require_optuna
+    from jetlab.hpo.worker import WorkerOptions, run_study
+
+    require_optuna()
+    name, study_dir, storage = _names(args)
+    options = WorkerOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner,
+                            sampler_seed=args.sampler_seed, population=args.population, heartbeat_s=args.heartbeat,
+                            ranks_per_trial=args.ranks_per_trial, dir=args.dir,
+                            timeout_s=None if args.timeout_min is None else 60 * args.timeout_min)
+    if args.heartbeat < 0:
+        raise JetlabError(f"--heartbeat must be >= 0, got {args.heartbeat}")
+    summary = run_study(name, storage, _request(args, study_dir), options)
+    if summary is None:
+        return 0
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["counts"].items())) or "no trials"
+    print(f"study {name} ({storage}): {counts}; this run trained {summary['ran']}")
+    spec = summary["spec"]
+    for trial in summary["best"][:5]:
+        values = ", ".join(f"{o} {v:.4g}" for o, v in zip(spec.objectives, trial.values))
+        print(f"  best: trial {trial.number}: {values} -> {trial.user_attrs.get('run_dir')}")
+    print(f"report: jetlab hpo report --study {name} --storage {storage} --out {study_dir}/report", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jetlab.hpo.report import write_report
+
+    name, _, storage = _names(args)
+    if args.top < 1:
+        raise JetlabError(f"--top must be at least 1, got {args.top}")
+    report = write_report(storage, name, args.out, top=args.top)
+    print(report["summary"])
+    print(f"wrote {', '.join(report['files'])} -> {args.out}")
+    return 0

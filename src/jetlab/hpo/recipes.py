@@ -1,0 +1,142 @@
+"""What a study needs to know of the two training recipes it runs trials of.
+
+* **taggers** (``jetlab tagger train``, :func:`jetlab.training.tagger.train_tagger`):
+  :class:`~jetlab.training.tagger.TaggerTrainConfig`; model hyperparameters are
+  ``config.hparams`` (``--hp KEY=VALUE``); the pruner sees ``val_accuracy`` per epoch.
+* **generators** (``jetlab fastsim train``, :func:`jetlab.training.generator.train_generator`):
+  :class:`~jetlab.training.generator.GeneratorConfig`; network options are
+  ``config.<net>_options`` (``--hp NET.KEY=VALUE``, NET one of vae, generator,
+  discriminator); the pruner sees ``val_w1m`` (W1 of the jet mass against validation jets).
+
+:func:`apply_params` turns a trial's chosen values into the run's config;
+:func:`train_command` writes the ``jetlab ... train`` command line that rebuilds a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from typing import Any
+
+from jetlab.errors import JetlabError
+
+__all__ = ["GENERATOR_NETWORKS", "Recipe", "apply_params", "check_space", "recipe_for", "train_command"]
+
+GENERATOR_NETWORKS = ("vae", "generator", "discriminator")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str  # "tagger" or "generator"
+    command: str  # the CLI command that trains one run
+    intermediate: str  # the per-epoch validation number reported to the pruner
+    intermediate_direction: str
+
+    @property
+    def config_class(self):
+        if self.name == "tagger":
+            from jetlab.training.tagger import TaggerTrainConfig
+
+            return TaggerTrainConfig
+        from jetlab.training.generator import GeneratorConfig
+
+        return GeneratorConfig
+
+    def train(self, config, out, *, resume: bool = False, on_epoch=None):
+        """Run the recipe (every rank of the trial's group calls this); rank 0 gets its result."""
+        if self.name == "tagger":
+            from jetlab.training.tagger import train_tagger
+
+            return train_tagger(config, out, resume=resume, on_epoch=on_epoch)
+        from jetlab.training.generator import train_generator
+
+        return train_generator(config, out, resume=resume, on_epoch=on_epoch)
+
+
+TAGGER = Recipe("tagger", "jetlab tagger train", "val_accuracy", "maximize")
+GENERATOR = Recipe("generator", "jetlab fastsim train", "val_w1m", "minimize")
+
+
+def recipe_for(model: str) -> Recipe:
+    """The recipe that trains ``model`` (a tagger name, ``vae`` or ``gan``)."""
+    from jetlab.models import TAGGERS
+    from jetlab.training.generator import GENERATORS
+
+    if model in TAGGERS:
+        return TAGGER
+    if model in GENERATORS:
+        return GENERATOR
+    raise JetlabError(f"unknown model {model!r}; taggers: {', '.join(TAGGERS)}; generators: {', '.join(GENERATORS)}")
+
+
+def _hparam_field(recipe: Recipe, key: str) -> tuple[str, str]:
+    """``key`` of a space's hparams -> (config field, key inside it)."""
+    if recipe.name == "tagger":
+        return "hparams", key
+    network, dot, name = key.partition(".")
+    if not dot or network not in GENERATOR_NETWORKS or not name:
+        raise JetlabError(f"hparams.{key}: a generator's network option is NET.KEY with NET one of "
+                          f"{', '.join(GENERATOR_NETWORKS)}")
+    return f"{network}_options", name
+
+
+def check_space(space, recipe: Recipe, model: str, particles: int) -> None:
+    """Refuse a space that names settings the recipe lacks or hyperparameters the model lacks."""
+    fields = {f.name for f in dataclasses.fields(recipe.config_class)}
+    for p in space.section("settings"):
+        if p.key in ("model", "hparams") or p.key.endswith("_options") or p.key not in fields:
+            known = sorted(f for f in fields if f not in ("model", "hparams") and not f.endswith("_options"))
+            raise JetlabError(f"{space.source}: settings.{p.key} is not a {recipe.name} setting that can be tuned; "
+                              f"known: {', '.join(known)}")
+    for p in space.section("hparams"):
+        _hparam_field(recipe, p.key)
+        if recipe.name == "tagger":
+            from jetlab.models import TAGGERS
+
+            defaults = TAGGERS[model].default_hyperparameters(particles)
+            if p.key not in defaults:
+                raise JetlabError(f"{space.source}: hparams.{p.key} is not a {model} hyperparameter; "
+                                  f"known: {', '.join(defaults)}")
+
+
+def apply_params(config, recipe: Recipe, chosen: dict[str, dict[str, Any]]):
+    """A copy of ``config`` with a trial's ``{"settings": ..., "hparams": ...}`` applied, validated."""
+    config = dataclasses.replace(config, **chosen.get("settings", {}))
+    for key, value in chosen.get("hparams", {}).items():
+        field, name = _hparam_field(recipe, key)
+        setattr(config, field, {**getattr(config, field), name: value})
+    if recipe.name == "generator" and config.model == "gan" and "lr" in chosen.get("settings", {}):
+        raise JetlabError("a GAN trains with lr_g and lr_d: tune those instead of lr")
+    config.validate("trial")
+    return config
+
+
+def train_command(config, recipe: Recipe, out: str) -> str:
+    """The ``jetlab ... train`` command line that trains ``config`` into ``out``: a flag for
+    every setting that differs from the recipe's default (``--hp`` for model options)."""
+    default = recipe.config_class()
+    words = recipe.command.split() + ["--out", out]
+    first = ("model", "data")
+    for field in sorted(dataclasses.fields(config), key=lambda f: f.name not in first):
+        value, base = getattr(config, field.name), getattr(default, field.name)
+        if value == base and field.name != "model":  # the model is always named
+            continue
+        if field.name == "hparams" or field.name.endswith("_options"):
+            prefix = "" if field.name == "hparams" else field.name.removesuffix("_options") + "."
+            words += [w for key, v in value.items() if base.get(key) != v for w in ("--hp", f"{prefix}{key}={_yaml(v)}")]
+        elif field.metadata.get("help"):
+            flag = "--" + field.name.replace("_", "-")
+            if isinstance(value, bool):
+                words.append(flag if value else "--no-" + field.name.replace("_", "-"))
+            else:
+                words += [flag, str(value)]
+        else:
+            raise JetlabError(f"{field.name}={value!r} has no flag; train with --config instead")
+    return shlex.join(words)
+
+
+def _yaml(value: Any) -> str:
+    """A value as ``--hp`` reads it back (YAML, flow style)."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
