@@ -86,7 +86,7 @@ def parse_hyperparameters(items: list[str]) -> dict:
 def build_config(cls, args: argparse.Namespace, *, out, resume: bool, overrides: dict | None = None):
     """The run's config (module docstring). ``overrides`` are further settings the caller
     derived from its own options (e.g. ``hparams`` from ``--hp``)."""
-    from jetlab.training.run_dir import CONFIG_NAME, check_run_dir
+    from jetlab.training.run_dir import CONFIG_NAME
     from jetlab.utils.config import load_config
 
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -95,7 +95,8 @@ def build_config(cls, args: argparse.Namespace, *, out, resume: bool, overrides:
     if resume:
         if getattr(args, "config", None):
             raise JetlabError("--config and --resume: a resumed run keeps the settings in its own config.yaml")
-        check_run_dir(out, resume=True)
+        if not Path(out).is_dir():
+            raise InputError(out, "no such run directory to resume")
         saved = Path(out) / CONFIG_NAME
         if not saved.is_file():
             raise InputError(out, f"holds no training run to resume (no {CONFIG_NAME}); drop --resume to start one")

@@ -65,7 +65,11 @@ def register(subparsers) -> None:
     p.add_argument("--eval", dest="eval_name", metavar="NAME",
                    help="compare RUN/eval-NAME results instead of the test split")
     p.set_defaults(run=_compare)
-    from jetlab.cli.tagger_export import register_export; register_export(subparsers)  # noqa: E702
+    from jetlab.cli.tagger_export import register_export  # `jetlab tagger export`
+    from jetlab.cli.tagger_prune import register as register_prune  # `jetlab tagger prune`
+
+    register_export(subparsers)
+    register_prune(subparsers)
 
 
 def build_train_config(args: argparse.Namespace):

@@ -62,6 +62,8 @@ class TaggerTrainConfig(TrainSettings):
     #: model hyperparameters overriding the model's defaults (``--hp KEY=VALUE``)
     hparams: dict = setting(help=None, factory=dict)
     weight_decay: float = setting(0.0, "weight decay (L2) of the optimizer")
+    l1: float = setting(0.0, "L1 penalty: add l1 * sum |W| over the weight matrices to the training loss (the hls4ml "
+                             "recipe trains with it before pruning)", metavar="LAMBDA")
     #: DataLoader workers, used only when a split is too big for memory
     num_workers: int = setting(0, "DataLoader workers for splits read from disk", resumable=True)
     max_memory_gb: float = setting(4.0, "hold splits in memory up to this size (GB), else read batches from disk",
@@ -77,8 +79,8 @@ class TaggerTrainConfig(TrainSettings):
             raise JetlabError(f"{source}: particles must be at least 1, got {self.particles!r}")
         if not isinstance(self.hparams, dict):
             raise JetlabError(f"{source}: hparams must be a mapping, got {self.hparams!r}")
-        if self.weight_decay < 0 or self.num_workers < 0 or self.max_memory_gb < 0:
-            raise JetlabError(f"{source}: weight-decay, num-workers and max-memory-gb must be >= 0")
+        if self.weight_decay < 0 or self.l1 < 0 or self.num_workers < 0 or self.max_memory_gb < 0:
+            raise JetlabError(f"{source}: weight-decay, l1, num-workers and max-memory-gb must be >= 0")
 
 
 def _n_features(input_keys: Sequence[str], particle_features: Sequence[str]) -> int:
@@ -106,7 +108,11 @@ def _warn_constant_features(path, split) -> None:
 
 def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, class_names, particle_features,
                     stats: dict, epoch: int, val_metrics: dict) -> None:
-    """Write RUN/model.pt: the unwrapped best weights and what is needed to rebuild and feed them."""
+    """Write RUN/model.pt: the unwrapped best weights and what is needed to rebuild and feed them.
+    Pruning masks are folded into the weights (``W = W_orig * W_mask``): the file loads into
+    the plain model and its pruned weights are exact zeros."""
+    from jetlab.pruning.weights import fold_masks
+
     atomic_torch_save({
         "format": MODEL_FILE_FORMAT,
         "model_name": model.name,
@@ -116,7 +122,7 @@ def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, 
         "class_names": list(class_names),
         "particle_features": list(particle_features),
         "stats": {k: np.asarray(v) for k, v in (stats or {}).items()},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in fold_masks(model.state_dict()).items()},
         "epoch": int(epoch),
         "val_loss": float(val_metrics["val_loss"]),
         "val_accuracy": float(val_metrics["val_accuracy"]),
@@ -143,13 +149,16 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.
 
 
 def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: bool = False,
-                 stop_after_epoch: int | None = None, on_epoch=None) -> dict | None:
+                 stop_after_epoch: int | None = None, on_epoch=None, prepare_model=None) -> dict | None:
     """Train ``config.model`` into run directory ``out`` (module docstring).
 
     Every rank calls this; rank 0 alone writes files and returns the metrics dict (None on
     the other ranks, and when the run stopped before its end: ``stop_after_epoch``, time
     limit). ``on_epoch(record)`` is called on rank 0 after every epoch; returning True stops
-    the run (hyperparameter-search pruning).
+    the run (hyperparameter-search pruning). ``prepare_model(model)`` is called on every rank
+    with the freshly built (seeded) model, before the optimizer is made and a resumed run's
+    checkpoint is loaded: it may set starting weights and add ``torch.nn.utils.prune``
+    masks, which the optimizer, the checkpoint and model.pt then carry (``jetlab.pruning``).
     """
     from jetlab.io import resolve_jets
     from jetlab.models import TAGGERS, build_tagger
@@ -193,8 +202,10 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
         model = build_tagger(config.model, n_particles=jets.n_particles,
                              n_features=_n_features(input_keys, train_split.particle_features),
                              n_classes=len(jets.class_names), **config.hparams).to(context.device)
+        if prepare_model is not None:
+            prepare_model(model)
         optimizer = make_optimizer(config, model.parameters(), weight_decay=config.weight_decay)
-        task = ClassifyTask(model, optimizer, context.device, name=config.model)
+        task = ClassifyTask(model, optimizer, context.device, name=config.model, l1=config.l1)
         strategy = make_strategy(config.strategy, context, **strategy_settings(config))
 
         started = time.perf_counter()

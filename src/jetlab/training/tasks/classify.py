@@ -4,6 +4,11 @@ For a batch of B items with labels y (B,) and logits z = model(*inputs) (B, C)::
 
     loss = −1/B Σ_b log softmax(z_b)[y_b]          accuracy = 1/B Σ_b [argmax z_b = y_b]
 
+With ``l1 = λ > 0`` the network is trained on ``loss + λ Σ_l Σ_ij |W_l,ij|`` over its weight
+matrices (:func:`jetlab.pruning.weights.weight_l1_norm`; biases excluded), the L1
+regularisation the hls4ml jet tagger was trained with before pruning (arXiv:1804.06913);
+``loss`` stays the cross-entropy alone, the penalty is logged as ``l1_penalty``.
+
 The model's ``input_keys`` name the batch entries it takes, in order (``("particles",
 "mask")``, ``("hlf",)``, ``("image",)``); the label is ``batch["label"]``.
 """
@@ -25,9 +30,11 @@ class ClassifyTask(Task):
 
     name = "classify"
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device="cpu", name: str | None = None):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device="cpu", name: str | None = None,
+                 l1: float = 0.0):
         super().__init__({"model": model}, {"model": optimizer}, device)
         self.input_keys = tuple(model.input_keys)
+        self.l1 = float(l1)
         if name:
             self.name = name
 
@@ -42,10 +49,18 @@ class ClassifyTask(Task):
         batch = self.to_device(batch)
         logits = self._logits(batch)
         loss = F.cross_entropy(logits, batch["label"])
-        update("model", loss)
+        numbers = {}
+        if self.l1:
+            from jetlab.pruning.weights import weight_l1_norm
+
+            penalty = self.l1 * weight_l1_norm(self.model)
+            update("model", loss + penalty)
+            numbers["l1_penalty"] = penalty.item()
+        else:
+            update("model", loss)
         with torch.no_grad():
             accuracy = (logits.argmax(dim=1) == batch["label"]).double().mean()
-        return {"loss": loss.item(), "accuracy": accuracy.item()}
+        return {"loss": loss.item(), "accuracy": accuracy.item(), **numbers}
 
     def validate_step(self, batch) -> dict[str, float]:
         batch = self.to_device(batch)
