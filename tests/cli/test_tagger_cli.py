@@ -31,7 +31,7 @@ def test_train_dnn_one_epoch_writes_the_run_directory(tiny_jets_dir, tmp_path, c
     assert metrics["epochs_run"] == 1 and metrics["model"] == "dnn"
     assert sum(metrics["dataset_sizes"].values()) == 200
     assert set(metrics["per_class"]) == {"g", "q", "w", "z", "t"}
-    assert {"auc", "tpr_at_fpr_10", "tpr_at_fpr_1", "rejection_at_30"} <= set(metrics["per_class"]["t"])
+    assert {"auc", "auc_error", "tpr_at_fpr_10", "tpr_at_fpr_1", "rejection_at_30"} <= set(metrics["per_class"]["t"])
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["dataset_sizes"]["test"]
     assert metrics["n_parameters"] > 0 and metrics["training_time_s"] > 0
 
@@ -43,7 +43,12 @@ def test_train_dnn_one_epoch_writes_the_run_directory(tiny_jets_dir, tmp_path, c
     shares = ", ".join(f"{c} {n / sum(called):.1%}" for c, n in zip("gqwzt", called))
     assert f"called {shares}" in capsys.readouterr().out
     assert run_cli("compare", out, out / ".." / "run") == 0
-    assert "| dnn (run) |" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "| dnn (run) |" in table
+    mean = sum(metrics["per_class"][c]["auc"] for c in "gqwzt") / 5
+    assert f"| {mean:.3f} ± " in table
+    # the same run twice: the paired difference on the same jets is exactly zero
+    assert "paired bootstrap" in table and "+0.0000 ± 0.0000" in table
 
 
 def test_config_file_then_explicit_flags(tiny_jets_dir, tmp_path):

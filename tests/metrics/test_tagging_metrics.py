@@ -8,7 +8,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from jetlab.metrics.tagging import (
+    auc_standard_error,
     background_rejection,
+    mean_auc,
+    paired_mean_auc_difference,
     confusion_matrix,
     fpr_at_tpr,
     roc_auc,
@@ -121,3 +124,65 @@ def test_tagging_metrics_perfect_classifier_reports_no_finite_rejection():
     assert metrics["accuracy"] == 1.0
     assert metrics["mean_auc"] == 1.0
     assert all(v["rejection_at_30"] is None and v["tpr_at_fpr_1"] == 1.0 for v in metrics["per_class"].values())
+
+
+# ---------------------------------------------------------------- statistical errors
+
+
+def test_hanley_mcneil_error_matches_hand_computation():
+    # A = 0.9, 30 signal, 120 background: Q1 = 0.9/1.1, Q2 = 1.62/1.9
+    q1, q2 = 0.9 / 1.1, 2 * 0.81 / 1.9
+    expected = math.sqrt((0.9 * 0.1 + 29 * (q1 - 0.81) + 119 * (q2 - 0.81)) / (30 * 120))
+    assert auc_standard_error(0.9, 30, 120) == pytest.approx(expected, rel=1e-12)
+    assert auc_standard_error(0.9, 300, 1200) < auc_standard_error(0.9, 30, 120)
+    with pytest.raises(ValueError):
+        auc_standard_error(0.9, 0, 10)
+
+
+def test_hanley_mcneil_error_matches_spread_over_independent_test_sets():
+    # exponential scores (the model behind the formula): background Exp(1), signal Exp(1/4)
+    # gives AUC = 4/5; the AUC's spread over 400 test sets should match the formula
+    rng = np.random.default_rng(3)
+    n_signal, n_background = 200, 800
+    labels = np.r_[np.ones(n_signal, bool), np.zeros(n_background, bool)]
+    aucs = [roc_auc(*roc_curve(labels, np.r_[rng.exponential(4.0, n_signal), rng.exponential(1.0, n_background)])[:2])
+            for _ in range(400)]
+    assert np.mean(aucs) == pytest.approx(0.8, abs=0.005)
+    assert np.std(aucs) == pytest.approx(auc_standard_error(0.8, n_signal, n_background), rel=0.15)
+
+
+def _two_taggers(rng, n_jets, n_classes=3):
+    """Labels and the softmax outputs of a better tagger A and a worse tagger B sharing most of
+    their per-jet fluctuation (as two models trained on the same jets do)."""
+    labels = rng.integers(0, n_classes, n_jets)
+    signal = np.eye(n_classes)[labels] * 1.5
+    common = rng.normal(size=(n_jets, n_classes))
+    logits_a = signal + common + 0.3 * rng.normal(size=(n_jets, n_classes))
+    logits_b = 0.85 * signal + common + 0.3 * rng.normal(size=(n_jets, n_classes))
+    softmax = lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)  # noqa: E731
+    return labels, softmax(logits_a), softmax(logits_b)
+
+
+def test_paired_bootstrap_error_matches_spread_over_independent_test_sets():
+    rng = np.random.default_rng(5)
+    labels, probs_a, probs_b = _two_taggers(rng, 1500)
+    difference, error = paired_mean_auc_difference(labels, probs_a, probs_b, n_resamples=200, seed=1)
+    assert difference == pytest.approx(mean_auc(labels, probs_a) - mean_auc(labels, probs_b))
+    assert difference > 0
+    spread = np.std([np.subtract(*[mean_auc(lab, p) for p in (pa, pb)])
+                     for lab, pa, pb in (_two_taggers(rng, 1500) for _ in range(150))])
+    assert error == pytest.approx(spread, rel=0.3)
+    # pairing is the point: the difference is far better known than each AUC on its own
+    unpaired = math.hypot(*(np.std([mean_auc(labels[s], p[s]) for s in
+                                    (rng.integers(0, 1500, 1500) for _ in range(100))]) for p in (probs_a, probs_b)))
+    assert error < 0.6 * unpaired
+
+
+def test_paired_bootstrap_is_antisymmetric_and_zero_for_identical_taggers():
+    labels, probs_a, probs_b = _two_taggers(np.random.default_rng(2), 600)
+    ab = paired_mean_auc_difference(labels, probs_a, probs_b, n_resamples=50, seed=4)
+    ba = paired_mean_auc_difference(labels, probs_b, probs_a, n_resamples=50, seed=4)
+    assert ab[0] == pytest.approx(-ba[0]) and ab[1] == pytest.approx(ba[1])
+    assert paired_mean_auc_difference(labels, probs_a, probs_a, n_resamples=20) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="same jets"):
+        paired_mean_auc_difference(labels, probs_a, probs_b[:-1])

@@ -20,6 +20,11 @@ and the reported numbers are
 
 Points between two thresholds are linearly interpolated on the ROC curve, the usual
 convention of ``sklearn.metrics.roc_curve`` + ``numpy.interp``.
+
+Statistical errors: :func:`auc_standard_error` is the error of one AUC from the numbers of
+signal and background jets (Hanley and McNeil 1982); :func:`paired_mean_auc_difference`
+compares two taggers scored on the *same* jets, where most of the test-set fluctuation is
+common to both, by resampling the jets (a paired bootstrap).
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ __all__ = [
     "confusion_matrix",
     "one_vs_rest_rocs",
     "tagging_metrics",
+    "auc_standard_error",
+    "mean_auc",
+    "paired_mean_auc_difference",
 ]
 
 
@@ -148,7 +156,7 @@ def tagging_metrics(labels: np.ndarray, probs: np.ndarray, class_names: Sequence
     """All tagging numbers for labels (N,) int and class probabilities probs (N, C).
 
     Returns a JSON-ready dict: ``accuracy``, ``n_jets``, ``mean_auc``, ``per_class``
-    (name -> auc, tpr_at_fpr_10, tpr_at_fpr_1, rejection_at_30, n_signal),
+    (name -> auc, auc_error, tpr_at_fpr_10, tpr_at_fpr_1, rejection_at_30, n_signal),
     ``confusion_matrix`` (counts) and ``confusion_matrix_normalized`` (rows sum to 1),
     rows = true class, columns = predicted class, in the order of ``class_names``.
     """
@@ -169,12 +177,15 @@ def tagging_metrics(labels: np.ndarray, probs: np.ndarray, class_names: Sequence
             continue
         fpr, tpr = curve
         rejection = background_rejection(fpr, tpr, 0.3)
+        n_signal = int((labels == c).sum())
+        auc = roc_auc(fpr, tpr)
         per_class[name] = {
-            "auc": roc_auc(fpr, tpr),
+            "auc": auc,
+            "auc_error": auc_standard_error(auc, n_signal, labels.size - n_signal),
             "tpr_at_fpr_10": tpr_at_fpr(fpr, tpr, 0.10),
             "tpr_at_fpr_1": tpr_at_fpr(fpr, tpr, 0.01),
             "rejection_at_30": None if math.isinf(rejection) else rejection,
-            "n_signal": int((labels == c).sum()),
+            "n_signal": n_signal,
         }
     aucs = [v["auc"] for v in per_class.values() if v["auc"] is not None]
     return {
@@ -186,3 +197,54 @@ def tagging_metrics(labels: np.ndarray, probs: np.ndarray, class_names: Sequence
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": cm_normalized.tolist(),
     }
+
+
+def auc_standard_error(auc: float, n_signal: int, n_background: int) -> float:
+    """Standard error of an AUC measured on ``n_signal`` signal and ``n_background``
+    background jets (Hanley and McNeil, Radiology 143 (1982) 29, eq. 2):
+
+        Q1 = A / (2 - A),   Q2 = 2 A² / (1 + A)
+        SE² = [A (1 - A) + (n_S - 1)(Q1 - A²) + (n_B - 1)(Q2 - A²)] / (n_S n_B)
+
+    It assumes exponential-like score distributions, a good approximation for the AUCs of
+    jet taggers (0.8–0.97); compare it with the spread over independent test sets in the tests.
+    """
+    if n_signal < 1 or n_background < 1:
+        raise ValueError(f"an AUC error needs signal and background jets, got {n_signal} and {n_background}")
+    a = float(auc)
+    q1 = a / (2.0 - a)
+    q2 = 2.0 * a * a / (1.0 + a)
+    variance = (a * (1 - a) + (n_signal - 1) * (q1 - a * a) + (n_background - 1) * (q2 - a * a)) / (
+        n_signal * n_background)
+    return math.sqrt(max(variance, 0.0))
+
+
+def mean_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean over classes of the one-vs-rest AUC of ``probs`` (N, C) for ``labels`` (N,)."""
+    aucs = [roc_auc(*curve) for curve in one_vs_rest_rocs(labels, probs) if curve is not None]
+    return float(np.mean(aucs))
+
+
+def paired_mean_auc_difference(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, *,
+                               n_resamples: int = 200, seed: int = 0) -> tuple[float, float]:
+    """Mean AUC of tagger A minus that of tagger B on the same jets, and its statistical error.
+
+    ``labels`` (N,), ``probs_a`` and ``probs_b`` (N, C) for the same N jets in the same order.
+    The error is the standard deviation of the difference over ``n_resamples`` bootstrap
+    resamples of the jets, each drawn once and applied to both taggers (Efron and Tibshirani,
+    *An Introduction to the Bootstrap*, 1993, ch. 6): the fluctuation that both taggers see
+    cancels, so the error is much smaller than the two unpaired AUC errors combined.
+    Returns ``(difference, error)``.
+    """
+    labels = np.asarray(labels).ravel()
+    probs_a, probs_b = np.asarray(probs_a), np.asarray(probs_b)
+    if probs_a.shape != probs_b.shape or probs_a.shape[0] != labels.size:
+        raise ValueError(f"labels {labels.shape}, probs {probs_a.shape} and {probs_b.shape} do not describe "
+                         "the same jets")
+    observed = mean_auc(labels, probs_a) - mean_auc(labels, probs_b)
+    rng = np.random.default_rng(seed)
+    differences = np.empty(n_resamples)
+    for i in range(n_resamples):
+        sample = rng.integers(0, labels.size, labels.size)
+        differences[i] = mean_auc(labels[sample], probs_a[sample]) - mean_auc(labels[sample], probs_b[sample])
+    return observed, float(differences.std(ddof=1))

@@ -83,10 +83,58 @@ def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: st
     return metrics
 
 
+#: bootstrap resamples for the paired mean-AUC differences in `tagger compare`
+PAIRED_RESAMPLES = 200
+
+
 def _fmt(value, percent: bool = False) -> str:
     if value is None:
         return "–"
     return f"{100 * value:.1f}" if percent else f"{value:.3f}"
+
+
+def _auc_error(metrics: dict, class_name: str) -> float | None:
+    """Hanley–McNeil error of one class's AUC, from a metrics.json (older files lack ``auc_error``)."""
+    from jetlab.metrics.tagging import auc_standard_error
+
+    entry = metrics["per_class"][class_name]
+    if entry["auc"] is None:
+        return None
+    n_signal = entry["n_signal"]
+    return auc_standard_error(entry["auc"], n_signal, metrics["n_jets"] - n_signal)
+
+
+def _mean_auc_with_error(metrics: dict, class_names) -> tuple[float | None, float | None]:
+    """Mean AUC over classes and its error, the per-class errors combined as if independent."""
+    aucs = [metrics["per_class"][c]["auc"] for c in class_names]
+    if any(a is None for a in aucs):
+        return None, None
+    errors = [_auc_error(metrics, c) for c in class_names]
+    return float(np.mean(aucs)), float(np.sqrt(np.sum(np.square(errors)))) / len(errors)
+
+
+def _paired_differences(labels: Sequence[str], folders: Sequence[Path]) -> list[str]:
+    """Lines giving each run's mean AUC minus the first run's, with the paired-bootstrap error,
+    when every run has predictions for the same test jets (else nothing)."""
+    from jetlab.metrics.tagging import paired_mean_auc_difference
+
+    predictions = []
+    for folder in folders:
+        if not (folder / "predictions.npz").is_file():
+            return []
+        with np.load(folder / "predictions.npz") as data:
+            predictions.append((data["labels"], data["probs"]))
+    reference_labels, reference_probs = predictions[0]
+    if any(not np.array_equal(lab, reference_labels) for lab, _ in predictions[1:]) or len(predictions) < 2:
+        return []
+    lines = [f"mean AUC minus {labels[0]}'s on the same jets (paired bootstrap, {PAIRED_RESAMPLES} resamples): "]
+    parts = []
+    for label, (_, probs) in zip(labels[1:], predictions[1:]):
+        difference, error = paired_mean_auc_difference(reference_labels, probs, reference_probs,
+                                                       n_resamples=PAIRED_RESAMPLES)
+        parts.append(f"{label} {difference:+.4f} ± {error:.4f}")
+    lines[0] += ", ".join(parts)
+    return lines
 
 
 def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
@@ -116,14 +164,15 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
 
     lines = []
     header_classes = " | ".join(class_names)
-    lines.append("| model | params | epochs | train time (s) | accuracy | "
+    lines.append("| model | params | epochs | train time (s) | accuracy | mean AUC | "
                  + " | ".join(f"AUC {c}" for c in class_names) + " |")
-    lines.append("|---" * (5 + len(class_names)) + "|")
+    lines.append("|---" * (6 + len(class_names)) + "|")
     for label, (_, _, m) in zip(labels, rows):
         aucs = " | ".join(_fmt(m["per_class"][c]["auc"]) for c in class_names)
         seconds = f"{m['training_time_s']:.0f}" if "training_time_s" in m else "–"
+        mean, error = _mean_auc_with_error(m, class_names)
         lines.append(f"| {label} | {m.get('n_parameters', '–')} | {m.get('epochs_run', '–')} | {seconds} | "
-                     f"{_fmt(m['accuracy'])} | {aucs} |")
+                     f"{_fmt(m['accuracy'])} | {_fmt(mean)} ± {_fmt(error)} | {aucs} |")
     for key, title in (("tpr_at_fpr_10", "TPR (%) at FPR = 10%"), ("tpr_at_fpr_1", "TPR (%) at FPR = 1%")):
         lines.append("")
         lines.append(f"| {title} | {header_classes} |")
@@ -138,6 +187,11 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
     else:
         lines.append("note: the runs were evaluated on different jet sets: " +
                      "; ".join(f"{label}: {m.get('n_jets')} jets" for label, (_, _, m) in zip(labels, rows)))
+    m0 = rows[0][2]
+    errors = [_auc_error(m0, c) for c in class_names]
+    lines.append("± on mean AUC: the per-class AUC errors (Hanley–McNeil) combined as if independent; per-class "
+                 f"errors of {labels[0]}: " + ", ".join(f"{c} {_fmt(e)}" for c, e in zip(class_names, errors)))
+    lines.extend(_paired_differences(labels, [where for _, where, _ in rows]))
     table = "\n".join(lines)
 
     if out is not None:
