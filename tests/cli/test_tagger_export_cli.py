@@ -50,6 +50,7 @@ def test_a_folder_without_a_model(tmp_path, capsys, fmt):
     ("dnn", ("--precision", "ap_fixed<16>"), "precision 'ap_fixed<16>' rejected by hls4ml"),
     ("dnn", ("--precision", "float"), "expected an ap_fixed<W,I>"),
     ("dnn", ("--scan-precision", "8-x"), "expected a range like 8-18"),
+    ("dnn", ("--scan-precision", "18-8"), "the range runs backwards; write 8-18"),
     ("dnn", ("--scan-precision", "6,8", "--precision", "ap_int<8>"), "needs a precision of the form ap_fixed<W,I>"),
     ("dnn", ("--max-jets", 0), "argument --max-jets: must be at least 1, got 0"),
 ])

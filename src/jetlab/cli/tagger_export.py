@@ -30,7 +30,8 @@ def register_export(subparsers) -> None:
                     'Needs the export extra: pip install -e ".[export]".',
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab tagger train`")
-    p.add_argument("--format", required=True, choices=("onnx", "hls4ml"), dest="export_format")
+    p.add_argument("--format", required=True, choices=("onnx", "hls4ml"), dest="export_format",
+                   help="onnx: any tagger, checked with onnxruntime; hls4ml: dnn and cnn, fixed point, C++ emulation")
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN/export-<format>)")
     p.add_argument("--precision", metavar="TYPE",
                    help="hls4ml: fixed-point type of weights, activations and sums (default 'ap_fixed<16,6>')")
@@ -46,6 +47,8 @@ def parse_widths(text: str) -> list[int]:
     try:
         if "-" in text:
             low, high = (int(part) for part in text.split("-"))
+            if high < low:
+                raise JetlabError(f"--scan-precision {text!r}: the range runs backwards; write {high}-{low}")
             widths = list(range(low, high + 1))
         else:
             widths = [int(part) for part in text.split(",")]

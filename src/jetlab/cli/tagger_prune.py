@@ -65,7 +65,7 @@ def _prune(args: argparse.Namespace) -> int:
     elif args.resume:
         raise InputError(out, "holds no prune run to resume; drop --resume to start one")
     config = build_config(PruneConfig, args, out=out, resume=args.resume,
-                          overrides=None if args.resume else {"source": str(args.run_dir)})
+                          overrides=None if args.resume else {"source": str(Path(args.run_dir).resolve())})
     if args.stop_after and args.stop_after[0] > config.iterations:
         raise JetlabError(f"--stop-after {args.stop_after[0]}: the run has only {config.iterations} iterations")
     metrics = prune_tagger(config, out, resume=args.resume, stop_after=args.stop_after)
