@@ -3,14 +3,15 @@ the Markdown that mkdocstrings renders.
 
 jetlab's docstrings are written to be read in the source (and by Sphinx-minded readers):
 cross-reference roles (``:func:`~jetlab.io.open_jets```), ``.. math::`` blocks and
-``:math:`` roles, ``Typical use::`` literal blocks and simple ``====`` tables. This
-extension rewrites them, once per object, into
+``:math:`` roles, ``Typical use::`` literal blocks, ``.. code-block:: yaml`` directives and
+simple ``====`` tables. This extension rewrites them, once per object, into
 
 * autorefs links ``[`open_jets`][jetlab.io.jets.open_jets]`` for every jetlab object
   (a reference that no API page defines makes ``mkdocs build --strict`` fail: broken
   references are caught); names outside jetlab (torch, numpy) and private names stay code;
 * ``$$ ... $$`` / ``$ ... $`` math for pymdownx.arithmatex;
 * ``:`` + an indented code block for ``::``;
+* a fenced code block in the named language for ``.. code-block:: LANG``;
 * Markdown pipe tables for simple RST tables.
 
 It changes only what the documentation shows, never the docstrings in the code.
@@ -45,6 +46,7 @@ def convert(text: str, obj=None) -> str:
     text = _tables(text)
     if not re.search(r"(?m)^\s*-{3,}\s*$", text):  # numpy sections: leave them to griffe's parser
         text = _definition_lists(text)
+    text = _code_blocks(text)
     text = re.sub(r"(?m)(\S)::$", r"\1:", text)  # "Typical use::" -> "Typical use:" + code block
     text = re.sub(r"(?m)^::$", "", text)
     return text
@@ -123,6 +125,34 @@ def _definition_lists(text: str) -> str:
         out.append(":   " + body[0])
         out += ["    " + b for b in body[1:]]
         out.append("")
+    return "\n".join(out)
+
+
+_CODE_BLOCK = re.compile(r"^(\s*)\.\. code-block::\s*(\S*)\s*$")
+
+
+def _code_blocks(text: str) -> str:
+    """``.. code-block:: LANG`` + indented lines -> a fenced ``LANG`` block (after the
+    definition lists, so no line of the block is taken for a term)."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _CODE_BLOCK.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, language = match.groups()
+        i += 1
+        block = []
+        while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > len(indent)):
+            block.append(lines[i])
+            i += 1
+        while block and not block[-1].strip():
+            block.pop()
+        body = textwrap.dedent("\n".join(block)).strip("\n")
+        out += [indent + "```" + language, *(indent + b if b else b for b in body.splitlines()), indent + "```", ""]
     return "\n".join(out)
 
 

@@ -125,3 +125,20 @@ Literal::
     assert "Kinematics (E-scheme sum P)\n:   ``j_pt = |P_T|``,\n    ``j_mass``." in out
     assert "* a list item\n  continued" in out
     assert "Literal:\n\n    code()" in out
+
+
+def test_rst_code_block_directives_become_fenced_blocks():
+    convert = _converter()
+    out = convert("""A space::
+
+.. code-block:: yaml
+
+    settings:
+      lr:
+        - {when: {optimizer: adam}, type: float}
+
+After.
+""")
+    assert "```yaml\nsettings:\n  lr:\n    - {when: {optimizer: adam}, type: float}\n```" in out
+    assert "code-block" not in out and ":   " not in out  # no directive left, no definition list made
+    assert out.rstrip().endswith("After.")
