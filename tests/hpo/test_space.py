@@ -87,6 +87,7 @@ def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
     ("dnn", "settings: {learning_rate: {type: float, low: 0.1, high: 1}}", "settings.learning_rate is not a tagger"),
     ("dnn", "hparams: {width: {type: int, low: 1, high: 2}}", "hparams.width is not a dnn hyperparameter"),
     ("gan", "hparams: {hidden: {type: int, low: 1, high: 2}}", "NET.KEY with NET one of"),
+    ("gan", "settings: {lr: {type: float, low: 1e-4, high: 1e-2}}", "a GAN trains with lr_g and lr_d"),
     ("jedinet", "settings: {model: {choices: [dnn, gru]}}", "settings.model is not a tagger setting"),
 ])
 def test_spaces_naming_what_the_model_lacks_are_refused(model, text, message):

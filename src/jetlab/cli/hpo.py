@@ -26,8 +26,8 @@ from jetlab.errors import JetlabError
 __all__ = ["register"]
 
 
-def _study_flags(p) -> None:
-    p.add_argument("--study", metavar="NAME", help="study name (default: the model's name)")
+def _study_flags(p, study_help: str) -> None:
+    p.add_argument("--study", metavar="NAME", help=study_help)
     p.add_argument("--storage", metavar="URL", help="Optuna database: sqlite:///FILE.db or "
                    "postgresql://USER@HOST:PORT/DB (default: sqlite:///<dir>/study.db)")
     p.add_argument("--dir", metavar="DIR", help="study directory: trial-<n>/ run directories and the default "
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                     "A new study stores its model, space, objectives and fixed settings; running again continues "
                     "it. Training flags (as in `jetlab tagger train` / `jetlab fastsim train`; tagger defaults "
                     "shown) fix what the space does not tune.")
-    _study_flags(p)
+    _study_flags(p, "study name (default: the model's name)")
     p.add_argument("--space", metavar="FILE.yaml", help="search space (default: the one shipped for the model, "
                    "jetlab/hpo/spaces/<model>.yaml; JEDI-net's is the paper's)")
     p.add_argument("--objective", metavar="A[,B]", help=f"objective(s); several give a Pareto front: {objectives} "
@@ -81,7 +81,7 @@ def register(subparsers) -> None:
         "report", help="best trials, optimisation history, importances, Pareto front",
         description="Write OUT/best_trials.md and .json (with the command that retrains each), history.png, "
                     "importances.png, pareto.png (several objectives) and intermediate.png (per-epoch numbers).")
-    _study_flags(p)
+    _study_flags(p, "name of the study to report on (required)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--top", type=int, default=5, metavar="K", help="best trials listed (one objective; default 5)")
     p.set_defaults(run=_report)

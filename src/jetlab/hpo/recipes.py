@@ -88,6 +88,8 @@ def check_space(space, recipe: Recipe, model: str, particles: int) -> None:
             known = sorted(f for f in fields if f not in ("model", "hparams") and not f.endswith("_options"))
             raise JetlabError(f"{space.source}: settings.{p.key} is not a {recipe.name} setting that can be tuned; "
                               f"known: {', '.join(known)}")
+        if recipe.name == "generator" and model == "gan" and p.key == "lr":
+            raise JetlabError(f"{space.source}: settings.lr: a GAN trains with lr_g and lr_d; tune those instead")
     for p in space.section("hparams"):
         _hparam_field(recipe, p.key)
         if recipe.name == "tagger":
