@@ -1,18 +1,12 @@
 """``python -m jetlab`` — the same as the ``jetlab`` console script.
 
 This is what ``torchrun -m jetlab tagger train ...`` and
-``mpiexec -n K python -m jetlab ...`` run.
-
-Under MPICH's mpiexec each rank runs the command as the child of a small supervisor, so
-that one rank killed by a signal does not end the others (:mod:`jetlab.distributed.supervise`).
+``mpiexec -n K python -m jetlab ...`` run. Under MPICH's mpiexec each rank runs the command
+as the child of a small supervisor, so that one rank killed by a signal does not end the
+others (:func:`jetlab.cli.main.entry`, :mod:`jetlab.distributed.supervise`).
 """
 
 if __name__ == "__main__":
-    from jetlab.distributed.supervise import run
+    from jetlab.cli.main import entry
 
-    def main() -> int:
-        from jetlab.cli.main import main as cli_main
-
-        return cli_main()
-
-    raise SystemExit(run(main))
+    raise SystemExit(entry())

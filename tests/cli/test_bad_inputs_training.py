@@ -82,6 +82,8 @@ CASES = [
     BadInput("train-negative-batch", (*TRAIN, "--batch-size", "-5"), "batch-size must be a positive integer"),
     BadInput("train-word-epochs", (*TRAIN, "--epochs", "x"), "--epochs expects int, got 'x'"),
     BadInput("train-zero-lr", (*TRAIN, "--lr", "0"), "lr must be positive"),
+    BadInput("train-gem-sync-every", (*TRAIN, "--strategy", "gem", "--sync-every", "4"),
+             "gem exchanges with the master after every update"),
     BadInput("train-lr-factor", (*TRAIN, "--lr-factor", "2"), "lr-factor must be in (0, 1)"),
     BadInput("train-zero-threads", (*TRAIN, "--threads", "0"), "threads must be at least 1"),
     BadInput("train-zero-particles", (*TRAIN, "--particles", "0"), "particles must be at least 1"),

@@ -39,10 +39,11 @@ def _env() -> dict:
     return env
 
 
-def launch(n: int, *args: str, survive: bool = True) -> subprocess.Popen:
-    """``mpiexec [-disable-auto-cleanup] -n N python -m jetlab ARGS`` in the background."""
-    command = [MPIEXEC, *(["-disable-auto-cleanup"] if survive else []), "-n", str(n), sys.executable, "-m",
-               "jetlab", *args]
+def launch(n: int, *args: str, survive: bool = True, console_script: bool = False) -> subprocess.Popen:
+    """``mpiexec [-disable-auto-cleanup] -n N python -m jetlab ARGS`` in the background
+    (``console_script``: the ``jetlab`` script instead of ``python -m jetlab``)."""
+    program = [str(Path(sys.executable).parent / "jetlab")] if console_script else [sys.executable, "-m", "jetlab"]
+    command = [MPIEXEC, *(["-disable-auto-cleanup"] if survive else []), "-n", str(n), *program, *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
 
 
@@ -134,8 +135,9 @@ def test_sub_masters_cut_the_messages_the_top_master_receives(tiny_jets_dir, tmp
 
 def test_a_worker_killed_mid_training_does_not_end_the_run(tiny_jets_dir, tmp_path):
     run = tmp_path / "kill"
+    # the console script, like python -m jetlab, runs each rank under the supervisor
     process = launch(4, *tagger(tiny_jets_dir, run, "--epochs", "20", "--batch-size", "4", "--strategy", "downpour",
-                                "--worker-timeout", "5", "--patience", "0"))
+                                "--worker-timeout", "5", "--patience", "0"), console_script=True)
     wait_for(run / "checkpoint.pt", process)
     victims = pids_of(run, rank=2)
     assert len(victims) == 1

@@ -12,7 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from jetlab.distributed.env import DistContext, detect_launcher, free_port, init_distributed
+from jetlab.distributed.env import DistContext, detect_launcher, free_port, init_distributed, relaunch_prefix
 from jetlab.models.vae import SetVAE
 from jetlab.training.batches import ShardedBatches, TensorSource
 from jetlab.training.engine import Engine
@@ -119,13 +119,17 @@ def test_launcher_detection_reads_torchrun_and_mpi_variables(monkeypatch):
                  "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMIX_SIZE", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     assert detect_launcher() == ("none", 0, 1, 0)
+    assert relaunch_prefix() == ""
     monkeypatch.setenv("PMI_RANK", "3")
     monkeypatch.setenv("PMI_SIZE", "4")
     assert detect_launcher() == ("mpi", 3, 4, 3)
+    # the resume hint reruns the job under the same launcher and size
+    assert relaunch_prefix() == "mpiexec -disable-auto-cleanup -n 4 python -m "
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert detect_launcher() == ("torchrun", 1, 2, 1)
+    assert relaunch_prefix() == "torchrun --standalone --nproc_per_node=2 -m "
 
 
 MPI_SCRIPT = """

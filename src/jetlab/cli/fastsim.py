@@ -115,7 +115,9 @@ def _train(args) -> int:
     print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {args.out}"
           + (f" ({numbers})" if numbers else ""))
     if not result["finished"]:
-        print(f"stopped before the end; continue with: jetlab fastsim train --out {args.out} --resume")
+        from jetlab.distributed.env import relaunch_prefix
+
+        print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab fastsim train --out {args.out} --resume")
     if result.get("final_metrics"):
         from jetlab.metrics.generation import format_metrics_table
 

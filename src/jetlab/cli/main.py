@@ -75,5 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> int:
+    """The ``jetlab`` console script and ``python -m jetlab``: :func:`main`, run by each rank
+    under a small supervisor where MPICH's mpiexec started it, so that one rank killed by a
+    signal does not end the others (:mod:`jetlab.distributed.supervise`)."""
+    from jetlab.distributed.supervise import run
+
+    return run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -101,7 +101,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{config.model}: test accuracy {metrics['accuracy']:.3f}; AUC {aucs}; "
               f"{metrics['epochs_run']} epochs in {metrics['training_time_s']:.1f} s -> {out}/metrics.json")
     elif _is_main():
-        print(f"stopped before the end; continue with: jetlab tagger train --out {out} --resume")
+        from jetlab.distributed.env import relaunch_prefix
+
+        print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab tagger train --out {out} --resume")
     return 0
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from jetlab.errors import JetlabError
 
-__all__ = ["DistContext", "detect_launcher", "init_distributed", "free_port", "mpi_group"]
+__all__ = ["DistContext", "detect_launcher", "init_distributed", "free_port", "mpi_group", "relaunch_prefix"]
 
 #: the mpi4py communicator that init_distributed forms its group from (None: the world); see mpi_group
 _GROUP_COMM = None
@@ -62,6 +62,18 @@ def detect_launcher() -> tuple[str, int, int, int]:
         local = _env_int("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK")
         return "mpi", rank, world, rank if local is None else local
     return "none", 0, 1, 0
+
+
+def relaunch_prefix() -> str:
+    """The launcher part of a command that reruns this job the way it was started (for the
+    "continue with ... --resume" hints): ``""`` for one process, else e.g.
+    ``"mpiexec -disable-auto-cleanup -n 3 python -m "``, to be followed by ``jetlab ...``."""
+    launcher, _, world, _ = detect_launcher()
+    if launcher == "torchrun":
+        return f"torchrun --standalone --nproc_per_node={world} -m "
+    if launcher == "mpi":
+        return f"mpiexec -disable-auto-cleanup -n {world} python -m "
+    return ""
 
 
 def free_port() -> int:
