@@ -134,6 +134,7 @@ def test_bad_requests_are_one_line_errors(tmp_path, trial_flags, capsys, flags, 
     assert main(["hpo", "run", "--study", "e", "--dir", str(tmp_path), "--trials", "1"] + trial_flags + flags) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error
+    assert not (tmp_path / "study.db").exists()  # a refused new study leaves no database behind
 
 
 def test_a_report_of_no_study_and_a_missing_optuna_are_one_line_errors(tmp_path, capsys, monkeypatch):

@@ -135,7 +135,7 @@ def _request(args, study_dir: Path):
     """The study spec this command asks for, as a function of the stored one (None: new study)."""
     from jetlab.hpo.recipes import check_space, recipe_for
     from jetlab.hpo.space import SearchSpace
-    from jetlab.hpo.study import StudySpec
+    from jetlab.hpo.study import StudySpec, make_sampler
     from jetlab.utils.config import load_config
 
     def request(stored):
@@ -162,6 +162,7 @@ def _request(args, study_dir: Path):
                          sampler=args.sampler or "tpe", pruner=args.pruner or pruner,
                          dir=str(study_dir.resolve()))
         spec.directions  # noqa: B018 -- checks the objectives
+        make_sampler(spec.sampler, n_objectives=len(objectives))  # checks the sampler suits them
         if spec.pruner != "none" and len(objectives) > 1:
             raise JetlabError("--pruner: pruning needs a single objective (Optuna cannot prune multi-objective trials)")
         return spec
@@ -191,7 +192,10 @@ def _run(args: argparse.Namespace) -> int:
                             timeout_s=None if args.timeout_min is None else 60 * args.timeout_min)
     if args.heartbeat < 0:
         raise JetlabError(f"--heartbeat must be >= 0, got {args.heartbeat}")
-    summary = run_study(name, storage, _request(args, study_dir), options)
+    request = _request(args, study_dir)
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+        request(None)  # a new study: refuse a bad space or setting before the database file is made
+    summary = run_study(name, storage, request, options)
     if summary is None:
         return 0
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["counts"].items())) or "no trials"
