@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jetlab.physics import energy_correlators as ecf
 from jetlab.physics import substructure as sub
 from jetlab.errors import JetlabError
 from jetlab.io.layout import HLF_FEATURES, JET_FEATURES
@@ -244,8 +245,8 @@ def test_large_jets_without_index_tables_agree(monkeypatch):
     """Above the table limit the triple indices are computed per chunk: same result."""
     p4 = random_jet(np.random.default_rng(18), 40)
     with_tables = sub.jet_substructure(p4)
-    monkeypatch.setattr(sub._ENUMERATION, "table_limit", 10)
-    monkeypatch.setattr(sub, "_TRIPLE_CHUNK", 997)         # many chunks, cut inside blocks
+    monkeypatch.setattr(ecf._ENUMERATION, "table_limit", 10)
+    monkeypatch.setattr(ecf, "_TRIPLE_CHUNK", 997)         # many chunks, cut inside blocks
     np.testing.assert_allclose(sub.jet_substructure(p4), with_tables, rtol=1e-5)
     fast = sub.energy_correlation_observables(p4)
     for name, value in oracle_ecf_observables(p4).items():

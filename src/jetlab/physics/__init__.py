@@ -1,7 +1,9 @@
 """Jet physics in one place: kinematics (:mod:`.kinematics`: Δφ, ΔR, relative coordinates ↔
 four-vectors, relative jet mass, image binning; numpy and torch), the hls4ml per-particle
 features and jet images (:mod:`.particles`) and the substructure observables
-(:mod:`.substructure`: N-subjettiness, energy correlators, groomed masses)."""
+(:mod:`.substructure`: N-subjettiness, energy correlators, groomed masses; its reference
+path in :mod:`.substructure_fastjet`, :mod:`.energy_correlators` and :mod:`.constituents`,
+its compiled path in :mod:`.substructure_fast`)."""
 
 from jetlab.physics.kinematics import (
     RelativeJet,

@@ -14,7 +14,7 @@ FastJet 3.4 does them, so the two paths agree to rounding:
   ``R_cut = 0.5 * 2 m / pT`` of the jet, C/A at R = 1000;
 * trimming: ``Filter(kT R = 0.2, SelectorPtFractionMin(0.03))`` = the kT R = 0.2 inclusive
   subjets with ``pT^2 >= 0.03^2 pT_jet^2``, summed;
-* soft drop: the walk of :func:`jetlab.physics.substructure._soft_drop_walk`;
+* soft drop: the walk of :func:`jetlab.physics.substructure_fastjet._soft_drop_walk`;
 * N-subjettiness axes: the kT (R = 1000) jets left after ``n - N`` merges
   (``exclusive_jets(N)``);
 * energy correlators: one float64 pass over the triples ``i < j < k`` (innermost loop over
@@ -232,7 +232,7 @@ def leaves(parent1, parent2, start, m, out):
 
 @njit
 def soft_drop(mom, rap, phi, kt2, parent1, parent2, root, betas, z_cut, r0):
-    """Groomed node per beta (the walk of substructure._soft_drop_walk)."""
+    """Groomed node per beta (the walk of substructure_fastjet._soft_drop_walk)."""
     result = np.full(len(betas), -1, np.int64)
     current = root
     while True:
