@@ -123,3 +123,23 @@ def test_train_without_data_says_it_generates_the_default_set_once(tmp_path):
     second = train("again")  # the set is cached now: no notice
     assert second.returncode == 0, second.stderr
     assert "no --data given" not in second.stderr
+
+
+def test_compare_pairs_runs_only_when_they_were_scored_on_the_same_jets(tmp_path):
+    import numpy as np
+
+    from jetlab.training.tagger_eval import _paired_differences
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "predictions.npz", labels=labels, probs=rng.dirichlet(np.ones(3), labels.size))
+    folders = [tmp_path / "a", tmp_path / "b"]
+    same = {"data": "/jets", "dataset_sizes": {"test": 60}, "n_jets": 60}
+    (line,) = _paired_differences(["a", "b"], folders, [same, same])
+    assert line.startswith("mean AUC minus a's on the same jets") and "b " in line
+    # same labels in the same order but another data set (e.g. another generator seed): not paired
+    other = {**same, "data": "/other-jets"}
+    assert _paired_differences(["a", "b"], folders, [same, other]) == [
+        "no paired comparison: the runs were not scored on the same test jets"]

@@ -42,7 +42,10 @@ def _env() -> dict:
 def launch(n: int, *args: str, survive: bool = True, console_script: bool = False) -> subprocess.Popen:
     """``mpiexec [-disable-auto-cleanup] -n N python -m jetlab ARGS`` in the background
     (``console_script``: the ``jetlab`` script instead of ``python -m jetlab``)."""
-    program = [str(Path(sys.executable).parent / "jetlab")] if console_script else [sys.executable, "-m", "jetlab"]
+    script = Path(sys.executable).parent / "jetlab"
+    if console_script and (not script.is_file() or "entry" not in script.read_text()):
+        pytest.fail(f"{script} is missing or out of date (it must call jetlab.cli.main:entry): pip install -e .")
+    program = [str(script)] if console_script else [sys.executable, "-m", "jetlab"]
     command = [MPIEXEC, *(["-disable-auto-cleanup"] if survive else []), "-n", str(n), *program, *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
 

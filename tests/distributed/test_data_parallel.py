@@ -115,21 +115,27 @@ def test_two_gloo_processes_with_batch_b_match_one_process_with_batch_2b(tmp_pat
 
 
 def test_launcher_detection_reads_torchrun_and_mpi_variables(monkeypatch):
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK",
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK",
                  "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMIX_SIZE", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     assert detect_launcher() == ("none", 0, 1, 0)
     assert relaunch_prefix() == ""
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")  # Open MPI: no -disable-auto-cleanup
+    assert relaunch_prefix() == f"mpiexec -n 4 {sys.executable} -m "
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
     monkeypatch.setenv("PMI_RANK", "3")
     monkeypatch.setenv("PMI_SIZE", "4")
     assert detect_launcher() == ("mpi", 3, 4, 3)
     # the resume hint reruns the job under the same launcher and size
-    assert relaunch_prefix() == "mpiexec -disable-auto-cleanup -n 4 python -m "
+    assert relaunch_prefix() == f"mpiexec -disable-auto-cleanup -n 4 {sys.executable} -m "
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert detect_launcher() == ("torchrun", 1, 2, 1)
     assert relaunch_prefix() == "torchrun --standalone --nproc_per_node=2 -m "
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # two nodes of four
+    assert relaunch_prefix().startswith("torchrun --nnodes=2 --nproc_per_node=4 ")
 
 
 MPI_SCRIPT = """

@@ -129,6 +129,7 @@ def test_latency_is_the_measured_forward_time_of_the_trained_model(tmp_path, tri
     (["--lr-g", "0.1"], "--lr-g is not a tagger setting"),
     (["--ranks-per-trial", "2"], "needs mpiexec"),
     (["--space", "missing.yaml"], "missing.yaml: no such search-space file"),
+    (["--sampler", "nsga2", "--population", "1"], "--population must be at least 2"),
 ])
 def test_bad_requests_are_one_line_errors(tmp_path, trial_flags, capsys, flags, message):
     assert main(["hpo", "run", "--study", "e", "--dir", str(tmp_path), "--trials", "1"] + trial_flags + flags) == 2

@@ -192,6 +192,8 @@ def _run(args: argparse.Namespace) -> int:
                             timeout_s=None if args.timeout_min is None else 60 * args.timeout_min)
     if args.heartbeat < 0:
         raise JetlabError(f"--heartbeat must be >= 0, got {args.heartbeat}")
+    if args.population is not None and args.population < 2:
+        raise JetlabError(f"--population must be at least 2, got {args.population}")
     request = _request(args, study_dir)
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
         request(None)  # a new study: refuse a bad space or setting before the database file is made

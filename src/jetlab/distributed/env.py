@@ -30,6 +30,7 @@ import dataclasses
 import datetime
 import os
 import socket
+import sys
 from typing import Any
 
 from jetlab.errors import JetlabError
@@ -70,9 +71,13 @@ def relaunch_prefix() -> str:
     ``"mpiexec -disable-auto-cleanup -n 3 python -m "``, to be followed by ``jetlab ...``."""
     launcher, _, world, _ = detect_launcher()
     if launcher == "torchrun":
-        return f"torchrun --standalone --nproc_per_node={world} -m "
+        per_node = _env_int("LOCAL_WORLD_SIZE") or world
+        if per_node == world:
+            return f"torchrun --standalone --nproc_per_node={world} -m "
+        return f"torchrun --nnodes={world // per_node} --nproc_per_node={per_node} <rendezvous options> -m "
     if launcher == "mpi":
-        return f"mpiexec -disable-auto-cleanup -n {world} python -m "
+        hydra = _env_int("PMI_SIZE") is not None  # MPICH's mpiexec; Open MPI's has no -disable-auto-cleanup
+        return f"mpiexec {'-disable-auto-cleanup ' if hydra else ''}-n {world} {sys.executable} -m "
     return ""
 
 

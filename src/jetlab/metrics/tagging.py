@@ -233,7 +233,9 @@ def paired_mean_auc_difference(labels: np.ndarray, probs_a: np.ndarray, probs_b:
     The error is the standard deviation of the difference over ``n_resamples`` bootstrap
     resamples of the jets, each drawn once and applied to both taggers (Efron and Tibshirani,
     *An Introduction to the Bootstrap*, 1993, ch. 6): the fluctuation that both taggers see
-    cancels, so the error is much smaller than the two unpaired AUC errors combined.
+    cancels, so the error is much smaller than the two unpaired AUC errors combined. Each
+    class is resampled on its own (a stratified bootstrap), so every resample holds every
+    class with its number of jets, as the AUC errors assume.
     Returns ``(difference, error)``.
     """
     labels = np.asarray(labels).ravel()
@@ -243,8 +245,9 @@ def paired_mean_auc_difference(labels: np.ndarray, probs_a: np.ndarray, probs_b:
                          "the same jets")
     observed = mean_auc(labels, probs_a) - mean_auc(labels, probs_b)
     rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     differences = np.empty(n_resamples)
     for i in range(n_resamples):
-        sample = rng.integers(0, labels.size, labels.size)
+        sample = np.concatenate([rng.choice(members, members.size) for members in by_class])
         differences[i] = mean_auc(labels[sample], probs_a[sample]) - mean_auc(labels[sample], probs_b[sample])
     return observed, float(differences.std(ddof=1))

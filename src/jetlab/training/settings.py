@@ -110,9 +110,6 @@ def validate_settings(config: TrainSettings, source: str = "options") -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise JetlabError(f"{source}: {name.replace('_', '-')} must be a positive integer, got {value!r}")
-    if config.strategy == "gem" and config.sync_every != 1:
-        raise JetlabError(f"{source}: gem exchanges with the master after every update; sync-every applies to "
-                          "downpour and easgd")
     if config.elastic_alpha is not None and not 0 < config.elastic_alpha < 1:
         raise JetlabError(f"{source}: elastic-alpha must be in (0, 1), got {config.elastic_alpha}")
     if not config.gem_kappa > 0 or not config.worker_timeout > 0:

@@ -113,20 +113,24 @@ def _mean_auc_with_error(metrics: dict, class_names) -> tuple[float | None, floa
     return float(np.mean(aucs)), float(np.sqrt(np.sum(np.square(errors)))) / len(errors)
 
 
-def _paired_differences(labels: Sequence[str], folders: Sequence[Path]) -> list[str]:
+def _paired_differences(labels: Sequence[str], folders: Sequence[Path], metrics: Sequence[dict]) -> list[str]:
     """Lines giving each run's mean AUC minus the first run's, with the paired-bootstrap error,
-    when every run has predictions for the same test jets (else nothing)."""
+    when every run was scored on the same test jets (same data, split sizes and labels); else
+    a line saying why there is no paired comparison."""
     from jetlab.metrics.tagging import paired_mean_auc_difference
 
+    if len(folders) < 2:
+        return []
+    same_data = {json.dumps([m.get("data"), m.get("dataset_sizes"), m.get("n_jets")]) for m in metrics}
     predictions = []
     for folder in folders:
         if not (folder / "predictions.npz").is_file():
-            return []
+            return [f"no paired comparison: {folder} has no predictions.npz"]
         with np.load(folder / "predictions.npz") as data:
             predictions.append((data["labels"], data["probs"]))
     reference_labels, reference_probs = predictions[0]
-    if any(not np.array_equal(lab, reference_labels) for lab, _ in predictions[1:]) or len(predictions) < 2:
-        return []
+    if len(same_data) > 1 or any(not np.array_equal(lab, reference_labels) for lab, _ in predictions[1:]):
+        return ["no paired comparison: the runs were not scored on the same test jets"]
     lines = [f"mean AUC minus {labels[0]}'s on the same jets (paired bootstrap, {PAIRED_RESAMPLES} resamples): "]
     parts = []
     for label, (_, probs) in zip(labels[1:], predictions[1:]):
@@ -191,7 +195,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
     errors = [_auc_error(m0, c) for c in class_names]
     lines.append("± on mean AUC: the per-class AUC errors (Hanley–McNeil) combined as if independent; per-class "
                  f"errors of {labels[0]}: " + ", ".join(f"{c} {_fmt(e)}" for c, e in zip(class_names, errors)))
-    lines.extend(_paired_differences(labels, [where for _, where, _ in rows]))
+    lines.extend(_paired_differences(labels, [where for _, where, _ in rows], [m for _, _, m in rows]))
     table = "\n".join(lines)
 
     if out is not None:
