@@ -42,10 +42,9 @@ import json
 import math
 import os
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from jetlab.errors import InputError, JetlabError
+from jetlab.errors import JetlabError
 
 __all__ = ["Param", "SearchSpace", "packaged_spaces"]
 
@@ -192,16 +191,9 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SearchSpace":
-        import yaml
+        from jetlab.utils.config import read_yaml
 
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(path, "no such search-space file")
-        try:
-            values = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
-        return cls.from_dict(values, str(path))
+        return cls.from_dict(read_yaml(path, what="search-space file"), str(path))
 
     @classmethod
     def packaged(cls, model: str) -> "SearchSpace":

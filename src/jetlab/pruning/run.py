@@ -51,6 +51,7 @@ from jetlab.pruning.masks import SCOPES, initial_state, make_permanent, prune_by
 from jetlab.pruning.schedule import SCHEDULES, check_sparsity, sparsity_schedule
 from jetlab.pruning.weights import model_file_sparsity
 from jetlab.training.settings import setting
+from jetlab.utils.config import read_json
 
 __all__ = ["AUC_TOLERANCE", "PruneConfig", "prune_tagger"]
 
@@ -120,12 +121,10 @@ def source_run(run: str | os.PathLike) -> tuple[dict, dict]:
         raise InputError(run, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
     info = _model_file(run / "model.pt")
     try:
-        metrics = json.loads((run / "metrics.json").read_text())
+        metrics = read_json(run / "metrics.json")
     except FileNotFoundError:
         raise InputError(run, "holds no finished training run (no metrics.json): finish it first with "
                               f"`jetlab tagger train --out {run} --resume`") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(run / "metrics.json", f"not valid JSON ({exc.msg})") from None
     return info, metrics
 
 

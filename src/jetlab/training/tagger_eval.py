@@ -149,6 +149,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
     ``eval_name`` compares RUN/eval-<eval_name>/ results instead of the test split.
     """
     from jetlab.metrics.tagging import one_vs_rest_rocs
+    from jetlab.utils.config import read_json
     from jetlab.viz.tagging import plot_roc_comparison
 
     rows = []
@@ -158,11 +159,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
         metrics_path = where / "metrics.json"
         if not metrics_path.is_file():
             raise InputError(where, "no metrics.json (train the run to the end, or `jetlab tagger evaluate` it first)")
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(metrics_path, f"not valid JSON ({exc.msg})") from None
-        rows.append((run, where, metrics))
+        rows.append((run, where, read_json(metrics_path)))
     class_names = rows[0][2]["class_names"]
     labels = [f"{m.get('model', r.name)} ({r.name})" if r.name != m.get("model") else r.name for r, _, m in rows]
 

@@ -1,4 +1,5 @@
-"""Dataclass configs that load from YAML and reject unknown keys.
+"""Dataclass configs that load from YAML and reject unknown keys; reading a user's YAML or
+JSON file with one-line errors (:func:`read_yaml`, :func:`read_json`).
 
 Every run writes its full config as ``config.yaml``; ``--config FILE.yaml`` loads one
 back. A key the dataclass does not know is an error naming the file and the key
@@ -8,6 +9,7 @@ back. A key the dataclass does not know is an error naming the file and the key
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +17,7 @@ from typing import Any, TypeVar
 from jetlab.errors import InputError, JetlabError
 from jetlab.utils.atomic import atomic_write_text
 
-__all__ = ["config_from_dict", "load_config", "save_config"]
+__all__ = ["config_from_dict", "load_config", "read_json", "read_yaml", "save_config"]
 
 T = TypeVar("T")
 
@@ -31,16 +33,32 @@ def config_from_dict(cls: type[T], values: dict[str, Any], *, source: str = "con
     return cls(**values)
 
 
-def load_config(cls: type[T], path: str | os.PathLike) -> T:
+def read_yaml(path: str | os.PathLike, *, what: str) -> Any:
+    """The contents of the YAML file ``path``; :class:`InputError` "no such <what>" when it is
+    missing, "not valid YAML (...)" when it does not parse."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "no such config file")
+        raise InputError(path, f"no such {what}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The contents of the JSON file ``path``; :class:`InputError` when it does not parse (a
+    missing file raises ``FileNotFoundError``, for the caller to explain)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON ({exc.msg})") from None
+
+
+def load_config(cls: type[T], path: str | os.PathLike) -> T:
+    values = read_yaml(path, what="config file") or {}
     return config_from_dict(cls, values, source=str(path))
 
 
