@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from jetlab.io import open_jets
-from jetlab.data.generate import JetGenerator, generate_dataset
+from jetlab.data.driver import _block_images
+from jetlab.data.generate import GeneratorSettings, JetGenerator, dense_images, generate_dataset, match_to_targets, sparse_images
 from jetlab.data.summary import half_sample_mode
 from jetlab.io.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
 
@@ -106,7 +107,70 @@ def test_same_seed_gives_the_same_jets_whatever_the_workers(tmp_path):
     a, b, c = (open_jets(f[0]).files[0] for f in (one, two, other))
     np.testing.assert_array_equal(a.read("jetConstituentList"), b.read("jetConstituentList"))
     np.testing.assert_array_equal(a.read("jets"), b.read("jets"))
+    np.testing.assert_array_equal(a.read("jetImage"), b.read("jetImage"))  # sparse between processes
     assert not np.array_equal(a.read("jets"), c.read("jets"))
+
+
+def test_sparse_images_round_trip(tiny_jets_dir):
+    images = open_jets(tiny_jets_dir).read(np.arange(50), "image")
+    assert 0 < (images > 0).mean() < 0.05
+    pixels = [np.flatnonzero(image) for image in images]
+    block = sparse_images(pixels, [image.ravel()[p] for image, p in zip(images, pixels)])
+    np.testing.assert_array_equal(dense_images(block["image_count"], block["image_pixel"], block["image_value"]), images)
+    np.testing.assert_array_equal(_block_images(block), images)
+    # a block written by a jetlab from before sparse images (dense "images") is read as it is
+    np.testing.assert_array_equal(_block_images({"images": images}), images)
+
+
+def _match_one_event_at_a_time(jet_p4, jet_event, target_p, target_event, s):
+    """The matching rule written out event by event, target by target (test oracle)."""
+    def eta_phi(p):
+        pt = np.hypot(p[0], p[1])
+        return pt, np.arcsinh(p[2] / pt), np.arctan2(p[1], p[0])
+
+    out = []
+    for event in np.unique(target_event):
+        jets = np.flatnonzero(jet_event == event)
+        used = set()
+        for t in np.flatnonzero(target_event == event):
+            t_pt, t_eta, t_phi = eta_phi(target_p[t])
+            best, best_dr = None, np.inf
+            for j in jets:
+                _, eta, phi = eta_phi(jet_p4[j])
+                dphi = (phi - t_phi + np.pi) % (2 * np.pi) - np.pi
+                dr = np.hypot(eta - t_eta, dphi)
+                if dr < best_dr:
+                    best, best_dr = j, dr
+            if best is None or best_dr >= s.match_radius or best in used:
+                continue
+            used.add(best)
+            pt, eta, _ = eta_phi(jet_p4[best])
+            if s.jet_pt_min < pt < s.jet_pt_max and abs(eta) < s.jet_abs_eta_max:
+                out.append((int(t), int(best), float(t_pt)))
+    return out
+
+
+def test_matching_agrees_with_an_event_by_event_oracle():
+    rng = np.random.default_rng(4)
+    s = GeneratorSettings()
+    n_jets, n_targets = 400, 160
+    def momenta(n, pt_low, pt_high):
+        pt, eta, phi = rng.uniform(pt_low, pt_high, n), rng.uniform(-3.5, 3.5, n), rng.uniform(-np.pi, np.pi, n)
+        return np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta) + 5.0], axis=1)
+    jet_p4 = momenta(n_jets, 500, 1400)
+    jet_event = np.sort(rng.integers(0, 60, n_jets))
+    target_event = np.sort(rng.integers(0, 70, n_targets))          # some events without jets
+    target_p = momenta(n_targets, 700, 1300)
+    # targets next to a jet of their event (often two next to the same jet)
+    for t in range(0, n_targets, 2):
+        jets = np.flatnonzero(jet_event == target_event[t])
+        if len(jets):
+            target_p[t] = jet_p4[jets[0]] * 1.01
+    got = list(match_to_targets(jet_p4, jet_event, target_p, target_event, s))
+    expected = _match_one_event_at_a_time(jet_p4, jet_event, target_p, target_event, s)
+    assert len(expected) > 20
+    assert [(t, j) for t, j, _ in got] == [(t, j) for t, j, _ in expected]
+    np.testing.assert_allclose([x[2] for x in got], [x[2] for x in expected], rtol=1e-12)
 
 
 @pytest.mark.slow

@@ -44,6 +44,9 @@ def dask_results(todo: list[tuple], where: tuple):
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster)
+            from jetlab.physics.substructure_fast import skip_numba_extensions
+
+            client.run(skip_numba_extensions)  # workers started here run nothing else
         else:
             client = distributed.Client(value, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:

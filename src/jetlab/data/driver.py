@@ -286,6 +286,9 @@ def _worker_init(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # the parent died before prctl
         os._exit(1)
+    from jetlab.physics.substructure_fast import skip_numba_extensions
+
+    skip_numba_extensions()
 
     def watch_parent() -> None:
         while True:
@@ -312,7 +315,7 @@ def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
         final,
         np.concatenate([p["constituents"] for p in parts]),
         np.concatenate([p["jets"] for p in parts]),
-        np.concatenate([p["images"] for p in parts]),
+        np.concatenate([_block_images(p) for p in parts]),
         attrs={
             "generator": "pythia8mc " + pythia_version(),
             "seed": seed,
@@ -322,6 +325,14 @@ def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
     )
     for t in tasks:
         Path(t[6]).unlink()
+
+
+def _block_images(block) -> np.ndarray:
+    from jetlab.data.generate import dense_images
+
+    if "images" in block:  # a block left by a jetlab from before sparse images
+        return block["images"]
+    return dense_images(block["image_count"], block["image_pixel"], block["image_value"])
 
 
 def _complete(path: Path, n_expected: int, opener) -> bool:

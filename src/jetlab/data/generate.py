@@ -39,17 +39,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from jetlab.errors import JetlabError
-from jetlab.io.layout import CLASS_NAMES
+from jetlab.io.layout import CLASS_NAMES, IMAGE_PIXELS
 from jetlab.io.manifest import BLOCK_JETS
-from jetlab.physics.kinematics import delta_r
+from jetlab.physics.kinematics import delta_r, pt_eta_phi
 
 __all__ = [
     "BLOCK_JETS",
     "GeneratorSettings",
     "JetGenerator",
     "block_seed",
+    "dense_images",
     "pythia_settings",
     "run_block",
+    "sparse_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,12 +133,12 @@ class JetGenerator:
         self.jet_definition = fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_radius)
 
     def generate(self, n_jets: int, seed: int) -> dict[str, np.ndarray]:
-        """``n_jets`` matched jets: {"constituents", "jets", "images"} arrays, and "events",
-        the number of Pythia events they took."""
+        """``n_jets`` matched jets: {"constituents", "jets"} arrays, the jet images in the
+        sparse form of :func:`sparse_images`, and "events", the number of Pythia events they took."""
         from jetlab.physics.particles import jet_arrays
 
         self.pythia.rndm.init(seed)
-        cons, rows, images = [], [], []
+        cons, rows, pixels, values = [], [], [], []
         events = 0
         while len(rows) < n_jets:
             # ask for about as many events as the remaining jets need (Pythia's event
@@ -146,8 +148,10 @@ class JetGenerator:
             batch = self.pythia.nextBatch(max(1, min(EVENTS_PER_BATCH, wanted)))
             used = len(batch)
             for event, p4, truth_pt in self.matched_jets(batch):
-                c, r, im = jet_arrays(p4, self.n_particles, label=self.label, truth_pt=truth_pt)
-                cons.append(c), rows.append(r), images.append(im)
+                c, r, image = jet_arrays(p4, self.n_particles, label=self.label, truth_pt=truth_pt)
+                cons.append(c), rows.append(r)
+                pixels.append(np.flatnonzero(image))
+                values.append(image.ravel()[pixels[-1]])
                 if len(rows) == n_jets:
                     used = event + 1  # the rest of the batch is discarded
                     break
@@ -155,7 +159,7 @@ class JetGenerator:
         return {
             "constituents": np.stack(cons),
             "jets": np.stack(rows),
-            "images": np.stack(images),
+            **sparse_images(pixels, values),
             "events": np.int64(events),
         }
 
@@ -178,10 +182,7 @@ class JetGenerator:
 
     def matched_jets(self, batch):
         """Yield (event number in the batch, constituent four-momenta (n, 4), matched object's pT) per selected jet."""
-        import awkward as ak
         import fastjet
-
-        from jetlab.physics.kinematics import pt_eta_phi
 
         s = self.settings
         record = _flat_record(batch)
@@ -191,42 +192,62 @@ class JetGenerator:
         visible = np.flatnonzero((record["status"] > 0) & ~np.isin(np.abs(record["id"]), _NEUTRINOS))
         vis_p4 = record["p4"][visible]
         vis_off = np.concatenate([[0], np.cumsum(np.bincount(event_of[visible], minlength=n_events))])
-        columns = [ak.contents.NumpyArray(np.ascontiguousarray(vis_p4[:, i])) for i in range(4)]
-        momenta = ak.Array(ak.contents.ListOffsetArray(
-            ak.index.Index64(vis_off), ak.contents.RecordArray(columns, ["px", "py", "pz", "E"])
-        ))
-        sequence = fastjet.ClusterSequence(momenta, self.jet_definition)
-        jets = sequence.inclusive_jets(min_pt=0.5 * s.jet_pt_min)
-        constituents = sequence.constituent_index(min_pt=0.5 * s.jet_pt_min)
-        target_rows = self.targets(record)
-        tgt_p3 = record["p4"][target_rows, :3]
-        tgt_off = np.concatenate([[0], np.cumsum(np.bincount(event_of[target_rows], minlength=n_events))])
-
+        sequence = fastjet.ClusterSequence(_jagged_momenta(vis_p4, vis_off), self.jet_definition)
         # flat numpy views + per-event offsets: indexing awkward per event is slow
-        jet_p4, jet_off = _flat4(jets.px, jets.py, jets.pz, jets.E)
-        per_jet = ak.flatten(constituents, axis=1)
-        cons_idx = np.asarray(ak.to_numpy(ak.flatten(per_jet)), dtype=np.int64)
-        cons_off = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(per_jet)))])
+        jet_p4, jet_off = _flat_jets(sequence.inclusive_jets(min_pt=0.5 * s.jet_pt_min))
+        cons_idx, cons_off = _flat_lists(sequence.constituent_index(min_pt=0.5 * s.jet_pt_min))
+        target_rows = self.targets(record)
+        jet_event = np.repeat(np.arange(n_events), np.diff(jet_off))
+        for t, j, t_pt in match_to_targets(jet_p4, jet_event, record["p4"][target_rows], event_of[target_rows], s):
+            ev = jet_event[j]
+            idx = cons_idx[cons_off[j] : cons_off[j + 1]]
+            yield ev, vis_p4[vis_off[ev] + idx], t_pt
 
-        for ev in range(n_events):
-            jp = jet_p4[jet_off[ev] : jet_off[ev + 1]]
-            tp = tgt_p3[tgt_off[ev] : tgt_off[ev + 1]]
-            if len(jp) == 0 or len(tp) == 0:
-                continue
-            j_pt, j_eta, j_phi = pt_eta_phi(jp)
-            t_pt, t_eta, t_phi = pt_eta_phi(tp)
-            dr = delta_r(j_eta[:, None], j_phi[:, None], t_eta[None, :], t_phi[None, :])
-            used: set[int] = set()
-            for t in range(len(tp)):
-                j = int(np.argmin(dr[:, t]))
-                if dr[j, t] >= s.match_radius or j in used:
-                    continue
-                used.add(j)
-                if not (s.jet_pt_min < j_pt[j] < s.jet_pt_max and abs(j_eta[j]) < s.jet_abs_eta_max):
-                    continue
-                k = jet_off[ev] + j
-                idx = cons_idx[cons_off[k] : cons_off[k + 1]]
-                yield ev, vis_p4[vis_off[ev] + idx], float(t_pt[t])
+
+def match_to_targets(jet_p4: np.ndarray, jet_event: np.ndarray, target_p: np.ndarray, target_event: np.ndarray,
+                     settings: GeneratorSettings):
+    """Yield (target, jet, target pT) for each target whose nearest jet of the same event
+    lies within ΔR < ``match_radius``, is not the nearest jet of an earlier target, and
+    passes the jet pT and |η| window. Targets are taken in order.
+
+    jet_p4 (J, 4), jet_event (J,), target_p (T, >=3), target_event (T,); ΔR in (η, φ).
+    """
+    if len(jet_p4) == 0 or len(target_p) == 0:
+        return
+    j_pt, j_eta, j_phi = pt_eta_phi(jet_p4)
+    t_pt, t_eta, t_phi = pt_eta_phi(target_p)
+    dr = delta_r(t_eta[:, None], t_phi[:, None], j_eta[None, :], j_phi[None, :])
+    dr[target_event[:, None] != jet_event[None, :]] = np.inf
+    nearest = np.argmin(dr, axis=1)
+    distance = dr[np.arange(len(nearest)), nearest]
+    inside = (settings.jet_pt_min < j_pt) & (j_pt < settings.jet_pt_max) & (np.abs(j_eta) < settings.jet_abs_eta_max)
+    used: set[int] = set()
+    for t in np.flatnonzero(distance < settings.match_radius):
+        j = int(nearest[t])
+        if j in used:
+            continue
+        used.add(j)
+        if inside[j]:
+            yield int(t), j, float(t_pt[t])
+
+
+def sparse_images(pixels: list[np.ndarray], values: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Jet images as their non-zero pixels (a 100 x 100 image is ~99 % zeros; blocks travel
+    between processes and sit on disk in this form): per jet the flat pixel numbers
+    (row * 100 + column) and their values -> {"image_count" (N,) int32, "image_pixel" (K,)
+    int16, "image_value" (K,) float32}."""
+    return {
+        "image_count": np.array([len(p) for p in pixels], dtype=np.int32),
+        "image_pixel": np.concatenate(pixels).astype(np.int16) if pixels else np.zeros(0, np.int16),
+        "image_value": np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32),
+    }
+
+
+def dense_images(count: np.ndarray, pixel: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`sparse_images`: (N, 100, 100) float32."""
+    images = np.zeros((len(count), IMAGE_PIXELS * IMAGE_PIXELS), dtype=np.float32)
+    images[np.repeat(np.arange(len(count)), count), pixel.astype(np.int64)] = value
+    return images.reshape(len(count), IMAGE_PIXELS, IMAGE_PIXELS)
 
 
 def _flat_record(batch) -> dict[str, np.ndarray]:
@@ -244,13 +265,39 @@ def _flat_record(batch) -> dict[str, np.ndarray]:
     return out
 
 
-def _flat4(*components):
-    """Jagged per-event components -> (flat (n_total, k) float64 array, event offsets (n_events + 1,))."""
+def _jagged_momenta(p4: np.ndarray, offsets: np.ndarray):
+    """(n, 4) momenta + per-event offsets -> the awkward array of (px, py, pz, E) records FastJet takes."""
     import awkward as ak
 
-    counts = ak.to_numpy(ak.num(components[0]))
-    flat = np.stack([np.asarray(ak.to_numpy(ak.flatten(c)), dtype=np.float64) for c in components], axis=1)
-    return flat, np.concatenate([[0], np.cumsum(counts)])
+    columns = [ak.contents.NumpyArray(np.ascontiguousarray(p4[:, i])) for i in range(4)]
+    return ak.Array(ak.contents.ListOffsetArray(
+        ak.index.Index64(offsets), ak.contents.RecordArray(columns, ["px", "py", "pz", "E"])
+    ))
+
+
+def _list_layout(array):
+    """The ListOffsetArray layout of a jagged awkward array (or layout), and its offsets as int64 numpy."""
+    import awkward as ak
+
+    layout = ak.to_layout(array)
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        layout = layout.to_ListOffsetArray64(True)
+    return layout, np.asarray(layout.offsets.data, dtype=np.int64)
+
+
+def _flat_jets(jets) -> tuple[np.ndarray, np.ndarray]:
+    """Per-event jets (records px, py, pz, E) -> (flat (J, 4) float64, event offsets (events + 1,))."""
+    layout, offsets = _list_layout(jets)
+    content = layout.content
+    flat = np.stack([np.asarray(content[c].data, dtype=np.float64)[offsets[0] : offsets[-1]] for c in ("px", "py", "pz", "E")], axis=1)
+    return flat, offsets - offsets[0]
+
+
+def _flat_lists(lists) -> tuple[np.ndarray, np.ndarray]:
+    """Per-event lists of per-jet index lists -> (indices, per-jet offsets (J + 1,) into them)."""
+    outer, outer_off = _list_layout(lists)
+    inner, inner_off = _list_layout(outer.content[outer_off[0] : outer_off[-1]])
+    return np.asarray(inner.content.data, dtype=np.int64), inner_off
 
 
 # -- one block of work (run by jetlab.data.driver, locally or on Dask workers) -------------

@@ -42,6 +42,8 @@ __all__ = [
 HLS4ML_KEYS = ("jetConstituentList", "jets")
 JETNET_KEYS = ("particle_features", "jet_features")
 _COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
+#: images are ~99 % zeros: byte shuffling makes them larger and twice as slow to write
+_IMAGE_COMPRESSION = dict(compression="gzip", compression_opts=1)
 
 
 def write_hls4ml_file(path, constituents: np.ndarray, jets: np.ndarray, images: np.ndarray | None = None, *, attrs: dict | None = None) -> Path:
@@ -68,7 +70,7 @@ def write_hls4ml_file(path, constituents: np.ndarray, jets: np.ndarray, images: 
                 images = np.asarray(images, dtype=np.float32)
                 if images.shape != (n, IMAGE_PIXELS, IMAGE_PIXELS):
                     raise ValueError(f"images must be (N, {IMAGE_PIXELS}, {IMAGE_PIXELS}), got {images.shape}")
-                f.create_dataset("jetImage", data=images, chunks=(min(max(n, 1), 64), IMAGE_PIXELS, IMAGE_PIXELS), **_COMPRESSION)
+                f.create_dataset("jetImage", data=images, chunks=(min(max(n, 1), 64), IMAGE_PIXELS, IMAGE_PIXELS), **_IMAGE_COMPRESSION)
             f.create_dataset("jetFeatureNames", data=np.array(JET_FEATURES, dtype="S"))
             f.create_dataset("particleFeatureNames", data=np.array(["j1_" + n for n in PARTICLE_FEATURES], dtype="S"))
             for key, value in (attrs or {}).items():

@@ -37,7 +37,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["fast_path_applies", "substructure_values"]
+__all__ = ["fast_path_applies", "skip_numba_extensions", "substructure_values"]
 
 _TWOPI = 2.0 * math.pi
 _MAX_RAP = 1e5
@@ -56,6 +56,21 @@ def substructure_values(p4: np.ndarray) -> dict[str, float]:
     p4 = np.ascontiguousarray(p4, dtype=np.float64)
     masses, groomed_mask, taus, sums = kernel(p4)
     return {"masses": masses, "groomed": np.flatnonzero(groomed_mask), "taus": taus, "sums": sums}
+
+
+def skip_numba_extensions() -> None:
+    """Keep numba from loading the third-party extensions it finds installed, in a process
+    that only runs these kernels (jetlab's own generator workers).
+
+    Numba imports every ``numba_extensions`` entry point at the first call of any compiled
+    function, even one loaded from its cache; vector's imports sympy (~1 s per worker start
+    on the development machine). The kernels here use no extension types. No effect when
+    numba has no such switch (a future version) or the extensions are loaded already.
+    """
+    from numba.core import entrypoints
+
+    if hasattr(entrypoints, "_already_initialized"):
+        entrypoints._already_initialized = True
 
 
 njit = numba.njit(cache=True, nogil=True)
