@@ -10,6 +10,8 @@ matching, particle features, substructure, jet images and writing HDF5.
 Printed ratios:
 
 * ``per_core_ratio`` = jetlab events/s per worker / bare Pythia events/s (target >= 0.8),
+* ``per_core_cpu_ratio`` = the same per CPU second of this process (``time.process_time``):
+  what one core does when the machine is shared, which wall seconds on a busy VM do not show,
 * ``scaling_2w`` = jetlab jets/s with 2 workers / with 1 worker (target >= 1.8),
 * ``dask_scaling_2w`` = the same with ``--cluster local:2`` / ``local:1`` (a Dask LocalCluster;
   its start-up is part of the time; skipped without the ``cluster`` extra or with ``--no-dask``).
@@ -33,13 +35,13 @@ from pathlib import Path
 os.environ.setdefault("JETLAB_NO_PROGRESS", "1")
 
 
-def bare_pythia_rate(jet_class: str, n_events: int, seed: int = 1) -> float:
-    """Events per second of init + ``next()`` with jetlab's settings for the class."""
+def bare_pythia_rate(jet_class: str, n_events: int, seed: int = 1) -> tuple[float, float]:
+    """Events per wall second and per CPU second of init + ``next()`` with jetlab's settings for the class."""
     import pythia8mc
 
     from jetlab.data.generate import pythia_settings
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     pythia = pythia8mc.Pythia("", False)
     for line in pythia_settings(jet_class, seed):
         pythia.readString(line)
@@ -48,12 +50,12 @@ def bare_pythia_rate(jet_class: str, n_events: int, seed: int = 1) -> float:
     while done < n_events:
         if pythia.next():
             done += 1
-    return n_events / (time.perf_counter() - start)
+    return n_events / (time.perf_counter() - start), n_events / (time.process_time() - start_cpu)
 
 
 def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int | None, cluster: str | None = None
-               ) -> tuple[float, int, int]:
-    """(wall seconds, events, jets) of one ``generate_dataset`` call."""
+               ) -> tuple[float, int, int, float]:
+    """(wall seconds, events, jets, CPU seconds of this process) of one ``generate_dataset`` call."""
     import h5py
 
     try:
@@ -62,16 +64,16 @@ def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int 
         from jetlab.data.generate import generate_dataset
 
     options = {"cluster": cluster} if cluster else {}
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     files = generate_dataset(out, classes=classes, jets_per_class=jets_per_class, n_particles=30, seed=1,
                              workers=workers, show_progress=False, **options)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     events = jets = 0
     for path in files:
         with h5py.File(path, "r") as f:
             events += int(f.attrs["n_events"])
             jets += len(f["jets"])
-    return wall, events, jets
+    return wall, events, jets, cpu
 
 
 def main() -> None:
@@ -85,17 +87,18 @@ def main() -> None:
 
     print(f"# bench_generate  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  cores={os.cpu_count()}  python={sys.version.split()[0]}")
-    print(f"{'class':>5} {'bare ev/s':>10} {'jetlab ev/s':>12} {'jetlab jets/s':>14} {'ratio':>6}")
-    ratios = []
+    print(f"{'class':>5} {'bare ev/s':>10} {'jetlab ev/s':>12} {'jetlab jets/s':>14} {'ratio':>6} {'CPU ratio':>9}")
+    ratios, cpu_ratios = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for c in classes:
             # bare Pythia before and after jetlab, averaged: the shared machine's load drifts
             before = bare_pythia_rate(c, int(0.7 * args.jets_per_class))
-            wall, events, jets = jetlab_run(Path(tmp) / f"one-{c}", [c], args.jets_per_class, workers=1)
-            bare = 0.5 * (before + bare_pythia_rate(c, events))
-            ratio = events / wall / bare
-            ratios.append(ratio)
-            print(f"{c:>5} {bare:>10.1f} {events / wall:>12.1f} {jets / wall:>14.1f} {ratio:>6.2f}")
+            wall, events, jets, cpu = jetlab_run(Path(tmp) / f"one-{c}", [c], args.jets_per_class, workers=1)
+            after = bare_pythia_rate(c, events)
+            bare, bare_cpu = 0.5 * (before[0] + after[0]), 0.5 * (before[1] + after[1])
+            ratios.append(events / wall / bare)
+            cpu_ratios.append(events / cpu / bare_cpu)
+            print(f"{c:>5} {bare:>10.1f} {events / wall:>12.1f} {jets / wall:>14.1f} {ratios[-1]:>6.2f} {cpu_ratios[-1]:>9.2f}")
         one = jetlab_run(Path(tmp) / "w1", classes, args.jets_per_class, workers=1)
         two = jetlab_run(Path(tmp) / "w2", classes, args.jets_per_class, workers=2)
         dask = None if args.no_dask or not has_dask() else [
@@ -104,9 +107,10 @@ def main() -> None:
     scaling = (two[2] / two[0]) / (one[2] / one[0])
     print(f"all classes, {args.jets_per_class} jets each: 1 worker {one[2] / one[0]:.1f} jets/s, "
           f"2 workers {two[2] / two[0]:.1f} jets/s")
-    summary = f"per_core_ratio={min(ratios):.2f} (min over classes; mean {sum(ratios) / len(ratios):.2f})  scaling_2w={scaling:.2f}"
+    summary = (f"per_core_ratio={min(ratios):.2f} (min over classes; mean {sum(ratios) / len(ratios):.2f})  "
+               f"per_core_cpu_ratio={min(cpu_ratios):.2f} (mean {sum(cpu_ratios) / len(cpu_ratios):.2f})  scaling_2w={scaling:.2f}")
     if dask:
-        (w1, _, j1), (w2, _, j2) = dask
+        (w1, _, j1, _), (w2, _, j2, _) = dask
         print(f"dask LocalCluster: 1 worker {j1 / w1:.1f} jets/s, 2 workers {j2 / w2:.1f} jets/s")
         summary += f"  dask_scaling_2w={(j2 / w2) / (j1 / w1):.2f}"
     print(summary)

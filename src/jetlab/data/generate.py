@@ -198,7 +198,7 @@ class JetGenerator:
         cons_idx, cons_off = _flat_lists(sequence.constituent_index(min_pt=0.5 * s.jet_pt_min))
         target_rows = self.targets(record)
         jet_event = np.repeat(np.arange(n_events), np.diff(jet_off))
-        for t, j, t_pt in match_to_targets(jet_p4, jet_event, record["p4"][target_rows], event_of[target_rows], s):
+        for _, j, t_pt in match_to_targets(jet_p4, jet_event, record["p4"][target_rows], event_of[target_rows], s):
             ev = jet_event[j]
             idx = cons_idx[cons_off[j] : cons_off[j + 1]]
             yield ev, vis_p4[vis_off[ev] + idx], t_pt
