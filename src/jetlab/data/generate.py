@@ -253,15 +253,10 @@ def dense_images(count: np.ndarray, pixel: np.ndarray, value: np.ndarray) -> np.
 def _flat_record(batch) -> dict[str, np.ndarray]:
     """The particle columns of a ``nextBatch`` result as flat numpy arrays (no copies where
     possible): id, status, daughter1 (int), p4 (n, 4) float64 and per-event ``offsets``."""
-    import awkward as ak
-
-    layout = ak.to_layout(batch.prt)
-    offsets = np.asarray(layout.offsets.data, dtype=np.int64)
-    content = layout.content[offsets[0] : offsets[-1]]
-    momentum = content["p"]
+    content, offsets = _flat_content(batch.prt)
     out = {name: np.asarray(content[name].data) for name in ("id", "status", "daughter1")}
-    out["p4"] = np.stack([np.asarray(momentum[c].data, dtype=np.float64) for c in ("px", "py", "pz", "e")], axis=1)
-    out["offsets"] = offsets - offsets[0]
+    out["p4"] = _stacked(content["p"], ("px", "py", "pz", "e"))
+    out["offsets"] = offsets
     return out
 
 
@@ -285,12 +280,21 @@ def _list_layout(array):
     return layout, np.asarray(layout.offsets.data, dtype=np.int64)
 
 
+def _flat_content(array):
+    """A jagged awkward array's content for all its events, and the per-event offsets into it (from 0)."""
+    layout, offsets = _list_layout(array)
+    return layout.content[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def _stacked(record, names: tuple[str, ...]) -> np.ndarray:
+    """The named fields of an awkward record layout as the columns of an (n, k) float64 array."""
+    return np.stack([np.asarray(record[name].data, dtype=np.float64) for name in names], axis=1)
+
+
 def _flat_jets(jets) -> tuple[np.ndarray, np.ndarray]:
     """Per-event jets (records px, py, pz, E) -> (flat (J, 4) float64, event offsets (events + 1,))."""
-    layout, offsets = _list_layout(jets)
-    content = layout.content
-    flat = np.stack([np.asarray(content[c].data, dtype=np.float64)[offsets[0] : offsets[-1]] for c in ("px", "py", "pz", "E")], axis=1)
-    return flat, offsets - offsets[0]
+    content, offsets = _flat_content(jets)
+    return _stacked(content, ("px", "py", "pz", "E")), offsets
 
 
 def _flat_lists(lists) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,10 @@ other jets take the numpy + FastJet path. The two are compared on real Pythia je
 
 Speed (2-core development machine, one thread): ~0.1 ms per 30-particle jet, ~0.3 ms at
 n = 100 (the numpy + FastJet path: 0.4 / 1.5 ms). Compiled code is cached on disk by numba
-(``cache=True``), so a new worker process does not recompile.
+(``cache=True``), so a new worker process does not recompile. All compiled functions stay in
+this one file on purpose: numba's cache checks only the source file of the function it
+loads, so a kernel here calling a changed compiled function in another file would run the
+stale cached code.
 """
 
 from __future__ import annotations
