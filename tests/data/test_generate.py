@@ -173,6 +173,87 @@ def test_matching_agrees_with_an_event_by_event_oracle():
     np.testing.assert_allclose([x[2] for x in got], [x[2] for x in expected], rtol=1e-12)
 
 
+def _whole_record(event):
+    """(id, status, daughter1, four-momenta (n, 4)) of every entry of a Pythia event record."""
+    particles = event.particles()
+    pid = np.array([p.id() for p in particles])
+    status = np.array([p.status() for p in particles])
+    daughter1 = np.array([p.daughter1() for p in particles])
+    p4 = np.array([(p.px(), p.py(), p.pz(), p.e()) for p in particles])
+    return pid, status, daughter1, p4
+
+
+def _targets_by_scanning_the_whole_record(jet_class, pid, status, daughter1):
+    """The oracle: every entry of the record that a jet of the class may be matched to."""
+    if jet_class in ("g", "q"):
+        kind = (pid == 21) if jet_class == "g" else (np.abs(pid) <= 5)
+        return np.flatnonzero((status == -23) & kind).tolist()
+    resonance = {"w": 24, "z": 23, "t": 6}[jet_class]
+    daughter_id = pid[np.where(daughter1 > 0, daughter1, 0)]
+    return np.flatnonzero((np.abs(pid) == resonance) & (np.abs(daughter_id) != resonance) & (daughter1 > 0)).tolist()
+
+
+@pytest.mark.parametrize("jet_class", CLASS_NAMES)
+def test_targets_are_those_of_a_scan_of_the_whole_record(jet_class):
+    generator = JetGenerator(jet_class, 30)
+    generator.pythia.rndm.init(21)
+    checked = 0
+    while checked < 12:
+        if not generator.pythia.next():
+            continue
+        event = generator.pythia.event
+        pid, status, daughter1, _ = _whole_record(event)
+        expected = _targets_by_scanning_the_whole_record(jet_class, pid, status, daughter1)
+        assert expected, "every event of these processes has a parton/boson/top"
+        assert generator.targets(event) == expected
+        checked += 1
+
+
+@pytest.mark.parametrize("jet_class", ["g", "t"])
+def test_jets_are_fastjets_anti_kt_on_the_visible_final_state(jet_class):
+    """Pythia's SlowJet (fjcore) against the fastjet package on the same particles."""
+    from jetlab.physics.substructure import import_fastjet
+
+    fastjet = import_fastjet()
+    generator = JetGenerator(jet_class, 30)
+    generator.pythia.rndm.init(8)
+    finder, s = generator.jet_finder, generator.settings
+    definition = fastjet.JetDefinition(fastjet.antikt_algorithm, s.jet_radius)
+    n_jets = 0
+    for _ in range(6):
+        while not generator.pythia.next():
+            pass
+        event = generator.pythia.event
+        pid, status, _, p4 = _whole_record(event)
+        visible = np.flatnonzero((status > 0) & ~np.isin(np.abs(pid), (12, 14, 16)))
+        pseudojets = [fastjet.PseudoJet(*row) for row in p4[visible].tolist()]
+        for row, jet in zip(visible.tolist(), pseudojets):
+            jet.set_user_index(row)
+        sequence = fastjet.ClusterSequence(pseudojets, definition)
+        expected = sorted(sequence.inclusive_jets(0.5 * s.jet_pt_min), key=lambda jet: -jet.perp2())
+        finder.analyze(event)
+        assert finder.sizeJet() == len(expected)
+        for j, jet in enumerate(expected):
+            momentum = finder.p(j)
+            np.testing.assert_allclose([momentum.px(), momentum.py(), momentum.pz(), momentum.e()],
+                                       [jet.px(), jet.py(), jet.pz(), jet.E()], rtol=1e-12)
+            assert sorted(finder.constituents(j)) == sorted(c.user_index() for c in jet.constituents())
+            n_jets += 1
+    assert n_jets >= 6
+
+
+def test_no_fastjet_banner_on_stdout():
+    """fjcore prints a 13-line banner at its first clustering; jetlab's output stays clean."""
+    import subprocess
+    import sys
+
+    code = ("from jetlab.data.generate import JetGenerator\n"
+            "g = JetGenerator('w', 30)\n"
+            "print('jets', len(g.generate(2, seed=1)['jets']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout == "jets 2\n"
+
+
 @pytest.mark.slow
 def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch):
     import jetlab.data.generate as gen

@@ -22,7 +22,8 @@ def pythia_jets():
         generator.pythia.rndm.init(2024)
         found = []
         while len(found) < 15:
-            found += [p4 for _, p4, _ in generator.matched_jets(generator.pythia.nextBatch(10))]
+            if generator.pythia.next():
+                found += [p4 for p4, _ in generator.matched_jets(generator.pythia.event)]
         jets += found[:15]
     return jets
 

@@ -12,11 +12,11 @@ z     WeakBosonAndParton:qqbar2gmZg, qg2gmZq; WeakZ0:gmZmode = 2; Z -> had Z
 t     Top:gg2ttbar, qqbar2ttbar; W -> hadrons                              t
 ===== ===================================================================== ============
 
-with ``PhaseSpace:pTHatMin`` = 1 TeV and full MPI, ISR/FSR and hadronisation. Events
-come from ``Pythia.nextBatch`` as awkward arrays; the visible final state (status > 0,
-no neutrinos) of a whole batch is clustered in one FastJet call (anti-kT, R = 0.8).
-A jet is kept when it lies within ΔR < 0.8 of a parton/boson/top of its class
-(the last copy in the event record, i.e. the one that decays or hadronises) and has
+with ``PhaseSpace:pTHatMin`` = 1 TeV and full MPI, ISR/FSR and hadronisation. The visible
+final state (final-state particles but neutrinos) of each event is clustered with anti-kT,
+R = 0.8, by FastJet's code inside Pythia (``SlowJet`` with fjcore), on Pythia's own event
+record. A jet is kept when it lies within ΔR < 0.8 of a parton/boson/top of the hard process
+(:meth:`JetGenerator.targets`; for W, Z and top the last copy, i.e. the one that decays) and has
 800 < pT < 1200 GeV and |η| < 2.5. Each kept jet becomes one row of each hls4ml array
 (:func:`jetlab.physics.particles.jet_arrays`).
 
@@ -30,9 +30,10 @@ blocks on local processes or a Dask cluster, saves them and assembles the files 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -56,9 +57,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: events asked of Pythia per nextBatch call
-EVENTS_PER_BATCH = 25
-_NEUTRINOS = (12, 14, 16)
+#: consecutive failed Pythia events after which generation stops with an error
+_MAX_FAILED_EVENTS = 1000
 
 #: hard processes of each class
 PROCESSES: dict[str, tuple[str, ...]] = {
@@ -107,17 +107,18 @@ def block_seed(seed: int, class_index: int, block: int) -> int:
 
 
 class JetGenerator:
-    """Pythia 8 + FastJet for one jet class: ``generate(n_jets, seed)`` -> hls4ml arrays.
+    """Pythia 8 + anti-kT for one jet class: ``generate(n_jets, seed)`` -> hls4ml arrays.
 
     The same ``(n_jets, seed)`` always gives the same jets, whatever was generated before.
+    Jets are found by Pythia's ``SlowJet`` running FastJet's own code (the fjcore copy inside
+    Pythia: anti-kT, E-scheme, rapidity-azimuth distances) on the visible final state, in C++
+    on Pythia's event record: reading the whole record into Python (``Pythia.nextBatch``) cost
+    ~40 % of the event generation itself (BENCHMARKS.md, issue 11).
     """
 
     def __init__(self, jet_class: str, n_particles: int, settings: GeneratorSettings = GeneratorSettings()):
         import pythia8mc
 
-        from jetlab.physics.substructure import import_fastjet
-
-        fastjet = import_fastjet()  # without its start-up banner in every worker
         if jet_class not in PROCESSES:
             raise JetlabError(f"unknown jet class '{jet_class}' (known: {', '.join(CLASS_NAMES)})")
         self.jet_class = jet_class
@@ -130,7 +131,10 @@ class JetGenerator:
                 raise RuntimeError(f"Pythia rejected setting {line!r}")
         if not self.pythia.init():
             raise RuntimeError(f"Pythia failed to initialise for class {jet_class}")
-        self.jet_definition = fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_radius)
+        # anti-kT (power -1) jets above half the pT window, no |eta| cut (SlowJet applies one
+        # only for etaMax <= 20), visible final state (select 2), true masses (massSet 2), fjcore
+        self.jet_finder = pythia8mc.SlowJet(-1, settings.jet_radius, 0.5 * settings.jet_pt_min, 25.0, 2, 2, None, True, True)
+        _swallow_fjcore_banner(self.jet_finder, self.pythia.event)
 
     def generate(self, n_jets: int, seed: int) -> dict[str, np.ndarray]:
         """``n_jets`` matched jets: {"constituents", "jets"} arrays, the jet images in the
@@ -139,23 +143,22 @@ class JetGenerator:
 
         self.pythia.rndm.init(seed)
         cons, rows, pixels, values = [], [], [], []
-        events = 0
+        events = failures = 0
         while len(rows) < n_jets:
-            # ask for about as many events as the remaining jets need (Pythia's event
-            # sequence does not depend on the batch size; unused events are wasted time)
-            rate = len(rows) / events if rows else 1.0
-            wanted = math.ceil((n_jets - len(rows)) / max(rate, 0.2))
-            batch = self.pythia.nextBatch(max(1, min(EVENTS_PER_BATCH, wanted)))
-            used = len(batch)
-            for event, p4, truth_pt in self.matched_jets(batch):
+            if not self.pythia.next():  # Pythia's own error (rare): the event is skipped
+                failures += 1
+                if failures > _MAX_FAILED_EVENTS:
+                    raise RuntimeError(f"Pythia failed {failures} events in a row for class {self.jet_class}")
+                continue
+            failures = 0
+            events += 1
+            for p4, truth_pt in self.matched_jets(self.pythia.event):
                 c, r, image = jet_arrays(p4, self.n_particles, label=self.label, truth_pt=truth_pt)
                 cons.append(c), rows.append(r)
                 pixels.append(np.flatnonzero(image))
                 values.append(image.ravel()[pixels[-1]])
                 if len(rows) == n_jets:
-                    used = event + 1  # the rest of the batch is discarded
                     break
-            events += used
         return {
             "constituents": np.stack(cons),
             "jets": np.stack(rows),
@@ -163,45 +166,79 @@ class JetGenerator:
             "events": np.int64(events),
         }
 
-    def targets(self, record: dict) -> np.ndarray:
-        """Flat positions (into the batch's particle arrays) of the objects jets are matched to.
+    def targets(self, event) -> list[int]:
+        """Event-record positions of the objects jets are matched to, in record order.
 
-        ``record``: :func:`_flat_record` of the batch.
+        g / q: the outgoing gluons / quarks (d .. b) of the hard process (status -23);
+        w / z / t: the last copy (the one that decays) of each W / Z / top of the hard process.
+        Both sit in the first ``process.size()`` entries of the event record, which start with
+        the hard process; with jetlab's settings (no weak shower, no top in showers or MPI)
+        every W / Z / top of the event descends from there (checked in the tests against a
+        scan of the whole record).
         """
-        pid, status = record["id"], record["status"]
+        size = self.pythia.process.size()
         if self.jet_class in ("g", "q"):
-            kind = (pid == 21) if self.jet_class == "g" else (np.abs(pid) <= 5)
-            chosen = (status == -23) & kind
-        else:
-            resonance = {"w": 24, "z": 23, "t": 6}[self.jet_class]
-            daughter = record["daughter1"]
-            first = np.repeat(record["offsets"][:-1], np.diff(record["offsets"]))   # event start per particle
-            daughter_id = pid[first + np.where(daughter > 0, daughter, 0)]
-            chosen = (np.abs(pid) == resonance) & (np.abs(daughter_id) != resonance) & (daughter > 0)
-        return np.flatnonzero(chosen)
+            gluon = self.jet_class == "g"
+            return [i for i in range(size) if event[i].status() == -23
+                    and ((event[i].id() == 21) if gluon else (event[i].idAbs() <= 5))]
+        resonance = {"w": 24, "z": 23, "t": 6}[self.jet_class]
+        last = sorted({event[i].iBotCopyId() for i in range(size) if event[i].idAbs() == resonance})
+        return [i for i in last if event[i].daughter1() > 0 and event[event[i].daughter1()].idAbs() != resonance]
 
-    def matched_jets(self, batch):
-        """Yield (event number in the batch, constituent four-momenta (n, 4), matched object's pT) per selected jet."""
-        import fastjet
+    def matched_jets(self, event):
+        """Yield (constituent four-momenta (n, 4), matched object's pT) per selected jet of the
+        current Pythia ``event`` (constituents in event-record order)."""
+        targets = self.targets(event)
+        finder = self.jet_finder
+        finder.analyze(event)
+        n_jets = finder.sizeJet()
+        if not targets or not n_jets:
+            return
+        jet_p4 = np.array([_four_momentum(finder.p(j)) for j in range(n_jets)])
+        target_p4 = np.array([_four_momentum(event[i].p()) for i in targets])
+        for _, j, t_pt in match_to_targets(jet_p4, np.zeros(n_jets, int), target_p4, np.zeros(len(targets), int), self.settings):
+            particle = event.__getitem__
+            p4 = np.array([(q.px(), q.py(), q.pz(), q.e()) for q in map(particle, finder.constituents(j))])
+            yield p4, t_pt
 
-        s = self.settings
-        record = _flat_record(batch)
-        offsets = record["offsets"]
-        n_events = len(offsets) - 1
-        event_of = np.repeat(np.arange(n_events), np.diff(offsets))
-        visible = np.flatnonzero((record["status"] > 0) & ~np.isin(np.abs(record["id"]), _NEUTRINOS))
-        vis_p4 = record["p4"][visible]
-        vis_off = np.concatenate([[0], np.cumsum(np.bincount(event_of[visible], minlength=n_events))])
-        sequence = fastjet.ClusterSequence(_jagged_momenta(vis_p4, vis_off), self.jet_definition)
-        # flat numpy views + per-event offsets: indexing awkward per event is slow
-        jet_p4, jet_off = _flat_jets(sequence.inclusive_jets(min_pt=0.5 * s.jet_pt_min))
-        cons_idx, cons_off = _flat_lists(sequence.constituent_index(min_pt=0.5 * s.jet_pt_min))
-        target_rows = self.targets(record)
-        jet_event = np.repeat(np.arange(n_events), np.diff(jet_off))
-        for _, j, t_pt in match_to_targets(jet_p4, jet_event, record["p4"][target_rows], event_of[target_rows], s):
-            ev = jet_event[j]
-            idx = cons_idx[cons_off[j] : cons_off[j + 1]]
-            yield ev, vis_p4[vis_off[ev] + idx], t_pt
+
+def _four_momentum(vec4) -> tuple[float, float, float, float]:
+    return vec4.px(), vec4.py(), vec4.pz(), vec4.e()
+
+
+_BANNER_LOCK = threading.Lock()
+_banner_swallowed = False
+
+
+def _swallow_fjcore_banner(jet_finder, empty_event) -> None:
+    """fjcore prints a 13-line banner to stdout at the first clustering of a process: run that
+    first clustering (on an empty event) with stdout silenced, once, whichever thread comes first."""
+    global _banner_swallowed
+    with _BANNER_LOCK:
+        if not _banner_swallowed:
+            with quiet_stdout():
+                jet_finder.analyze(empty_event)
+            _banner_swallowed = True
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """Silence this process's file descriptor 1 (C++ output included) for the ``with`` block."""
+    import ctypes
+
+    sys.stdout.flush()
+    libc = ctypes.CDLL(None)
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            try:
+                yield
+            finally:
+                libc.fflush(None)
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
 
 
 def match_to_targets(jet_p4: np.ndarray, jet_event: np.ndarray, target_p: np.ndarray, target_event: np.ndarray,
@@ -248,60 +285,6 @@ def dense_images(count: np.ndarray, pixel: np.ndarray, value: np.ndarray) -> np.
     images = np.zeros((len(count), IMAGE_PIXELS * IMAGE_PIXELS), dtype=np.float32)
     images[np.repeat(np.arange(len(count)), count), pixel.astype(np.int64)] = value
     return images.reshape(len(count), IMAGE_PIXELS, IMAGE_PIXELS)
-
-
-def _flat_record(batch) -> dict[str, np.ndarray]:
-    """The particle columns of a ``nextBatch`` result as flat numpy arrays (no copies where
-    possible): id, status, daughter1 (int), p4 (n, 4) float64 and per-event ``offsets``."""
-    content, offsets = _flat_content(batch.prt)
-    out = {name: np.asarray(content[name].data) for name in ("id", "status", "daughter1")}
-    out["p4"] = _stacked(content["p"], ("px", "py", "pz", "e"))
-    out["offsets"] = offsets
-    return out
-
-
-def _jagged_momenta(p4: np.ndarray, offsets: np.ndarray):
-    """(n, 4) momenta + per-event offsets -> the awkward array of (px, py, pz, E) records FastJet takes."""
-    import awkward as ak
-
-    columns = [ak.contents.NumpyArray(np.ascontiguousarray(p4[:, i])) for i in range(4)]
-    return ak.Array(ak.contents.ListOffsetArray(
-        ak.index.Index64(offsets), ak.contents.RecordArray(columns, ["px", "py", "pz", "E"])
-    ))
-
-
-def _list_layout(array):
-    """The ListOffsetArray layout of a jagged awkward array (or layout), and its offsets as int64 numpy."""
-    import awkward as ak
-
-    layout = ak.to_layout(array)
-    if not isinstance(layout, ak.contents.ListOffsetArray):
-        layout = layout.to_ListOffsetArray64(True)
-    return layout, np.asarray(layout.offsets.data, dtype=np.int64)
-
-
-def _flat_content(array):
-    """A jagged awkward array's content for all its events, and the per-event offsets into it (from 0)."""
-    layout, offsets = _list_layout(array)
-    return layout.content[offsets[0] : offsets[-1]], offsets - offsets[0]
-
-
-def _stacked(record, names: tuple[str, ...]) -> np.ndarray:
-    """The named fields of an awkward record layout as the columns of an (n, k) float64 array."""
-    return np.stack([np.asarray(record[name].data, dtype=np.float64) for name in names], axis=1)
-
-
-def _flat_jets(jets) -> tuple[np.ndarray, np.ndarray]:
-    """Per-event jets (records px, py, pz, E) -> (flat (J, 4) float64, event offsets (events + 1,))."""
-    content, offsets = _flat_content(jets)
-    return _stacked(content, ("px", "py", "pz", "E")), offsets
-
-
-def _flat_lists(lists) -> tuple[np.ndarray, np.ndarray]:
-    """Per-event lists of per-jet index lists -> (indices, per-jet offsets (J + 1,) into them)."""
-    outer, outer_off = _list_layout(lists)
-    inner, inner_off = _list_layout(outer.content[outer_off[0] : outer_off[-1]])
-    return np.asarray(inner.content.data, dtype=np.int64), inner_off
 
 
 # -- one block of work (run by jetlab.data.driver, locally or on Dask workers) -------------
