@@ -3,7 +3,7 @@
 Baseline: bare Pythia with exactly the settings jetlab uses for the class, initialised and
 asked for events with ``next()`` and nothing else, on *the same events*, *in the same
 minutes*. The two alternate: jetlab makes :data:`ROUND_JETS` jets of the class (a whole
-``generate_dataset`` call with seed ``r``: Pythia, clustering, matching, features,
+``generate_dataset`` call with seed ``r + 1`` in round ``r``: Pythia, clustering, matching, features,
 substructure, images, the blocks and the HDF5 file written), then bare Pythia, reseeded with
 each of those blocks' Pythia seeds in turn, generates as many events as jetlab's Pythia needed
 for the block: the very same events. A shared VM's speed drifts by tens of per cent within
@@ -65,6 +65,8 @@ def paired_per_core(jet_class: str, n_jets: int, workdir: Path) -> dict[str, flo
         with recorded_blocks() as blocks:
             wall, events, jets, cpu = jetlab_run(workdir / f"{jet_class}-{r}", [jet_class],
                                                  min(ROUND_JETS, n_jets - first), workers=1, seed=r + 1)
+        if sum(n for _, n in blocks) != events:  # the bare side must replay every block
+            raise SystemExit(f"recorded {sum(n for _, n in blocks)} block events, the files hold {events}")
         for key, value in (("jetlab_wall", wall), ("jetlab_cpu", cpu), ("events", events), ("jets", jets)):
             totals[key] += value
         start, start_cpu = time.perf_counter(), time.process_time()

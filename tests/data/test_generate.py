@@ -254,6 +254,68 @@ def test_no_fastjet_banner_on_stdout():
     assert result.stdout == "jets 2\n"
 
 
+def test_quiet_stdout_hides_only_the_block_and_restores_fd_1():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, os\n"
+        "from jetlab.data.generate import quiet_stdout\n"
+        "libc = ctypes.CDLL(None)\n"
+        "fds = len(os.listdir('/proc/self/fd'))\n"
+        "libc.printf(b'before ')\n"                  # still in C's buffer when the block starts
+        "with quiet_stdout():\n"
+        "    libc.printf(b'hidden ')\n"
+        "    os.write(1, b'hidden too ')\n"
+        "libc.printf(b'after\\n'); libc.fflush(None)\n"
+        "assert len(os.listdir('/proc/self/fd')) == fds\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # which unbuffers C's stdout too
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env)
+    assert result.stdout == "before after\n"
+
+
+class _FailingPythia:
+    """A Pythia whose next() fails ``failures`` times before each real event (the RNG untouched)."""
+
+    def __init__(self, pythia, failures):
+        self._pythia, self._failures, self._left = pythia, failures, failures
+
+    def next(self):
+        if self._left:
+            self._left -= 1
+            return False
+        self._left = self._failures
+        return self._pythia.next()
+
+    def __getattr__(self, name):
+        return getattr(self._pythia, name)
+
+
+def test_failed_events_are_skipped_and_not_counted():
+    expected = JetGenerator("w", 30).generate(6, seed=4)
+    generator = JetGenerator("w", 30)
+    generator.pythia = _FailingPythia(generator.pythia, failures=2)
+    got = generator.generate(6, seed=4)
+    assert got["events"] == expected["events"]
+    np.testing.assert_array_equal(got["jets"], expected["jets"])
+
+
+def test_a_pythia_that_always_fails_or_selections_that_keep_nothing_stop_with_an_error(monkeypatch):
+    import jetlab.data.generate as generate
+
+    monkeypatch.setattr(generate, "_MAX_FAILED_EVENTS", 5)
+    generator = JetGenerator("g", 30)
+    generator.pythia = _FailingPythia(generator.pythia, failures=10**9)
+    with pytest.raises(RuntimeError, match="failed 6 events in a row"):
+        generator.generate(1, seed=1)
+    monkeypatch.setattr(generate, "_MAX_EVENTS_WITHOUT_JETS", 4)
+    nothing = JetGenerator("g", 30, GeneratorSettings(jet_pt_min=5000.0, jet_pt_max=6000.0))
+    with pytest.raises(RuntimeError, match="no g jet passed the selection in 4 events"):
+        nothing.generate(1, seed=1)
+
+
 @pytest.mark.slow
 def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch):
     import jetlab.data.generate as gen

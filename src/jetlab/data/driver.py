@@ -128,7 +128,7 @@ def generate_dataset(
     out = Path(out).expanduser()
     classes = _validate(out, classes, jets_per_class, n_particles, workers)
     where = parse_cluster(cluster)
-    manifest = {
+    manifest = {  # unchanged when jet finding moved into Pythia (same jets): old directories still resume
         "generator": "pythia8mc + fastjet", "classes": list(classes), "jets_per_class": jets_per_class,
         "n_particles": n_particles, "seed": seed, "settings": asdict(settings),
     }

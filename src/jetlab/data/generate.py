@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: consecutive failed Pythia events after which generation stops with an error
 _MAX_FAILED_EVENTS = 1000
+#: events without a single selected jet after which generation stops (settings that select nothing)
+_MAX_EVENTS_WITHOUT_JETS = 20_000
 
 #: hard processes of each class
 PROCESSES: dict[str, tuple[str, ...]] = {
@@ -112,8 +114,8 @@ class JetGenerator:
     The same ``(n_jets, seed)`` always gives the same jets, whatever was generated before.
     Jets are found by Pythia's ``SlowJet`` running FastJet's own code (the fjcore copy inside
     Pythia: anti-kT, E-scheme, rapidity-azimuth distances) on the visible final state, in C++
-    on Pythia's event record: reading the whole record into Python (``Pythia.nextBatch``) cost
-    ~40 % of the event generation itself (BENCHMARKS.md, issue 11).
+    on Pythia's event record: handing the whole record to Python (``Pythia.nextBatch``) cost
+    40-50 % on top of generating the events (BENCHMARKS.md, jet generation).
     """
 
     def __init__(self, jet_class: str, n_particles: int, settings: GeneratorSettings = GeneratorSettings()):
@@ -152,6 +154,9 @@ class JetGenerator:
                 continue
             failures = 0
             events += 1
+            if not rows and events > _MAX_EVENTS_WITHOUT_JETS:
+                raise RuntimeError(f"no {self.jet_class} jet passed the selection in {events - 1} events; "
+                                   f"check the generator settings ({self.settings})")
             for p4, truth_pt in self.matched_jets(self.pythia.event):
                 c, r, image = jet_arrays(p4, self.n_particles, label=self.label, truth_pt=truth_pt)
                 cons.append(c), rows.append(r)
@@ -171,10 +176,12 @@ class JetGenerator:
 
         g / q: the outgoing gluons / quarks (d .. b) of the hard process (status -23);
         w / z / t: the last copy (the one that decays) of each W / Z / top of the hard process.
-        Both sit in the first ``process.size()`` entries of the event record, which start with
-        the hard process; with jetlab's settings (no weak shower, no top in showers or MPI)
-        every W / Z / top of the event descends from there (checked in the tests against a
-        scan of the whole record).
+        The event record starts with the hard scattering, so its first ``process.size()``
+        entries (``process``: this generator's Pythia, the current event) hold the outgoing
+        partons and the W / Z / top before showering (resonance decay products come later in
+        the record); the last copy is followed from there with ``iBotCopyId``. With jetlab's
+        settings (no weak shower, no top in showers or MPI) every W / Z / top of the event
+        descends from those (checked in the tests against a scan of the whole record).
         """
         size = self.pythia.process.size()
         if self.jet_class in ("g", "q"):
@@ -196,8 +203,8 @@ class JetGenerator:
             return
         jet_p4 = np.array([_four_momentum(finder.p(j)) for j in range(n_jets)])
         target_p4 = np.array([_four_momentum(event[i].p()) for i in targets])
+        particle = event.__getitem__
         for _, j, t_pt in match_to_targets(jet_p4, np.zeros(n_jets, int), target_p4, np.zeros(len(targets), int), self.settings):
-            particle = event.__getitem__
             p4 = np.array([(q.px(), q.py(), q.pz(), q.e()) for q in map(particle, finder.constituents(j))])
             yield p4, t_pt
 
@@ -223,12 +230,23 @@ def _swallow_fjcore_banner(jet_finder, empty_event) -> None:
 
 @contextlib.contextmanager
 def quiet_stdout():
-    """Silence this process's file descriptor 1 (C++ output included) for the ``with`` block."""
+    """Silence this process's file descriptor 1 (C and C++ output included) for the ``with`` block.
+
+    Process-wide: other threads' output to fd 1 is dropped too while the block runs, so keep
+    it short. Output already buffered is flushed before. Where fd 1 cannot be redirected
+    (closed, or no ``sys.stdout``), the block runs with stdout as it is.
+    """
     import ctypes
 
-    sys.stdout.flush()
     libc = ctypes.CDLL(None)
-    saved = os.dup(1)
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        libc.fflush(None)
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        yield
+        return
     try:
         with open(os.devnull, "wb") as devnull:
             os.dup2(devnull.fileno(), 1)
