@@ -52,7 +52,6 @@ __all__ = [
     "dense_images",
     "pythia_settings",
     "run_block",
-    "sparse_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,13 +139,14 @@ class JetGenerator:
 
     def generate(self, n_jets: int, seed: int) -> dict[str, np.ndarray]:
         """``n_jets`` matched jets: {"constituents", "jets"} arrays, the jet images in the
-        sparse form of :func:`sparse_images`, and "events", the number of Pythia events they took."""
-        from jetlab.physics.particles import jet_arrays
+        sparse form read by :func:`dense_images` ("image_count", "image_pixel", "image_value"),
+        and "events", the number of Pythia events they took."""
+        from jetlab.physics.particles import many_jet_arrays
 
         self.pythia.rndm.init(seed)
-        cons, rows, pixels, values = [], [], [], []
+        jets, truth_pts = [], []
         events = failures = 0
-        while len(rows) < n_jets:
+        while len(jets) < n_jets:
             if not self.pythia.next():  # Pythia's own error (rare): the event is skipped
                 failures += 1
                 if failures > _MAX_FAILED_EVENTS:
@@ -154,20 +154,22 @@ class JetGenerator:
                 continue
             failures = 0
             events += 1
-            if not rows and events > _MAX_EVENTS_WITHOUT_JETS:
+            if not jets and events > _MAX_EVENTS_WITHOUT_JETS:
                 raise RuntimeError(f"no {self.jet_class} jet passed the selection in {events - 1} events; "
                                    f"check the generator settings ({self.settings})")
             for p4, truth_pt in self.matched_jets(self.pythia.event):
-                c, r, image = jet_arrays(p4, self.n_particles, label=self.label, truth_pt=truth_pt)
-                cons.append(c), rows.append(r)
-                pixels.append(np.flatnonzero(image))
-                values.append(image.ravel()[pixels[-1]])
-                if len(rows) == n_jets:
+                jets.append(p4), truth_pts.append(truth_pt)
+                if len(jets) == n_jets:
                     break
+        # the features of the whole block in one pass (per-jet numpy calls cost more than the work)
+        constituents, rows, (count, pixel, value) = many_jet_arrays(jets, self.n_particles, label=self.label,
+                                                                    truth_pts=truth_pts)
         return {
-            "constituents": np.stack(cons),
-            "jets": np.stack(rows),
-            **sparse_images(pixels, values),
+            "constituents": constituents,
+            "jets": rows,
+            "image_count": count,
+            "image_pixel": pixel,
+            "image_value": value,
             "events": np.int64(events),
         }
 
@@ -286,20 +288,10 @@ def match_to_targets(jet_p4: np.ndarray, jet_event: np.ndarray, target_p: np.nda
             yield int(t), j, float(t_pt[t])
 
 
-def sparse_images(pixels: list[np.ndarray], values: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Jet images as their non-zero pixels (a 100 x 100 image is ~99 % zeros; blocks travel
-    between processes and sit on disk in this form): per jet the flat pixel numbers
-    (row * 100 + column) and their values -> {"image_count" (N,) int32, "image_pixel" (K,)
-    int16, "image_value" (K,) float32}."""
-    return {
-        "image_count": np.array([len(p) for p in pixels], dtype=np.int32),
-        "image_pixel": np.concatenate(pixels).astype(np.int16) if pixels else np.zeros(0, np.int16),
-        "image_value": np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32),
-    }
-
-
 def dense_images(count: np.ndarray, pixel: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`sparse_images`: (N, 100, 100) float32."""
+    """Jet images stored as their non-zero pixels (how blocks travel between processes and sit
+    on disk; :func:`jetlab.physics.particles.sparse_jet_images`: per jet the number of pixels,
+    their flat numbers row * 100 + column and values) -> (N, 100, 100) float32."""
     images = np.zeros((len(count), IMAGE_PIXELS * IMAGE_PIXELS), dtype=np.float32)
     images[np.repeat(np.arange(len(count)), count), pixel.astype(np.int64)] = value
     return images.reshape(len(count), IMAGE_PIXELS, IMAGE_PIXELS)

@@ -1,10 +1,12 @@
 """Per-particle features, jet images and the ``jets`` row of the hls4ml layout.
 
-Everything here works on one jet's constituents given as four-momenta
-``p4`` of shape (n, 4) = (px, py, pz, E) in GeV, and is shared by the Pythia generator
-(:mod:`jetlab.data.generate`) and by ``jetlab fastsim sample`` (generated jets in
-relative coordinates are turned back into four-momenta first, see
-:func:`hls4ml_arrays_from_relative`).
+Everything here works on constituents given as four-momenta ``p4`` of shape (n, 4) =
+(px, py, pz, E) in GeV: one jet's, or many jets' one after the other with their boundaries
+``offsets`` (N + 1,), so that a block of jets costs one pass of numpy calls
+(:func:`many_jet_arrays`; per-jet numpy calls on ~100 particles cost more than their
+arithmetic). It is shared by the Pythia generator (:mod:`jetlab.data.generate`) and by
+``jetlab fastsim sample`` (generated jets in relative coordinates are turned back into
+four-momenta first, see :func:`hls4ml_arrays_from_relative`).
 
 Conventions (hls4ml LHC jet dataset, Duarte et al. 2018, Moreno et al. 2019), beside the
 basic kinematics of :mod:`jetlab.physics.kinematics`:
@@ -37,33 +39,39 @@ __all__ = [
     "jet_arrays",
     "jet_image",
     "jet_row",
+    "many_jet_arrays",
     "particle_features",
+    "sparse_jet_images",
 ]
 
 _J = {name: i for i, name in enumerate(JET_FEATURES)}
 
 
-def _relative_coordinates(p4: np.ndarray):
-    """(pt, eta, phi, etarel, phirel) per constituent, the jet four-momentum (4,) and its pT."""
-    jet = p4.sum(axis=0)
-    pt, eta, phi = pt_eta_phi(p4)
-    jet_pt, jet_eta, jet_phi = (v[0] for v in pt_eta_phi(jet[None]))
-    return pt, eta, phi, eta - jet_eta, wrap_phi(phi - jet_phi), jet, jet_pt
+def constituent_features(p4: np.ndarray, offsets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The 16 :data:`PARTICLE_FEATURES` of every constituent, unsorted: name -> (K,) float64.
 
-
-def constituent_features(p4: np.ndarray) -> dict[str, np.ndarray]:
-    """The 16 :data:`PARTICLE_FEATURES` of every constituent, unsorted: name -> (n,) float64."""
+    ``p4`` (K, 4): the constituents of one jet, or with ``offsets`` (N + 1,) those of N jets
+    one after the other (jet ``j`` = rows ``offsets[j]:offsets[j + 1]``, each jet non-empty):
+    all jets in one pass of numpy calls, the way the generator calls it per block of jets.
+    """
     p4 = np.asarray(p4, dtype=np.float64)
+    offsets = np.array([0, len(p4)]) if offsets is None else np.asarray(offsets, dtype=np.int64)
+    starts = offsets[:-1]
+    jet_of = np.repeat(np.arange(len(starts)), np.diff(offsets))
     px, py, pz, e = p4.T
-    pt, eta, phi, etarel, phirel, jet, jpt = _relative_coordinates(p4)
-    etarot, phirot = _rotate_to_principal_axis(etarel, phirel, pt)
+    jet = np.add.reduceat(p4, starts, axis=0)                                  # (N, 4)
+    pt, eta, phi = pt_eta_phi(p4)
+    jet_pt, jet_eta, jet_phi = pt_eta_phi(jet)
+    etarel, phirel = eta - jet_eta[jet_of], wrap_phi(phi - jet_phi[jet_of])
+    etarot, phirot = _rotate_to_principal_axis(etarel, phirel, pt, starts, jet_of)
     pabs = np.sqrt(px**2 + py**2 + pz**2)
     safe_p = np.where(pabs > 0, pabs, 1.0)
+    jet3 = jet[jet_of, :3]
     return {
         "px": px, "py": py, "pz": pz, "e": e,
-        "erel": e / jet[3],
+        "erel": e / jet[jet_of, 3],
         "pt": pt,
-        "ptrel": pt / jpt,
+        "ptrel": pt / jet_pt[jet_of],
         "eta": eta,
         "etarel": etarel,
         "etarot": etarot,
@@ -72,50 +80,77 @@ def constituent_features(p4: np.ndarray) -> dict[str, np.ndarray]:
         "phirot": phirot,
         "deltaR": np.hypot(etarel, phirel),
         "costheta": pz / safe_p,
-        "costhetarel": (p4[:, :3] @ jet[:3]) / (safe_p * np.linalg.norm(jet[:3])),
+        "costhetarel": np.einsum("ij,ij->i", p4[:, :3], jet3) / (safe_p * np.linalg.norm(jet3, axis=1)),
     }
 
 
-def particle_features(p4: np.ndarray, n_particles: int, columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def particle_features(p4: np.ndarray, n_particles: int, columns: dict[str, np.ndarray] | None = None,
+                      offsets: np.ndarray | None = None) -> np.ndarray:
     """The 16 :data:`PARTICLE_FEATURES` of the ``n_particles`` highest-pT constituents.
 
     Parameters
     ----------
-    p4 : (n, 4) array of (px, py, pz, E) of *all* constituents of the jet.
-    n_particles : rows of the output; fewer constituents are zero-padded, more are cut.
+    p4 : (K, 4) array of (px, py, pz, E) of *all* constituents of the jet (of the jets).
+    n_particles : rows per jet of the output; fewer constituents are zero-padded, more are cut.
     columns : :func:`constituent_features` of ``p4``, when the caller has them already.
+    offsets : (N + 1,) jet boundaries in ``p4`` for N jets (:func:`constituent_features`).
 
     Returns
     -------
-    (n_particles, 16) float32, sorted by decreasing pT.
+    (n_particles, 16) float32 for one jet, (N, n_particles, 16) with ``offsets``; sorted by
+    decreasing pT (equal pT: in input order).
     """
-    columns = constituent_features(p4) if columns is None else columns
-    order = np.argsort(-columns["pt"], kind="stable")
-    table = np.stack([columns[name] for name in PARTICLE_FEATURES], axis=1)[order[:n_particles]]
-    out = np.zeros((n_particles, len(PARTICLE_FEATURES)), dtype=np.float32)
-    out[: len(table)] = table
-    return out
+    one_jet = offsets is None
+    offsets = np.array([0, len(p4)]) if one_jet else np.asarray(offsets, dtype=np.int64)
+    columns = constituent_features(p4, offsets) if columns is None else columns
+    jet_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    order = np.lexsort((-columns["pt"], jet_of))                            # by jet, then pT, stable
+    rank = np.arange(len(order)) - offsets[jet_of[order]]
+    kept = order[rank < n_particles]
+    out = np.zeros((len(offsets) - 1, n_particles, len(PARTICLE_FEATURES)), dtype=np.float32)
+    out[jet_of[kept], rank[rank < n_particles]] = np.stack([columns[name][kept] for name in PARTICLE_FEATURES], axis=1)
+    return out[0] if one_jet else out
 
 
-def _rotate_to_principal_axis(x: np.ndarray, y: np.ndarray, w: np.ndarray):
-    """Rotate points (x, y) so the w-weighted principal axis lies along +x."""
-    wsum = w.sum()
-    if len(x) < 2 or wsum <= 0:
-        return x.copy(), y.copy()
-    cxx, cyy, cxy = (w * x * x).sum() / wsum, (w * y * y).sum() / wsum, (w * x * y).sum() / wsum
-    angle = 0.5 * np.arctan2(2 * cxy, cxx - cyy)
-    c, s = np.cos(angle), np.sin(angle)
+def _rotate_to_principal_axis(x: np.ndarray, y: np.ndarray, w: np.ndarray, starts: np.ndarray, jet_of: np.ndarray):
+    """Rotate each jet's points (x, y) so its w-weighted principal axis lies along +x
+    (jets of < 2 points or no weight are left as they are); ``starts``/``jet_of`` as in
+    :func:`constituent_features`."""
+    def per_jet_sum(values):
+        return np.add.reduceat(values, starts)
+
+    wsum = per_jet_sum(w)
+    rotate = (np.diff(np.append(starts, len(x))) >= 2) & (wsum > 0)
+    safe = np.where(rotate, wsum, 1.0)
+    cxx, cyy, cxy = (per_jet_sum(w * a * b) / safe for a, b in ((x, x), (y, y), (x, y)))
+    angle = np.where(rotate, 0.5 * np.arctan2(2 * cxy, cxx - cyy), 0.0)
+    c, s = np.cos(angle)[jet_of], np.sin(angle)[jet_of]
     xr, yr = c * x + s * y, -s * x + c * y
-    if (w * xr**3).sum() < 0:  # orient the axis towards the heavier tail
-        xr, yr = -xr, -yr
-    return xr, yr
+    sign = np.where(rotate & (per_jet_sum(w * xr**3) < 0), -1.0, 1.0)[jet_of]  # axis towards the heavier tail
+    return np.where(rotate[jet_of], sign * xr, x), np.where(rotate[jet_of], sign * yr, y)
 
 
 def jet_image(x: np.ndarray, y: np.ndarray, pt: np.ndarray) -> np.ndarray:
     """(100, 100) float32 pT image over [-0.8, 0.8]^2 in (x, y) = (etarot, phirot); row = x bin."""
+    count, pixel, value = sparse_jet_images(x, y, pt, np.array([0, len(x)]))
+    image = np.zeros(IMAGE_PIXELS * IMAGE_PIXELS, dtype=np.float32)
+    image[pixel] = value
+    return image.reshape(IMAGE_PIXELS, IMAGE_PIXELS)
+
+
+def sparse_jet_images(x: np.ndarray, y: np.ndarray, pt: np.ndarray, offsets: np.ndarray):
+    """The images of :func:`jet_image` for N jets at once, as their non-zero pixels:
+    (count (N,) int32, pixel (K',) int16 = row * 100 + column, in order per jet, value (K',) float32).
+    Each pixel sums the pT of its points in input order (float64), as a dense histogram would."""
+    jet_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     ix, iy, inside = image_pixel_index(x, y)
-    flat = np.bincount(ix[inside] * IMAGE_PIXELS + iy[inside], weights=pt[inside], minlength=IMAGE_PIXELS**2)
-    return flat.reshape(IMAGE_PIXELS, IMAGE_PIXELS).astype(np.float32)
+    key = (jet_of * IMAGE_PIXELS + ix) * IMAGE_PIXELS + iy
+    keys, where = np.unique(key[inside], return_inverse=True)
+    sums = np.bincount(where, weights=pt[inside], minlength=len(keys))
+    keys, sums = keys[sums != 0], sums[sums != 0]
+    pixels_per_image = IMAGE_PIXELS * IMAGE_PIXELS
+    count = np.bincount(keys // pixels_per_image, minlength=len(offsets) - 1).astype(np.int32)
+    return count, (keys % pixels_per_image).astype(np.int16), sums.astype(np.float32)
 
 
 def jet_row(p4: np.ndarray, *, label: int | None, truth_pt: float | None = None) -> np.ndarray:
@@ -143,9 +178,23 @@ def jet_arrays(p4: np.ndarray, n_particles: int, *, label: int | None, truth_pt:
     The image is drawn in the rotated frame (etarot, phirot) from all constituents, so that
     averaged images show the prongs (as the JEDI-net paper's Fig. 4).
     """
-    columns = constituent_features(p4)
-    image = jet_image(columns["etarot"], columns["phirot"], columns["pt"])
-    return particle_features(p4, n_particles, columns), jet_row(p4, label=label, truth_pt=truth_pt), image
+    constituents, rows, (_, pixel, value) = many_jet_arrays([p4], n_particles, label=label, truth_pts=[truth_pt])
+    image = np.zeros(IMAGE_PIXELS * IMAGE_PIXELS, dtype=np.float32)
+    image[pixel] = value
+    return constituents[0], rows[0], image.reshape(IMAGE_PIXELS, IMAGE_PIXELS)
+
+
+def many_jet_arrays(jets: list[np.ndarray], n_particles: int, *, label: int | None, truth_pts=None):
+    """:func:`jet_arrays` of N jets (each (n_i, 4), n_i >= 1) in one pass of numpy calls per
+    array (the substructure stays one compiled call per jet): (constituents (N, P, 16)
+    float32, jets rows (N, 59) float32, images as :func:`sparse_jet_images`)."""
+    p4 = np.concatenate(jets).astype(np.float64, copy=False)
+    offsets = np.concatenate([[0], np.cumsum([len(j) for j in jets])])
+    columns = constituent_features(p4, offsets)
+    images = sparse_jet_images(columns["etarot"], columns["phirot"], columns["pt"], offsets)
+    truth_pts = truth_pts if truth_pts is not None else [None] * len(jets)
+    rows = np.stack([jet_row(jet, label=label, truth_pt=t) for jet, t in zip(jets, truth_pts)])
+    return particle_features(p4, n_particles, columns, offsets), rows, images
 
 
 def hls4ml_arrays_from_relative(
@@ -175,10 +224,10 @@ def hls4ml_arrays_from_relative(
     constituents = np.zeros((n_jets, n_out, len(PARTICLE_FEATURES)), dtype=np.float32)
     jets = np.zeros((n_jets, len(JET_FEATURES)), dtype=np.float32)
     images = np.zeros((n_jets, IMAGE_PIXELS, IMAGE_PIXELS), dtype=np.float32)
-    for i in range(n_jets):
-        keep = mask[i]
-        if not keep.any():
-            continue
-        p4 = four_momenta_from_relative(etarel[i, keep], phirel[i, keep], ptrel[i, keep], jet_pt=jet_pt, jet_eta=jet_eta)
-        constituents[i], jets[i], images[i] = jet_arrays(p4, n_out, label=label)
+    filled = np.flatnonzero(mask.any(axis=1))
+    if len(filled):
+        p4 = [four_momenta_from_relative(etarel[i, mask[i]], phirel[i, mask[i]], ptrel[i, mask[i]], jet_pt=jet_pt,
+                                         jet_eta=jet_eta) for i in filled]
+        constituents[filled], jets[filled], (count, pixel, value) = many_jet_arrays(p4, n_out, label=label)
+        images.reshape(n_jets, -1)[np.repeat(filled, count), pixel.astype(np.int64)] = value
     return constituents, jets, images
