@@ -1,7 +1,8 @@
 """Several ``jetlab hpo run`` processes on one study (SQLite and a real PostgreSQL server): both
 start on an empty database at once, one is killed with SIGKILL in the middle of a trial, the
 other retries that trial with the same parameters, continuing its run directory; a finished
-study continues with more trials; ``mpiexec`` groups train trials data-parallel side by side."""
+study continues with more trials; ``mpiexec`` groups train trials data-parallel side by side;
+workers starting at once do not run more trials than asked for."""
 
 import json
 import os
@@ -139,3 +140,37 @@ def test_a_failing_trial_under_mpiexec_ends_the_job_with_its_error(tmp_path, tin
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "jetlab: error:" in output and "less than half a batch" in output, output[-3000:]
+
+
+_RACING_WORKER = """
+import sys, time
+import optuna
+import jetlab.hpo.study as hpo_study
+
+url, lock = sys.argv[1], sys.argv[2] == "lock"
+counted = hpo_study.trial_counts
+
+def slow_counts(study):  # widen the window between counting the trials and starting one
+    counts = counted(study)
+    time.sleep(0.4)
+    return counts
+
+hpo_study.trial_counts = slow_counts
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.load_study(study_name="race", storage=hpo_study.open_storage(url))
+ran = hpo_study.run_worker(study, lambda trial: time.sleep(0.2) or 1.0, 2, poll_s=0.2, lock_url=url if lock else None)
+print("ran", ran)
+"""
+
+
+def test_workers_starting_at_once_do_not_run_more_trials_than_asked(tmp_path):
+    """Counting the finished + running trials and starting one happen under the study's lock."""
+    url = f"sqlite:///{tmp_path}/study.db"
+    optuna.create_study(study_name="race", storage=url)
+    workers = [subprocess.Popen([sys.executable, "-c", _RACING_WORKER, url, "lock"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [w.communicate(timeout=120) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err[-2000:] for _, err in outputs]
+    trials = optuna.load_study(study_name="race", storage=url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 2    # three workers, two trials asked for
+    assert sum(int(out.split()[-1]) for out, _ in outputs) == 2

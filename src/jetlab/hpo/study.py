@@ -24,8 +24,9 @@ runs may differ (sampler, pruner, trial directory, device, threads, data loading
 **Budget.** ``n_trials`` is the study's target of finished (complete or pruned) trials,
 shared by all workers: a worker starts a trial while finished + running trials are fewer,
 always runs queued (retried) trials first, and while others' trials still run at the end
-it waits for them (one may die and need a retry), then stops. Workers starting at the same
-moment can overshoot the target by one trial each.
+it waits for them (one may die and need a retry), then stops. Counting the trials and
+starting one happen under the same lock as study creation (held until the new trial is
+recorded as running), so workers starting at the same moment do not overshoot the target.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class StudySpec:
 
 @contextlib.contextmanager
 def _creation_lock(url: str):
-    """Serialise table and study creation between processes (module docstring)."""
+    """Serialise table and study creation, and the start of trials, between processes (module docstring)."""
     if url.startswith("sqlite:///") and ":memory:" not in url:
         from jetlab.utils.locking import cache_lock
 
@@ -301,11 +302,14 @@ def trial_counts(study) -> dict[str, int]:
     return counts
 
 
-def run_worker(study, objective, n_trials: int, *, timeout_s: float | None = None, poll_s: float | None = 5.0) -> int:
+def run_worker(study, objective, n_trials: int, *, timeout_s: float | None = None, poll_s: float | None = 5.0,
+               lock_url: str | None = None) -> int:
     """Run trials of ``study`` until it holds ``n_trials`` finished ones (module docstring);
     returns how many this worker ran. At the end it polls every ``poll_s`` seconds while
     others' trials run (None: without heartbeats, a dead trial is never retried: no wait).
-    An error in a trial (other than pruning) stops the worker."""
+    ``lock_url``: the study's storage URL; other workers' budget checks wait while this one
+    counts and starts a trial (None: no other worker, no lock). An error in a trial (other
+    than pruning) stops the worker."""
     from optuna.storages import fail_stale_trials
 
     started, ran = time.monotonic(), 0
@@ -314,19 +318,32 @@ def run_worker(study, objective, n_trials: int, *, timeout_s: float | None = Non
             handler.addFilter(_NoTracebackForUserErrors())
     with quiet_optuna():
         while True:
-            fail_stale_trials(study)  # dead workers' trials -> failed, copies queued
-            counts = trial_counts(study)
-            finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
-            if finished >= n_trials:
-                break
-            if timeout_s is not None and time.monotonic() - started > timeout_s:
-                log.info("time is up after %d trial(s) of this worker", ran)
-                break
-            if not counts.get("WAITING") and finished + counts.get("RUNNING", 0) >= n_trials:
-                if poll_s is None:
+            with contextlib.ExitStack() as budget:  # released once our trial is recorded as running
+                if lock_url is not None:
+                    budget.enter_context(_creation_lock(lock_url))
+                fail_stale_trials(study)  # dead workers' trials -> failed, copies queued
+                counts = trial_counts(study)
+                finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+                if finished >= n_trials:
                     break
-                time.sleep(poll_s)  # the last trials run elsewhere; one may die and need a retry here
-                continue
-            study.optimize(objective, n_trials=1, catch=())
+                if timeout_s is not None and time.monotonic() - started > timeout_s:
+                    log.info("time is up after %d trial(s) of this worker", ran)
+                    break
+                if not counts.get("WAITING") and finished + counts.get("RUNNING", 0) >= n_trials:
+                    if poll_s is None:
+                        break
+                    budget.close()
+                    time.sleep(poll_s)  # the last trials run elsewhere; one may die and need a retry here
+                    continue
+                study.optimize(_released_when_started(objective, budget), n_trials=1, catch=())
             ran += 1
     return ran
+
+
+def _released_when_started(objective, budget: contextlib.ExitStack):
+    """``objective`` that first releases ``budget``: Optuna calls it once the trial is in the storage."""
+    def run(trial):
+        budget.close()
+        return objective(trial)
+
+    return run

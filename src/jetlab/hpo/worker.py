@@ -40,6 +40,7 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
     """
     from jetlab.distributed.env import detect_launcher
     from jetlab.hpo.study import close_storage, open_storage, open_study
+    from jetlab.hpo.study import storage_url as full_url
 
     if options.trials < 0:
         raise JetlabError(f"--trials must be >= 0, got {options.trials}")
@@ -62,13 +63,13 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
         return open_study(storages[-1], name, request)
 
     try:
-        return _work(options, groups, open_here)
+        return _work(options, groups, open_here, full_url(storage_url))
     finally:
         for storage in storages:
             close_storage(storage)
 
 
-def _work(options: WorkerOptions, groups, open_here) -> dict | None:
+def _work(options: WorkerOptions, groups, open_here, lock_url: str) -> dict | None:
     from jetlab.hpo.objective import TrialRunner
     from jetlab.hpo.study import make_pruner, make_sampler, run_worker, trial_counts
 
@@ -104,7 +105,7 @@ def _work(options: WorkerOptions, groups, open_here) -> dict | None:
                          threads=groups.threads_per_process() if groups and groups.local_processes > 1 else None)
     with groups.abort_on_error() if groups is not None else contextlib.nullcontext():
         ran = run_worker(study, runner, options.trials, timeout_s=options.timeout_s,
-                         poll_s=options.heartbeat_s or None)
+                         poll_s=options.heartbeat_s or None, lock_url=lock_url)
     if groups is not None:
         groups.stop_followers()
         ran = groups.world.reduce(ran, root=0)
