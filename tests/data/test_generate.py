@@ -7,9 +7,10 @@ import pytest
 
 from jetlab.io import open_jets
 from jetlab.data.driver import _block_images
-from jetlab.data.generate import GeneratorSettings, JetGenerator, dense_images, generate_dataset, match_to_targets
+from jetlab.data.generate import GeneratorSettings, JetGenerator, generate_dataset, match_to_targets
 from jetlab.data.summary import half_sample_mode
 from jetlab.io.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
+from jetlab.physics.particles import dense_images
 
 P = {name: i for i, name in enumerate(PARTICLE_FEATURES)}
 J = {name: i for i, name in enumerate(JET_FEATURES)}

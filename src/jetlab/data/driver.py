@@ -328,7 +328,7 @@ def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
 
 
 def _block_images(block) -> np.ndarray:
-    from jetlab.data.generate import dense_images
+    from jetlab.physics.particles import dense_images
 
     if "images" in block:  # a block left by a jetlab from before sparse images
         return block["images"]

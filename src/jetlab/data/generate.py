@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jetlab.errors import JetlabError
-from jetlab.io.layout import CLASS_NAMES, IMAGE_PIXELS
+from jetlab.io.layout import CLASS_NAMES
 from jetlab.io.manifest import BLOCK_JETS
 from jetlab.physics.kinematics import delta_r, pt_eta_phi
 
@@ -49,7 +49,6 @@ __all__ = [
     "GeneratorSettings",
     "JetGenerator",
     "block_seed",
-    "dense_images",
     "pythia_settings",
     "run_block",
 ]
@@ -139,8 +138,8 @@ class JetGenerator:
 
     def generate(self, n_jets: int, seed: int) -> dict[str, np.ndarray]:
         """``n_jets`` matched jets: {"constituents", "jets"} arrays, the jet images in the
-        sparse form read by :func:`dense_images` ("image_count", "image_pixel", "image_value"),
-        and "events", the number of Pythia events they took."""
+        sparse form of :func:`jetlab.physics.particles.sparse_jet_images` ("image_count",
+        "image_pixel", "image_value"), and "events", the number of Pythia events they took."""
         from jetlab.physics.particles import many_jet_arrays
 
         self.pythia.rndm.init(seed)
@@ -286,15 +285,6 @@ def match_to_targets(jet_p4: np.ndarray, jet_event: np.ndarray, target_p: np.nda
         used.add(j)
         if inside[j]:
             yield int(t), j, float(t_pt[t])
-
-
-def dense_images(count: np.ndarray, pixel: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Jet images stored as their non-zero pixels (how blocks travel between processes and sit
-    on disk; :func:`jetlab.physics.particles.sparse_jet_images`: per jet the number of pixels,
-    their flat numbers row * 100 + column and values) -> (N, 100, 100) float32."""
-    images = np.zeros((len(count), IMAGE_PIXELS * IMAGE_PIXELS), dtype=np.float32)
-    images[np.repeat(np.arange(len(count)), count), pixel.astype(np.int64)] = value
-    return images.reshape(len(count), IMAGE_PIXELS, IMAGE_PIXELS)
 
 
 # -- one block of work (run by jetlab.data.driver, locally or on Dask workers) -------------

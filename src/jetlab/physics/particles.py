@@ -35,6 +35,7 @@ from jetlab.physics.kinematics import (
 
 __all__ = [
     "constituent_features",
+    "dense_images",
     "hls4ml_arrays_from_relative",
     "jet_arrays",
     "jet_image",
@@ -47,6 +48,11 @@ __all__ = [
 _J = {name: i for i, name in enumerate(JET_FEATURES)}
 
 
+def _jet_index(offsets: np.ndarray) -> np.ndarray:
+    """The jet of each constituent, (K,), from the jet boundaries ``offsets`` (N + 1,)."""
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
 def constituent_features(p4: np.ndarray, offsets: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The 16 :data:`PARTICLE_FEATURES` of every constituent, unsorted: name -> (K,) float64.
 
@@ -56,8 +62,7 @@ def constituent_features(p4: np.ndarray, offsets: np.ndarray | None = None) -> d
     """
     p4 = np.asarray(p4, dtype=np.float64)
     offsets = np.array([0, len(p4)]) if offsets is None else np.asarray(offsets, dtype=np.int64)
-    starts = offsets[:-1]
-    jet_of = np.repeat(np.arange(len(starts)), np.diff(offsets))
+    starts, jet_of = offsets[:-1], _jet_index(offsets)
     px, py, pz, e = p4.T
     jet = np.add.reduceat(p4, starts, axis=0)                                  # (N, 4)
     pt, eta, phi = pt_eta_phi(p4)
@@ -103,7 +108,7 @@ def particle_features(p4: np.ndarray, n_particles: int, columns: dict[str, np.nd
     one_jet = offsets is None
     offsets = np.array([0, len(p4)]) if one_jet else np.asarray(offsets, dtype=np.int64)
     columns = constituent_features(p4, offsets) if columns is None else columns
-    jet_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    jet_of = _jet_index(offsets)
     order = np.lexsort((-columns["pt"], jet_of))                            # by jet, then pT, stable
     rank = np.arange(len(order)) - offsets[jet_of[order]]
     kept = order[rank < n_particles]
@@ -132,25 +137,29 @@ def _rotate_to_principal_axis(x: np.ndarray, y: np.ndarray, w: np.ndarray, start
 
 def jet_image(x: np.ndarray, y: np.ndarray, pt: np.ndarray) -> np.ndarray:
     """(100, 100) float32 pT image over [-0.8, 0.8]^2 in (x, y) = (etarot, phirot); row = x bin."""
-    count, pixel, value = sparse_jet_images(x, y, pt, np.array([0, len(x)]))
-    image = np.zeros(IMAGE_PIXELS * IMAGE_PIXELS, dtype=np.float32)
-    image[pixel] = value
-    return image.reshape(IMAGE_PIXELS, IMAGE_PIXELS)
+    return dense_images(*sparse_jet_images(x, y, pt, np.array([0, len(x)])))[0]
 
 
 def sparse_jet_images(x: np.ndarray, y: np.ndarray, pt: np.ndarray, offsets: np.ndarray):
     """The images of :func:`jet_image` for N jets at once, as their non-zero pixels:
     (count (N,) int32, pixel (K',) int16 = row * 100 + column, in order per jet, value (K',) float32).
     Each pixel sums the pT of its points in input order (float64), as a dense histogram would."""
-    jet_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     ix, iy, inside = image_pixel_index(x, y)
-    key = (jet_of * IMAGE_PIXELS + ix) * IMAGE_PIXELS + iy
+    key = (_jet_index(offsets) * IMAGE_PIXELS + ix) * IMAGE_PIXELS + iy
     keys, where = np.unique(key[inside], return_inverse=True)
     sums = np.bincount(where, weights=pt[inside], minlength=len(keys))
     keys, sums = keys[sums != 0], sums[sums != 0]
     pixels_per_image = IMAGE_PIXELS * IMAGE_PIXELS
     count = np.bincount(keys // pixels_per_image, minlength=len(offsets) - 1).astype(np.int32)
     return count, (keys % pixels_per_image).astype(np.int16), sums.astype(np.float32)
+
+
+def dense_images(count: np.ndarray, pixel: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Images given as their non-zero pixels (:func:`sparse_jet_images`; how the generator's
+    blocks travel between processes and sit on disk) -> (N, 100, 100) float32."""
+    images = np.zeros((len(count), IMAGE_PIXELS * IMAGE_PIXELS), dtype=np.float32)
+    images[np.repeat(np.arange(len(count)), count), pixel.astype(np.int64)] = value
+    return images.reshape(len(count), IMAGE_PIXELS, IMAGE_PIXELS)
 
 
 def jet_row(p4: np.ndarray, *, label: int | None, truth_pt: float | None = None) -> np.ndarray:
@@ -178,10 +187,8 @@ def jet_arrays(p4: np.ndarray, n_particles: int, *, label: int | None, truth_pt:
     The image is drawn in the rotated frame (etarot, phirot) from all constituents, so that
     averaged images show the prongs (as the JEDI-net paper's Fig. 4).
     """
-    constituents, rows, (_, pixel, value) = many_jet_arrays([p4], n_particles, label=label, truth_pts=[truth_pt])
-    image = np.zeros(IMAGE_PIXELS * IMAGE_PIXELS, dtype=np.float32)
-    image[pixel] = value
-    return constituents[0], rows[0], image.reshape(IMAGE_PIXELS, IMAGE_PIXELS)
+    constituents, rows, images = many_jet_arrays([p4], n_particles, label=label, truth_pts=[truth_pt])
+    return constituents[0], rows[0], dense_images(*images)[0]
 
 
 def many_jet_arrays(jets: list[np.ndarray], n_particles: int, *, label: int | None, truth_pts=None):
@@ -228,6 +235,6 @@ def hls4ml_arrays_from_relative(
     if len(filled):
         p4 = [four_momenta_from_relative(etarel[i, mask[i]], phirel[i, mask[i]], ptrel[i, mask[i]], jet_pt=jet_pt,
                                          jet_eta=jet_eta) for i in filled]
-        constituents[filled], jets[filled], (count, pixel, value) = many_jet_arrays(p4, n_out, label=label)
-        images.reshape(n_jets, -1)[np.repeat(filled, count), pixel.astype(np.int64)] = value
+        constituents[filled], jets[filled], sparse = many_jet_arrays(p4, n_out, label=label)
+        images[filled] = dense_images(*sparse)
     return constituents, jets, images
