@@ -197,21 +197,19 @@ class JetGenerator:
         """Yield (constituent four-momenta (n, 4), matched object's pT) per selected jet of the
         current Pythia ``event`` (constituents in event-record order)."""
         targets = self.targets(event)
+        if not targets:
+            return
         finder = self.jet_finder
         finder.analyze(event)
-        n_jets = finder.sizeJet()
-        if not targets or not n_jets:
-            return
-        jet_p4 = np.array([_four_momentum(finder.p(j)) for j in range(n_jets)])
-        target_p4 = np.array([_four_momentum(event[i].p()) for i in targets])
-        particle = event.__getitem__
-        for _, j, t_pt in match_to_targets(jet_p4, np.zeros(n_jets, int), target_p4, np.zeros(len(targets), int), self.settings):
-            p4 = np.array([(q.px(), q.py(), q.pz(), q.e()) for q in map(particle, finder.constituents(j))])
-            yield p4, t_pt
+        jet_p4 = np.array([_four_momentum(finder.p(j)) for j in range(finder.sizeJet())])
+        target_p4 = np.array([_four_momentum(event[i]) for i in targets])
+        for _, j, t_pt in match_to_targets(jet_p4, target_p4, self.settings):
+            yield np.array([_four_momentum(q) for q in map(event.__getitem__, finder.constituents(j))]), t_pt
 
 
-def _four_momentum(vec4) -> tuple[float, float, float, float]:
-    return vec4.px(), vec4.py(), vec4.pz(), vec4.e()
+def _four_momentum(momentum) -> tuple[float, float, float, float]:
+    """(px, py, pz, E) of a Pythia ``Particle`` or ``Vec4``."""
+    return momentum.px(), momentum.py(), momentum.pz(), momentum.e()
 
 
 _BANNER_LOCK = threading.Lock()
@@ -260,20 +258,18 @@ def quiet_stdout():
         os.close(saved)
 
 
-def match_to_targets(jet_p4: np.ndarray, jet_event: np.ndarray, target_p: np.ndarray, target_event: np.ndarray,
-                     settings: GeneratorSettings):
-    """Yield (target, jet, target pT) for each target whose nearest jet of the same event
-    lies within ΔR < ``match_radius``, is not the nearest jet of an earlier target, and
-    passes the jet pT and |η| window. Targets are taken in order.
+def match_to_targets(jet_p4: np.ndarray, target_p: np.ndarray, settings: GeneratorSettings):
+    """Yield (target, jet, target pT) for each target of one event whose nearest jet lies
+    within ΔR < ``match_radius``, is not the nearest jet of an earlier target, and passes the
+    jet pT and |η| window. Targets are taken in order.
 
-    jet_p4 (J, 4), jet_event (J,), target_p (T, >=3), target_event (T,); ΔR in (η, φ).
+    jet_p4 (J, 4), target_p (T, >=3); ΔR in (η, φ).
     """
     if len(jet_p4) == 0 or len(target_p) == 0:
         return
     j_pt, j_eta, j_phi = pt_eta_phi(jet_p4)
     t_pt, t_eta, t_phi = pt_eta_phi(target_p)
     dr = delta_r(t_eta[:, None], t_phi[:, None], j_eta[None, :], j_phi[None, :])
-    dr[target_event[:, None] != jet_event[None, :]] = np.inf
     nearest = np.argmin(dr, axis=1)
     distance = dr[np.arange(len(nearest)), nearest]
     inside = (settings.jet_pt_min < j_pt) & (j_pt < settings.jet_pt_max) & (np.abs(j_eta) < settings.jet_abs_eta_max)
