@@ -54,13 +54,11 @@ def paired_per_core(jet_class: str, n_jets: int, workdir: Path) -> dict[str, flo
     from jetlab.data.generate import pythia_settings
 
     totals = dict.fromkeys(("jetlab_wall", "jetlab_cpu", "bare_wall", "bare_cpu", "events", "jets"), 0.0)
-    start, start_cpu = time.perf_counter(), time.process_time()
-    pythia = pythia8mc.Pythia("", False)
-    for line in pythia_settings(jet_class, 1):
-        pythia.readString(line)
-    pythia.init()
-    totals["bare_wall"] += time.perf_counter() - start
-    totals["bare_cpu"] += time.process_time() - start_cpu
+    with timed_into(totals, "bare"):
+        pythia = pythia8mc.Pythia("", False)
+        for line in pythia_settings(jet_class, 1):
+            pythia.readString(line)
+        pythia.init()
     for r, first in enumerate(range(0, n_jets, ROUND_JETS)):
         with recorded_blocks() as blocks:
             wall, events, jets, cpu = jetlab_run(workdir / f"{jet_class}-{r}", [jet_class],
@@ -69,16 +67,23 @@ def paired_per_core(jet_class: str, n_jets: int, workdir: Path) -> dict[str, flo
             raise SystemExit(f"recorded {sum(n for _, n in blocks)} block events, the files hold {events}")
         for key, value in (("jetlab_wall", wall), ("jetlab_cpu", cpu), ("events", events), ("jets", jets)):
             totals[key] += value
-        start, start_cpu = time.perf_counter(), time.process_time()
-        for seed, block_events in blocks:  # the same events as jetlab's Pythia, block by block
-            pythia.rndm.init(seed)
-            done = 0
-            while done < block_events:
-                if pythia.next():
-                    done += 1
-        totals["bare_wall"] += time.perf_counter() - start
-        totals["bare_cpu"] += time.process_time() - start_cpu
+        with timed_into(totals, "bare"):
+            for seed, block_events in blocks:  # the same events as jetlab's Pythia, block by block
+                pythia.rndm.init(seed)
+                done = 0
+                while done < block_events:
+                    if pythia.next():
+                        done += 1
     return totals
+
+
+@contextlib.contextmanager
+def timed_into(totals: dict, side: str):
+    """Add the wall and CPU seconds of the ``with`` block to ``totals[side + "_wall" / "_cpu"]``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    yield
+    totals[f"{side}_wall"] += time.perf_counter() - start
+    totals[f"{side}_cpu"] += time.process_time() - start_cpu
 
 
 @contextlib.contextmanager
