@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -39,3 +40,35 @@ def test_usage_errors_are_one_line_exit_2(capsys, argv, expected):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("jetlab: error: ") and expected in err[0], err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], []])
+def test_top_level_help_and_version_do_not_load_torch(argv):
+    """`jetlab --help` / `--version` / bare `jetlab` answer at once: no command group (and so
+    no torch, seconds to import) is loaded for them."""
+    code = ("import sys; from jetlab.cli.main import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in sys.modules if m == 'torch' or m.startswith('jetlab.cli.')))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert loaded == "LOADED ['jetlab.cli.main']", done.stdout + done.stderr
+
+
+def test_only_the_named_group_is_loaded(monkeypatch):
+    cli_main = importlib.import_module("jetlab.cli.main")  # jetlab.cli.main the attribute is the function
+
+    imported = []
+    real_import = cli_main.importlib.import_module
+    monkeypatch.setattr(cli_main.importlib, "import_module", lambda name: imported.append(name) or real_import(name))
+    cli_main.build_parser(["-v", "data", "info", "x"])
+    assert imported == ["jetlab.cli.data"]
+
+
+def test_a_group_that_cannot_be_imported_says_so(monkeypatch, capsys):
+    cli_main = importlib.import_module("jetlab.cli.main")  # jetlab.cli.main the attribute is the function
+
+    monkeypatch.setitem(cli_main.GROUPS, "broken", ("jetlab.cli.no_such_module", "a group whose module is missing"))
+    assert main(["broken"]) == 2
+    err = capsys.readouterr().err
+    assert "the 'broken' commands cannot be loaded" in err and "no_such_module" in err

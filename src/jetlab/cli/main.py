@@ -31,7 +31,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"jetlab: error: {where}{message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``jetlab`` parser. Given ``argv``, only the command group it names is imported
+    (its module pulls in torch, seconds to load), so ``jetlab --help``, ``jetlab --version``
+    and a bare ``jetlab`` answer at once; without ``argv`` every group is built."""
     parser = _Parser(
         prog="jetlab",
         description="Deep learning on sparse particle-physics data.",
@@ -39,20 +42,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jetlab {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
+    wanted = set(GROUPS) if argv is None else {_named_group(argv)}
     for name, (module_name, help_text) in GROUPS.items():
+        group_parser = groups.add_parser(name, help=help_text, description=help_text)
+        if name not in wanted:
+            continue
+        commands = group_parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # group not built yet
-        group_parser = groups.add_parser(name, help=help_text, description=help_text)
-        module.register(group_parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+        except ImportError as exc:
+            # say so instead of dropping the group: usually an optional extra not installed
+            group_parser.set_defaults(run=_unavailable(name, exc))
+            commands.required = False
+            continue
+        module.register(commands)
     return parser
 
 
+def _named_group(argv: list[str]) -> str | None:
+    """The command group ``argv`` names: its first word that is not an option (the top-level
+    options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _unavailable(name: str, exc: ImportError):
+    def run(args) -> int:
+        raise JetlabError(f"the '{name}' commands cannot be loaded ({type(exc).__name__}: {exc}); "
+                          "is an optional extra missing? (see the README's install line)")
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, see _Parser), --help, --version
