@@ -37,6 +37,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="a jet file or a directory of them (hls4ml or JetNet layout)")
     p.set_defaults(run=_info)
 
+    p = commands.add_parser(
+        "jetnet", help="write single-class JetNet files (g30.hdf5, t150.hdf5, ...) from hls4ml-layout jets",
+        description="Write OUT/<class><P>.hdf5 in the JetNet layout (eta_rel, phi_rel, pT_rel, mask of the P "
+        "leading particles; jet pT, eta, mass, particle count) for each class of an hls4ml-layout file or "
+        "directory, e.g. the output of `jetlab data generate`. The generators train and are scored on these.",
+    )
+    p.add_argument("path", help="an hls4ml-layout jet file or directory")
+    p.add_argument("--out", required=True, help="directory for the JetNet files")
+    p.add_argument("--particles", type=int, default=None, choices=SUPPORTED_PARTICLES,
+                   help="leading particles kept per jet (default: all the source has)")
+    p.add_argument("--classes", default=None, help="comma-separated subset of g,q,w,z,t (default: every class present)")
+    p.set_defaults(run=_jetnet)
+
     p = commands.add_parser("plot", help="per-class histograms and average jet images as PNG")
     p.add_argument("path", help="a jet file or a directory of them")
     p.add_argument("--out", required=True, help="directory for the PNG files and plots.json")
@@ -66,6 +79,16 @@ def _info(args) -> int:
     from jetlab.data.summary import format_summary, jet_summary
 
     print(format_summary(jet_summary(args.path)))
+    return 0
+
+
+def _jetnet(args) -> int:
+    from jetlab.io.convert import write_jetnet_files
+
+    check_output_dir(args.out)
+    classes = args.classes.split(",") if args.classes else None
+    for path in write_jetnet_files(args.path, args.out, n_particles=args.particles, classes=classes):
+        print(path)
     return 0
 
 
