@@ -21,9 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "interrupted command completes it.",
     )
     p.add_argument("--classes", default=",".join(CLASS_NAMES), help="comma-separated subset of g,q,w,z,t (default: all)")
-    p.add_argument("--jets-per-class", type=int, default=1000, metavar="N")
+    p.add_argument("--jets-per-class", type=int, default=1000, metavar="N", help="jets written per class (default 1000)")
     p.add_argument("--particles", type=int, default=30, choices=SUPPORTED_PARTICLES, help="constituents kept per jet")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed: the same seed gives the same files whatever the worker count (default 0)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--workers", type=int, default=None, metavar="K", help=f"processes (default: all {os.cpu_count()} cores)")
     p.add_argument(

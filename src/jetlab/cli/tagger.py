@@ -51,13 +51,13 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab tagger train`")
     p.add_argument("--data", required=True, metavar="DIR", help="jet files to evaluate on")
     p.add_argument("--name", help="name of the eval-<name> folder (default: the data folder's name)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
     p.add_argument("--batch-size", type=positive_int, default=500, help="jets per forward pass (default 500)")
     p.set_defaults(run=_evaluate)
 
     p = subparsers.add_parser(
         "compare", help="paper-style table and per-class ROC plots of several runs",
-        description="Print per-class AUC and TPR at FPR 10%% / 1%% of each run (one row a model); with --out, "
+        description="Print per-class AUC and TPR at FPR 10% / 1% of each run (one row a model); with --out, "
                     "write one ROC plot per class with every model, compare.md and compare.json.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN")
