@@ -19,7 +19,9 @@ import pytest
 from jetlab.io.jets import open_jets
 from jetlab.metrics.tagging import roc_curve
 from jetlab.viz.data import draw_average_images, plot_jets
-from jetlab.viz.samples import multiplicity_is_informative, plot_jet_feature_histograms, plot_jet_images
+from jetlab.viz.samples import (multiplicity_is_informative, plot_jet_feature_histograms, plot_jet_images,
+                                plot_point_cloud_comparison)
+from jetlab.viz.style import OVERFLOW_NOTE, with_overflow
 from jetlab.viz.tagging import fpr_floor, plot_roc, plot_roc_comparison, plot_training_curve
 
 
@@ -164,6 +166,25 @@ def test_histograms_keep_an_informative_multiplicity_panel(tmp_path, top_jets):
     assert all(_bins_drawn(ax) > 1 for ax in panels)
 
 
+def test_histograms_span_the_jet_radius_and_keep_the_overflow(tmp_path, top_jets):
+    points, mask = top_jets
+    fig = plot_jet_feature_histograms(points, mask, points, mask, tmp_path / "h.png")
+    panels = _hist_panels(fig)
+    for ax in panels[:2]:  # eta_rel, phi_rel: the whole jet, R = 0.8
+        lo, hi = ax.get_xlim()
+        assert lo <= -0.8 and hi >= 0.8
+    for ax in panels:
+        assert OVERFLOW_NOTE in [t.get_text() for t in ax.texts]
+
+
+def test_with_overflow_puts_every_entry_in_a_bin():
+    bins = np.linspace(0.0, 1.0, 11)
+    values = np.array([-3.0, 0.05, 0.5, 1.0, 7.0])
+    counts, _ = np.histogram(with_overflow(values, bins), bins=bins)
+    assert counts.sum() == len(values)
+    assert counts[0] == 2 and counts[-1] == 2  # the underflow and the overflow (1.0 itself: last bin)
+
+
 def test_multiplicity_is_informative():
     assert not multiplicity_is_informative(np.full(5, 30), np.full(4, 30))
     assert not multiplicity_is_informative(np.array([29, 30]), np.array([30]))
@@ -178,6 +199,27 @@ def test_jet_images_have_colour_bars(tmp_path, top_jets):
     assert len(bars) == 2  # one for the mean images, one for the single jets
     assert all("p_T" in bar.get_ylabel() for bar in bars)
     assert len(fig.axes) == 2 * 3 + 2
+
+
+def test_jet_images_put_eta_along_x_as_the_data_plots_do(tmp_path):
+    points = np.zeros((2, 3, 3))
+    points[:, 0] = (0.5, 0.0, 1.0)  # one particle at eta_rel = 0.5, phi_rel = 0
+    mask = np.zeros((2, 3), dtype=bool)
+    mask[:, 0] = True
+    fig = plot_jet_images(points, mask, points, mask, tmp_path / "img.png", n_single=0)
+    ax = fig.axes[0]
+    assert "eta" in ax.get_xlabel() and "phi" in ax.get_ylabel()
+    shown = np.nan_to_num(np.asarray(ax.images[0].get_array(), dtype=float))
+    row, col = np.unravel_index(np.argmax(shown), shown.shape)  # origin="lower": row = y, col = x
+    assert col == int((0.5 + 0.8) / 1.6 * 100) and row == 50
+
+
+def test_point_cloud_comparison_has_an_intensity_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    digits = rng.random((4, 10, 3))
+    fig = plot_point_cloud_comparison(digits, None, digits[::-1], None, tmp_path / "d.png", n=4)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and "intensity" in bars[0].get_ylabel()
 
 
 # -- jet data plots ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from jetlab.data.summary import jet_observables
 from jetlab.io.jets import open_jets
 from jetlab.io.layout import CLASS_NAMES, IMAGE_EXTENT
 from jetlab.utils.atomic import atomic_write_json
-from jetlab.viz.style import pyplot, save_png, styled
+from jetlab.viz.style import note_overflow, pyplot, save_png, styled, with_overflow
 
 __all__ = ["draw_average_images", "plot_jets"]
 
@@ -30,6 +30,8 @@ _HISTOGRAMS = {
 @styled
 def plot_jets(path, out) -> list[Path]:
     """Write per-class histograms and the average jet image per class; return the PNG paths.
+
+    The edge bins of each histogram include the under/overflow (the plot says so).
 
     ``plots.json`` beside them holds the numbers drawn: bin edges and normalised counts
     per class, and the summed pT and the colour scale of the average images.
@@ -48,11 +50,13 @@ def plot_jets(path, out) -> list[Path]:
         numbers[key] = {"bins": bins.tolist()}
         for label, name in present:
             x = obs[key][obs["label"] == label]
+            x = with_overflow(x[np.isfinite(x)], bins)
             counts, _, _ = ax.hist(x, bins=bins, histtype="step", density=True, label=name, linewidth=1.5)
             numbers[key][name] = counts.tolist()
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.legend(title="class")
+        note_overflow(ax)
         fig.tight_layout()
         save_png(fig, out / f"{key}.png", dpi=110)
         written.append(out / f"{key}.png")

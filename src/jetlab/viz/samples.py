@@ -29,7 +29,8 @@ import numpy as np
 
 from jetlab.io.layout import IMAGE_EXTENT, IMAGE_PIXELS
 from jetlab.physics.kinematics import image_pixel_index, relative_jet_kinematics
-from jetlab.viz.style import pyplot, save_png, styled
+from jetlab.physics.constituents import JET_RADIUS
+from jetlab.viz.style import note_overflow, pyplot, save_png, styled, with_overflow
 
 __all__ = [
     "jet_relative_kinematics",
@@ -93,11 +94,12 @@ def plot_jet_images(
         panels = [("mean", means[row], 0)] + [(f"jet {i}", images[i], 1) for i in range(n_single)]
         for col, (label, image, kind) in enumerate(panels):
             ax = axes[row, col]
-            drawn[kind] = ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent,
+            # rows of `image` are eta: transposed, eta runs along x as in `jetlab data plot`
+            drawn[kind] = ax.imshow(np.where(image > 0, image, np.nan).T, origin="lower", extent=extent,
                                     norm=norms[kind], cmap="viridis")
             ax.set_title(f"{name}: {label}", fontsize="small")
-            ax.set_xlabel(r"$\phi_{rel}$")
-            ax.set_ylabel(r"$\eta_{rel}$")
+            ax.set_xlabel(r"$\eta_{rel}$")
+            ax.set_ylabel(r"$\phi_{rel}$")
             ax.tick_params(labelsize="x-small")
     labels = (r"mean $p_T^{rel}$ per pixel", r"$p_T^{rel}$ per pixel")
     for kind, image in enumerate(drawn):
@@ -137,7 +139,9 @@ def plot_jet_feature_histograms(
 ):
     """Particle eta_rel, phi_rel, pT_rel and jet mass, pT, multiplicity: real vs generated.
 
-    Each panel is normalised to unit area and says so on its y axis (``1/N dN/dx``).
+    Each panel is normalised to unit area and says so on its y axis (``1/N dN/dx``). eta_rel
+    and phi_rel span the jet radius; the other ranges hold 99.5 % of the entries, and every
+    panel's edge bins include the under/overflow (said on the panel).
     The multiplicity panel is drawn only when the jets have at least 3 different
     multiplicities (:func:`multiplicity_is_informative`); otherwise its place states the
     multiplicities in words. Returns the (closed) figure.
@@ -145,21 +149,25 @@ def plot_jet_feature_histograms(
     plt = pyplot()
     real_jet = jet_relative_kinematics(real, real_mask)
     gen_jet = jet_relative_kinematics(generated, generated_mask)
-    # (x label, y label, real, generated, log y)
+    radius = np.linspace(-JET_RADIUS, JET_RADIUS, 41)
+    # (x label, y label, real, generated, log y, bins: None = from the data)
     panels = [
         (r"particle $\eta^{rel}$", r"$1/N\;dN/d\eta^{rel}$", real[..., 0][real_mask],
-         generated[..., 0][generated_mask], False),
+         generated[..., 0][generated_mask], False, radius),
         (r"particle $\phi^{rel}$", r"$1/N\;dN/d\phi^{rel}$", real[..., 1][real_mask],
-         generated[..., 1][generated_mask], False),
+         generated[..., 1][generated_mask], False, radius),
         (r"particle $p_T^{rel}$", r"$1/N\;dN/dp_T^{rel}$", real[..., 2][real_mask],
-         generated[..., 2][generated_mask], True),
-        (r"jet $m/p_T$", r"$1/N\;dN/d(m/p_T)$", real_jet["mass"], gen_jet["mass"], False),
-        (r"jet $|\sum \vec p_T^{\,rel}|$", r"$1/N\;dN/d|\sum \vec p_T^{\,rel}|$", real_jet["pt"], gen_jet["pt"], False),
+         generated[..., 2][generated_mask], True, None),
+        (r"jet $m/p_T$", r"$1/N\;dN/d(m/p_T)$", real_jet["mass"], gen_jet["mass"], False, None),
+        (r"jet $|\sum \vec p_T^{\,rel}|$", r"$1/N\;dN/d|\sum \vec p_T^{\,rel}|$", real_jet["pt"], gen_jet["pt"], False,
+         None),
     ]
     multiplicity = (real_jet["n_particles"], gen_jet["n_particles"])
     fig, axes = plt.subplots(2, 3, figsize=(12, 7), layout="constrained")
-    for ax, (xlabel, ylabel, r, g, log) in zip(axes.flat, panels):
-        _histogram_panel(ax, xlabel, ylabel, r, g, _continuous_bins(r, g), log)
+    for ax, (xlabel, ylabel, r, g, log, bins) in zip(axes.flat, panels):
+        bins = _continuous_bins(r, g) if bins is None else bins
+        _histogram_panel(ax, xlabel, ylabel, with_overflow(r, bins), with_overflow(g, bins), bins, log)
+        note_overflow(ax)
     ax = axes.flat[5]
     if multiplicity_is_informative(*multiplicity):
         both = np.concatenate(multiplicity)
@@ -179,7 +187,7 @@ def plot_jet_feature_histograms(
 def _continuous_bins(r: np.ndarray, g: np.ndarray) -> np.ndarray:
     both = np.concatenate([r, g]) if len(g) else r
     both = both[np.isfinite(both)]
-    lo, hi = (np.percentile(both, [0.5, 99.5]) if both.size else (0.0, 1.0))
+    lo, hi = (np.percentile(both, [0.25, 99.75]) if both.size else (0.0, 1.0))
     if hi <= lo:
         hi = lo + 1.0
     return np.linspace(lo, hi, 41)
@@ -214,11 +222,13 @@ def plot_point_cloud_comparison(
     *,
     n: int = 8,
     title: str = "",
-) -> None:
-    """``n`` real point clouds (top row) above ``n`` generated ones (bottom row).
+):
+    """``n`` real point clouds (top row) above ``n`` generated ones (bottom row); returns the
+    (closed) figure.
 
     Points are (x, y, intensity) with y drawn downwards like an image; marker colour and
-    size follow the intensity. Axis limits are shared and taken from the real points.
+    size follow the intensity (relative to the brightest real point, shown by a colour bar).
+    Axis limits are shared and taken from the real points.
     """
     plt = pyplot()
     if real_mask is None:
@@ -238,8 +248,8 @@ def plot_point_cloud_comparison(
             ax = axes[row, col]
             p = pts[col][msk[col]]
             intensity = np.clip(p[:, 2] / imax, 0.0, 1.0) if p.shape[-1] > 2 else np.ones(len(p))
-            ax.scatter(p[:, 0], p[:, 1], c=intensity, s=4 + 20 * intensity, cmap="gray_r", vmin=0, vmax=1,
-                       edgecolors="none")
+            drawn = ax.scatter(p[:, 0], p[:, 1], c=intensity, s=4 + 20 * intensity, cmap="gray_r", vmin=0, vmax=1,
+                               edgecolors="none")
             ax.set_xlim(*xlim)
             ax.set_ylim(*ylim)
             ax.set_xticks([])
@@ -248,9 +258,13 @@ def plot_point_cloud_comparison(
             ax.set_aspect("equal")
             if col == 0:
                 ax.set_ylabel(name, fontsize=9)
+    bar = fig.colorbar(drawn, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
+    bar.set_label(f"intensity / {imax:.3g}", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     save_png(fig, path, dpi=90, bbox_inches="tight")
+    return fig
 
 
 @styled

@@ -18,12 +18,32 @@ from typing import Callable, Iterator, TypeVar
 
 from jetlab.utils.atomic import atomic_path
 
-__all__ = ["hep_style", "pyplot", "save_png", "styled"]
+__all__ = ["OVERFLOW_NOTE", "hep_style", "note_overflow", "pyplot", "save_png", "styled", "with_overflow"]
 
 F = TypeVar("F", bound=Callable)
 
 #: font size (points) of jetlab's figures: mplhep's 26 pt are meant for 10 x 10 inch figures
 FONT_SIZE = 10.0
+
+
+#: said on every histogram whose edge bins hold what falls outside the drawn range
+OVERFLOW_NOTE = "edge bins include under/overflow"
+
+
+def with_overflow(values, bins):
+    """``values`` clipped into the first and last of ``bins`` (edges), so a histogram counts
+    every entry: what lies outside the drawn range lands in the edge bins instead of
+    vanishing (normalised histograms would otherwise hide the loss)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    return np.clip(values, bins[0], np.nextafter(bins[-1], -np.inf))
+
+
+def note_overflow(ax) -> None:
+    """Say on ``ax`` that its edge bins include the under/overflow."""
+    ax.text(0.99, 0.01, OVERFLOW_NOTE, transform=ax.transAxes, ha="right", va="bottom", fontsize="x-small",
+            color="0.4")
 
 
 def pyplot():
