@@ -72,3 +72,12 @@ def test_a_group_that_cannot_be_imported_says_so(monkeypatch, capsys):
     assert main(["broken"]) == 2
     err = capsys.readouterr().err
     assert "the 'broken' commands cannot be loaded" in err and "no_such_module" in err
+
+
+@pytest.mark.parametrize("verbose, level", [([], "WARNING"), (["-v"], "NOTSET")])
+def test_matplotlib_notes_only_with_verbose(tmp_path, verbose, level):
+    import logging
+
+    logging.getLogger("matplotlib").setLevel(logging.NOTSET)
+    assert main([*verbose, "data", "info", str(tmp_path / "missing")]) == 2
+    assert logging.getLevelName(logging.getLogger("matplotlib").level) == level

@@ -113,6 +113,19 @@ def test_training_curve_integer_epochs_and_no_overlapping_text(tmp_path, n_epoch
                 assert not text.overlaps(ax.bbox), (i, j, text, ax.bbox)
 
 
+def test_training_curve_marks_the_best_epoch_in_every_panel(tmp_path):
+    fig = plot_training_curve(_history(10), tmp_path / "curve.png", best_epoch=7)
+    for ax in fig.axes:
+        marks = [line for line in ax.lines if line.get_label() == "best epoch (7)"]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [7, 7]
+
+
+def test_roc_of_one_class_is_not_drawn(tmp_path):
+    labels = np.full(20, 4)  # e.g. generated top jets only: no background for any class
+    assert plot_roc(labels, _scores(labels), list("gqwzt"), tmp_path / "roc.png") is None
+    assert not (tmp_path / "roc.png").exists()
+
+
 def test_training_curve_without_accuracy_or_lr(tmp_path):
     history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e} for e in (1, 2)]
     fig = plot_training_curve(history, tmp_path / "curve.png")

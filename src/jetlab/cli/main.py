@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # matplotlib's font-cache and mathtext notes are not the user's business
+        for noisy in ("matplotlib", "PIL"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "run", None):
         # no command: like argparse's own "missing argument" error, help goes to stderr, exit 2
         parser.print_help(sys.stderr)

@@ -285,7 +285,7 @@ def _score_on_test(task, result, config, jets, test_split, out: Path, context, e
             np.savez_compressed(fh, labels=labels, probs=probs, class_names=np.array(jets.class_names))
     plot_roc(labels, probs, jets.class_names, out / "roc.png",
              title=f"{config.model}, {jets.n_particles} particles, test split ({len(labels)} jets)")
-    plot_training_curve(result.history, out / "training_curve.png", title=config.model)
+    plot_training_curve(result.history, out / "training_curve.png", title=config.model, best_epoch=result.best_epoch)
     atomic_write_json(out / "metrics.json", metrics)
     log.info("test accuracy %.3f, mean AUC %.3f -> %s", metrics["accuracy"], metrics["mean_auc"] or float("nan"), out)
     return metrics

@@ -76,8 +76,9 @@ def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: st
     with atomic_path(eval_dir / "predictions.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, labels=labels, probs=probs, class_names=np.array(info["class_names"]))
-    plot_roc(labels, probs, info["class_names"], eval_dir / "roc.png",
-             title=f"{info['model_name']} on {name} ({len(labels)} jets)")
+    if plot_roc(labels, probs, info["class_names"], eval_dir / "roc.png",
+                title=f"{info['model_name']} on {name} ({len(labels)} jets)") is None:
+        log.info("no roc.png: every jet of %s is of one class, so no class has a background to reject", name)
     atomic_write_json(eval_dir / "metrics.json", metrics)
     metrics["out"] = str(eval_dir)
     return metrics

@@ -53,16 +53,22 @@ def _roc_axes(ax, title: str, n_background: int, legend_title: str | None = None
 @styled
 def plot_roc(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path: str | os.PathLike,
              *, title: str = ""):
-    """One-vs-rest ROC of every class: labels (N,), probs (N, C); y axis down to 1/N_background."""
+    """One-vs-rest ROC of every class: labels (N,), probs (N, C); y axis down to 1/N_background.
+
+    Returns the (closed) figure, or None without writing anything when no class has both
+    signal and background jets (e.g. generated jets of one class): there is no curve to draw.
+    """
     from jetlab.metrics.tagging import one_vs_rest_rocs, roc_auc
 
     labels = np.asarray(labels)
+    curves = [(c, name, curve) for c, (name, curve) in enumerate(zip(class_names, one_vs_rest_rocs(labels, probs)))
+              if curve is not None]
+    if not curves:
+        return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     n_background = 1
-    for c, (name, curve) in enumerate(zip(class_names, one_vs_rest_rocs(labels, probs))):
-        if curve is None:
-            continue
+    for c, name, curve in curves:
         n_background = max(n_background, int((labels != c).sum()))
         fpr, tpr = curve
         ax.plot(tpr[1:], fpr[1:], label=f"{name} tagger, AUC = {100 * roc_auc(fpr, tpr):.1f}%")
@@ -94,12 +100,14 @@ def plot_roc_comparison(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], pat
 
 
 @styled
-def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.PathLike, *, title: str = ""):
+def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.PathLike, *, title: str = "",
+                        best_epoch: int | None = None):
     """Loss, accuracy and learning rate per epoch, on integer epoch ticks.
 
     ``history`` holds one mapping per epoch with keys ``epoch``, ``train_loss``,
     ``val_loss`` and optionally ``train_accuracy``, ``val_accuracy``, ``lr``. Panels without
-    data (no accuracy, no learning rate) are left out.
+    data (no accuracy, no learning rate) are left out. ``best_epoch`` (the one whose weights
+    the run keeps) is marked by a dashed line in every panel.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -129,6 +137,9 @@ def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | os.P
         ax_lr.set_yscale("log")
         ax_lr.set_ylabel("learning rate")
     for ax in fig.axes:
+        if best_epoch:
+            ax.axvline(best_epoch, color="0.5", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
+            ax.legend(fontsize="small")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.xaxis.set_minor_locator(plt.NullLocator())
