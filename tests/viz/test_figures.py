@@ -266,3 +266,33 @@ def test_style_does_not_leak_into_the_callers_settings(tmp_path):
     before = dict(matplotlib.rcParams)
     plot_training_curve(_history(2), tmp_path / "c.png")
     assert dict(matplotlib.rcParams) == before
+
+
+# -- hyperparameter studies and pruning --------------------------------------------------------------
+def test_study_figures_speak_words_not_internal_names(tmp_path):
+    from jetlab.viz.hpo import plot_history, plot_importances, readable
+
+    assert readable("lr|adam") == "learning rate (adam)"
+    assert readable("val_accuracy") == "validation accuracy"
+    assert readable("f_r_activation") == "f r activation"
+    fig = plot_history([0, 1, 2], np.array([[0.5], [0.6], [0.55]]), ["val_accuracy"], ["maximize"],
+                       tmp_path / "history.png")
+    assert fig.axes[0].get_ylabel() == "validation accuracy (maximize)"
+    fig = plot_importances({"val_accuracy": {"lr|adam": 0.7, "hidden": 0.3}}, tmp_path / "imp.png")
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["N¹ (hidden nodes)", "learning rate (adam)"]
+
+
+def test_study_and_pruning_figures_use_the_jetlab_style(tmp_path):
+    from jetlab.viz.hpo import plot_intermediate
+    from jetlab.viz.pruning import plot_prune_curve
+
+    fig = plot_intermediate({0: ([1, 2], [0.5, 0.6]), 1: ([1], [0.4])}, {1}, tmp_path / "i.png", ylabel="val_loss")
+    assert fig.axes[0].get_ylabel() == "validation loss"
+    point = {"sparsity": 0.0, "auc": {"g": 0.9}, "mean_auc": 0.9, "accuracy": 0.7, "iteration": 0}
+    curve = {"baseline": point, "points": [dict(point, sparsity=0.5, iteration=1)], "auc_tolerance": 0.01,
+             "model": "dnn", "settings": {}}
+    for fig in (fig, plot_prune_curve(curve, tmp_path / "p.png")):
+        # mplhep's ROOT look, as every jetlab figure: ticks inside, on all four sides
+        assert fig.axes[0].xaxis.get_major_ticks()[0].tick1line.get_marker() in (2, 3)  # TICKUP / TICKDOWN
+        assert fig.axes[0].xaxis.get_major_ticks()[0].tick2line.get_visible()

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 
-from jetlab.viz.style import pyplot, save_png
+from jetlab.viz.style import pyplot, save_png, styled
 
 __all__ = ["plot_prune_curve"]
 
 
-def plot_prune_curve(curve: dict, path: str | os.PathLike) -> None:
+@styled
+def plot_prune_curve(curve: dict, path: str | os.PathLike):
     """Two panels from ``prune_curve.json``'s dict: mean and per-class AUC | accuracy, against
     sparsity (%); the dashed lines are the unpruned run, the band its mean AUC − tolerance."""
     plt = pyplot()
@@ -48,3 +49,4 @@ def plot_prune_curve(curve: dict, path: str | os.PathLike) -> None:
     fig.suptitle(f"{curve['model']}: {settings.get('scope', '')} magnitude pruning, {settings.get('schedule', '')} "
                  f"schedule, {len(points)} iteration(s){', rewound' if settings.get('rewind') else ''}")
     save_png(fig, path, dpi=120, bbox_inches="tight")
+    return fig
