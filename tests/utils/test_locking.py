@@ -58,6 +58,36 @@ def test_cache_lock_waits_for_the_holder_and_says_so(tmp_path, capfd):
     assert f"jetlab: waiting for default jet set {tmp_path} (locked by pid {holder.pid})" in err
 
 
+def test_no_lock_file_is_left_behind(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("x")
+    with directory_lock(tmp_path / "run"):
+        assert (tmp_path / "run" / ".lock").exists()
+    with cache_lock(tmp_path):
+        pass
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["config.yaml", "run"]
+
+
+def test_waiters_take_turns_although_each_holder_removes_the_file(tmp_path):
+    """Processes queue on one lock; each holder unlinks the file as it lets go. A waiter that got
+    the old (unlinked) file must not think it holds the lock while the next holds the new one."""
+    log = tmp_path / "log"
+    code = (
+        "import os, sys, time; from jetlab.utils.locking import cache_lock\n"
+        "for _ in range(5):\n"
+        "    with cache_lock(sys.argv[1]):\n"
+        "        with open(sys.argv[2], 'a') as f: f.write('in\\n'); f.flush(); time.sleep(0.02)\n"
+        "        with open(sys.argv[2], 'a') as f: f.write('out\\n')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "d"), str(log)], env=env,
+                              stderr=subprocess.DEVNULL) for _ in range(3)]
+    assert all(p.wait(timeout=60) == 0 for p in procs)
+    lines = log.read_text().split()
+    assert lines == ["in", "out"] * 15  # never two holders at once
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
 def test_lock_on_a_file_is_a_clean_error(tmp_path):
     path = tmp_path / "file.txt"
     path.write_text("x")

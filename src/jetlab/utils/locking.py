@@ -13,10 +13,13 @@ Two flavours:
           train(...)
 
 Both take ``<directory>/.lock`` (created if needed; readers of jet and run directories skip
-dot-files). The lock belongs to the open file description, so it is released when the block
-ends, when the process exits or is killed (even ``kill -9``): there is nothing stale to clean
-up. A directory the lock itself created and nobody wrote into is removed again, so a run that
-fails before writing anything leaves no trace. The pid written into the file is only for the messages. Locks are re-entrant neither
+dot-files) and remove it again when the block ends, so a finished run leaves no lock file
+behind. The lock belongs to the open file description, so it is also released when the
+process exits or is killed (even ``kill -9``; the file then stays, but holds no lock). Because
+the holder unlinks the file before letting go, a process that waited on the old file checks,
+once it has the lock, that its file is still the one at the path, and starts over if not. A
+directory the lock itself created and nobody wrote into is removed again, so a run that fails
+before writing anything leaves no trace. The pid written into the file is only for the messages. Locks are re-entrant neither
 across threads nor within one process: take each once.
 """
 
@@ -61,33 +64,58 @@ def _record_pid(fd: int) -> None:
 
 @contextlib.contextmanager
 def _locked(directory, what: str, blocking: bool) -> Iterator[Path]:
-    import fcntl
-
     directory = Path(directory)
     created = not directory.exists()
-    fd = _open_lock_file(directory, what)
+    fd = _acquire(directory, what, blocking)
     try:
+        _record_pid(fd)
+        yield directory
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (directory / LOCK_NAME).unlink()  # while still holding it: see the module docstring
+        if created and not any(directory.iterdir()):  # nothing written: leave no trace
+            with contextlib.suppress(OSError):  # unless a waiter has just put its lock file there
+                directory.rmdir()
+        os.close(fd)  # releases the lock
+
+
+def _acquire(directory: Path, what: str, blocking: bool) -> int:
+    """An fd holding the exclusive lock on the file now at ``directory/.lock``."""
+    import fcntl
+
+    said = False
+    while True:
+        fd = _open_lock_file(directory, what)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
                 raise
             holder = lock_holder(directory)
             by = f"pid {holder}" if holder else "another process"
             if not blocking:
+                os.close(fd)
                 raise JetlabError(
                     f"{directory}: this {what} is in use by another jetlab process ({by}); "
                     f"wait for it to finish or choose another {what}"
                 ) from None
-            print(f"jetlab: waiting for {what} {directory} (locked by {by})", file=sys.stderr, flush=True)
+            if not said:
+                print(f"jetlab: waiting for {what} {directory} (locked by {by})", file=sys.stderr, flush=True)
+                said = True
             fcntl.flock(fd, fcntl.LOCK_EX)
-        _record_pid(fd)
-        yield directory
-    finally:
-        if created and [p.name for p in directory.iterdir()] == [LOCK_NAME]:  # nothing written: leave no trace
-            (directory / LOCK_NAME).unlink()
-            directory.rmdir()
-        os.close(fd)  # releases the lock
+        if _still_at_path(fd, directory / LOCK_NAME):
+            return fd
+        os.close(fd)  # the previous holder removed the file we waited on: lock the current one
+
+
+def _still_at_path(fd: int, path: Path) -> bool:
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (at_path.st_dev, at_path.st_ino)
 
 
 def cache_lock(directory, what: str = "cache directory"):
