@@ -72,3 +72,14 @@ def test_the_checker_sees_commands_and_tables():
     assert lines == [(2, "tagger", "train", ["--epochs", "--no-such-flag"])]
     assert list(_named_flags(text)) == [(5, "--time-limit")]
     assert "--time-limit" not in ALL_FLAGS and "--epochs" in COMMANDS[("tagger", "train")]
+
+
+def test_every_flag_says_what_it_does():
+    groups = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = []
+    for group, group_parser in groups.choices.items():
+        commands = next(a for a in group_parser._actions if isinstance(a, argparse._SubParsersAction))
+        for command, parser in commands.choices.items():
+            silent += [f"jetlab {group} {command} {action.option_strings[0]}" for action in parser._actions
+                       if action.option_strings and not action.help and action.help != argparse.SUPPRESS]
+    assert not silent, "flags without help:\n" + "\n".join(silent)

@@ -56,9 +56,10 @@ def register(subparsers) -> None:
     )
     sample.add_argument("run_dir", metavar="RUN")
     sample.add_argument("--n", type=positive_int, required=True, help="number of sets to generate")
-    sample.add_argument("--out", required=True, metavar="FILE")
+    sample.add_argument("--out", required=True, metavar="FILE",
+                        help="output: an .h5 file, or a directory for --format hls4ml")
     sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"), help="jet file layout")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="random seed of the generation (default 0)")
     sample.set_defaults(run=_sample)
 
     evaluate = subparsers.add_parser(
@@ -70,7 +71,8 @@ def register(subparsers) -> None:
     evaluate.add_argument("run_dir", metavar="RUN")
     evaluate.add_argument("--data", default=None, help="real data to compare with (default: the run's)")
     evaluate.add_argument("--n", type=int, default=None, help="sets to compare (default: the whole test split)")
-    evaluate.add_argument("--seed", type=int, default=1)
+    evaluate.add_argument("--seed", type=int, default=1,
+                          help="random seed of the generated sets and the metrics' draws (default 1)")
     evaluate.set_defaults(run=_evaluate)
 
 
