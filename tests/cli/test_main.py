@@ -35,6 +35,7 @@ def test_version_exits_0(capsys):
     (["tagger", "train", "--epochs", "x"], "tagger train: argument --epochs: --epochs expects int, got 'x'"),
     (["nosuchgroup"], "invalid choice: 'nosuchgroup'"),
     (["fastsim", "train", "--out", "r", "--model", "flow"], "argument --model: invalid choice: 'flow'"),
+    (["hpo", "report", "--out", "r"], "the following arguments are required: --study"),
 ])
 def test_usage_errors_are_one_line_exit_2(capsys, argv, expected):
     assert main(argv) == 2

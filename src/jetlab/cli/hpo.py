@@ -26,8 +26,8 @@ from jetlab.errors import JetlabError
 __all__ = ["register"]
 
 
-def _study_flags(p, study_help: str) -> None:
-    p.add_argument("--study", metavar="NAME", help=study_help)
+def _study_flags(p, study_help: str, *, required: bool = False) -> None:
+    p.add_argument("--study", metavar="NAME", help=study_help, required=required)
     p.add_argument("--storage", metavar="URL", help="Optuna database: sqlite:///FILE.db or "
                    "postgresql://USER@HOST:PORT/DB (default: sqlite:///<dir>/study.db)")
     p.add_argument("--dir", metavar="DIR", help="study directory: trial-<n>/ run directories and the default "
@@ -81,7 +81,7 @@ def register(subparsers) -> None:
         "report", help="best trials, optimisation history, importances, Pareto front",
         description="Write OUT/best_trials.md and .json (with the command that retrains each), history.png, "
                     "importances.png, pareto.png (several objectives) and intermediate.png (per-epoch numbers).")
-    _study_flags(p, "name of the study to report on (required)")
+    _study_flags(p, "name of the study to report on", required=True)
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--top", type=int, default=5, metavar="K", help="best trials listed (one objective; default 5)")
     p.set_defaults(run=_report)
