@@ -74,12 +74,17 @@ def test_the_checker_sees_commands_and_tables():
     assert "--time-limit" not in ALL_FLAGS and "--epochs" in COMMANDS[("tagger", "train")]
 
 
-def test_every_flag_says_what_it_does():
+def test_every_flag_says_what_it_does_and_its_default_once():
     groups = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    silent = []
+    silent, twice = [], []
     for group, group_parser in groups.choices.items():
         commands = next(a for a in group_parser._actions if isinstance(a, argparse._SubParsersAction))
         for command, parser in commands.choices.items():
             silent += [f"jetlab {group} {command} {action.option_strings[0]}" for action in parser._actions
                        if action.option_strings and not action.help and action.help != argparse.SUPPRESS]
+            shown = {action.option_strings[0]: parser._get_formatter()._expand_help(action)
+                     for action in parser._actions if action.option_strings and action.help}
+            twice += [f"jetlab {group} {command} {flag}: {text}" for flag, text in shown.items()
+                      if len(re.findall(r"[(;,]\s*default\b", text)) > 1]
     assert not silent, "flags without help:\n" + "\n".join(silent)
+    assert not twice, "defaults said twice:\n" + "\n".join(twice)

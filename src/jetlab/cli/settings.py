@@ -55,7 +55,9 @@ def add_settings_flags(parser: argparse.ArgumentParser, cls) -> None:
         default = field.default if field.default is not dataclasses.MISSING else None
         kind = meta.get("type") or type(default)
         shown = "unset" if default is None else default
-        kwargs: dict[str, Any] = {"dest": field.name, "default": None, "help": f"{meta['help']} (default: {shown})"}
+        # a help text that explains its own default is not followed by a second one
+        text = meta["help"] if "default" in meta["help"] else f"{meta['help']} (default: {shown})"
+        kwargs: dict[str, Any] = {"dest": field.name, "default": None, "help": text}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
