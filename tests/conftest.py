@@ -67,7 +67,7 @@ def trained_run(tiny_jets_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_jetnet_file(tmp_path_factory):
+def gluon_jetnet_file(tmp_path_factory):
     """A JetNet-layout file of 40 gluon 'jets' of 30 particles (Gaussian eta/phi, equal pT)."""
     import numpy as np
 
@@ -82,13 +82,13 @@ def tiny_jetnet_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained_generator_run(tiny_jetnet_file, tmp_path_factory):
+def trained_generator_run(gluon_jetnet_file, tmp_path_factory):
     """A finished one-epoch ``jetlab fastsim train --model gan`` run (tiny networks) on
-    ``tiny_jetnet_file``. Copy it before changing anything in it."""
+    ``gluon_jetnet_file``. Copy it before changing anything in it."""
     from jetlab.cli.main import main
 
     out = tmp_path_factory.mktemp("generator-run") / "gan"
-    assert main(["fastsim", "train", "--model", "gan", "--data", str(tiny_jetnet_file), "--jet-class", "g",
+    assert main(["fastsim", "train", "--model", "gan", "--data", str(gluon_jetnet_file), "--jet-class", "g",
                  "--epochs", "1", "--batch-size", "8", "--latent-dim", "4", "--plot-every", "0", "--plot-samples",
                  "8", "--metrics-samples", "0", "--hp", "generator.hidden=8", "--hp", "discriminator.hidden=8",
                  "--threads", "1", "--out", str(out)]) == 0

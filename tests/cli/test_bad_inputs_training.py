@@ -13,10 +13,10 @@ from bad_input import BadInput, check_bad_input
 
 
 @pytest.fixture(scope="module")
-def resources(tiny_jets_dir, trained_run, tiny_jetnet_file, trained_generator_run):
+def resources(tiny_jets_dir, trained_run, gluon_jetnet_file, trained_generator_run):
     """Real jets, a trained tagger run, a trained generator run and a JetNet file (session-wide)."""
     return SimpleNamespace(jets=tiny_jets_dir, tagger=Path(trained_run("dnn")), generator=trained_generator_run,
-                           jetnet=tiny_jetnet_file)
+                           jetnet=gluon_jetnet_file)
 
 
 def _text_file(tmp, _):

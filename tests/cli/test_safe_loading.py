@@ -107,12 +107,15 @@ def test_the_hpo_objective_refuses_a_crafted_file(what, runs, tmp_path):
 
 def test_plain_pickles_and_the_old_torch_format_are_refused_too(tmp_path):
     marker = tmp_path / "MARKER"
-    with open(tmp_path / "plain.pt", "wb") as fh:
-        pickle.dump({"payload": _Payload(marker)}, fh)
+    for protocol in (2, 5):
+        with open(tmp_path / f"plain{protocol}.pt", "wb") as fh:
+            pickle.dump({"payload": _Payload(marker)}, fh, protocol=protocol)
     torch.save({"payload": _Payload(marker)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
-    for name in ("plain.pt", "old.pt"):
-        with pytest.raises(InputError, match=f"{name}: refused"):
+    for name in ("plain2.pt", "old.pt"):
+        with pytest.raises(InputError, match=f"{name}: refused: loading it would call io.open"):
             load_tensor_file(tmp_path / name)
+    with pytest.raises(InputError, match="plain5.pt: not a readable"):  # torch's reader stops at protocol 5 framing
+        load_tensor_file(tmp_path / "plain5.pt")
     assert not marker.exists()
 
 
@@ -171,6 +174,14 @@ def test_resuming_the_paused_run_finishes_it(paused_tagger, runs, tmp_path, caps
     assert main(["tagger", "train", "--out", str(run), "--resume"]) == 0
     assert (run / FINISHED_NAME).is_file()
     assert main(["tagger", "evaluate", str(run), "--data", str(runs["jets"])]) == 0
+
+
+def test_continuing_a_finished_run_makes_it_unfinished_until_it_ends_again(runs, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(runs["tagger"], run)
+    assert main(["tagger", "train", "--out", str(run), "--resume", "--epochs", "3", "--stop-after-epoch", "2"]) == 0
+    assert not (run / FINISHED_NAME).exists()   # paused after epoch 2 of 3: whatever model.pt holds now
+    assert "holds an unfinished run" in refused(["tagger", "evaluate", run, "--data", runs["jets"]], capsys)
 
 
 def test_a_finished_record_that_does_not_match_the_files_is_refused(runs, tmp_path, capsys):

@@ -116,13 +116,8 @@ def source_run(run: str | os.PathLike) -> tuple[dict, dict]:
         raise InputError(run, "no such run directory (expected one written by `jetlab tagger train`)")
     if not (run / "model.pt").is_file():
         raise InputError(run, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
-    info = read_model_file(run / "model.pt")
-    try:
-        metrics = read_json(run / "metrics.json")
-    except FileNotFoundError:
-        raise InputError(run, "holds no finished training run (no metrics.json): finish it first with "
-                              f"`jetlab tagger train --out {run} --resume`") from None
-    return info, metrics
+    info = read_model_file(run / "model.pt")  # a finished run: its finished.json lists metrics.json
+    return info, read_json(run / "metrics.json")
 
 
 def iteration_config(config: PruneConfig, info: dict):

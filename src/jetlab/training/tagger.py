@@ -133,10 +133,11 @@ def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, 
     }, path)
 
 
-def read_model_file(path: str | os.PathLike) -> dict:
+def read_model_file(path: str | os.PathLike, *, finished_only: bool = True) -> dict:
     """The contents of a finished run's RUN/model.pt (``path``: RUN or the file), loaded
-    executing nothing; one-line errors for a missing, foreign or crafted file and for a run
-    that stopped before its end (:func:`~jetlab.training.run_dir.require_finished`)."""
+    executing nothing; one-line errors for a missing, foreign or crafted file and, unless
+    ``finished_only=False`` (a recipe reading the file it is finishing), for a run that
+    stopped before its end (:func:`~jetlab.training.run_dir.require_finished`)."""
     from jetlab.training.run_dir import require_finished
 
     path = Path(path)
@@ -145,15 +146,18 @@ def read_model_file(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise InputError(path, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
     info = load_torch_file(path, MODEL_FILE_FORMAT, "model file", "tagger model file")
-    require_finished(path.parent, path.name)
+    if finished_only:
+        require_finished(path.parent, path.name)
     return info
 
 
-def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild a trained tagger from RUN/model.pt (or RUN): ``(model in eval mode, info)``."""
+def load_tagger(path: str | os.PathLike, device: str = "cpu", *, finished_only: bool = True
+                ) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a trained tagger from RUN/model.pt (or RUN): ``(model in eval mode, info)``
+    (``finished_only``: see :func:`read_model_file`)."""
     from jetlab.models import build_tagger
 
-    info = read_model_file(path)
+    info = read_model_file(path, finished_only=finished_only)
     hparams = dict(info["hparams"])
     if hparams.get("kernel") == "triton" and torch.device(device).type != "cuda":
         hparams["kernel"] = "auto"  # how JEDI-net runs, not what it is: a GPU-trained model loads anywhere

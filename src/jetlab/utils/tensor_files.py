@@ -115,9 +115,14 @@ def load_tensor_file(path: str | os.PathLike, readable_name: str = "torch file")
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a plain pickle.dump file
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "Weights only" not in str(exc):
-            raise InputError(path, f"not a readable {readable_name} (UnpicklingError: {_first_line(exc)})") from None
-        raise InputError(path, _refusal(path, str(exc))) from None
+        text = str(exc)
+        if text.startswith("Weights only load failed"):  # the restricted unpickler stopped: a global, or bad bytes
+            reason = text.split("trusted source.", 1)[-1].split("WeightsUnpickler error:", 1)[-1]
+            reason = reason.split("Check the documentation", 1)[0].strip()
+            if unsafe_globals(path) or re.search(r"global|Can only build|allowlist", reason, re.IGNORECASE):
+                raise InputError(path, _refusal(path, text)) from None
+            text = reason
+        raise InputError(path, f"not a readable {readable_name} (UnpicklingError: {_first_line(text)})") from None
     except Exception as exc:  # noqa: BLE001 - any other failure means a bad file
         raise InputError(path, f"not a readable {readable_name} ({type(exc).__name__}: {_first_line(exc)})") from None
 
@@ -133,6 +138,6 @@ def _refusal(path: Path, error: str) -> str:
             "data only, so this one was not written by jetlab (or was changed since); nothing was executed")
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException | str) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
