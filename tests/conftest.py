@@ -43,3 +43,53 @@ def tiny_jets_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-jets")
     generate_dataset(out, jets_per_class=40, n_particles=30, seed=3, workers=2, show_progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_jets_dir, tmp_path_factory):
+    """``trained_run(model, *flags) -> RUN``: a finished one-epoch (unless ``--epochs`` is among
+    the flags) ``jetlab tagger train`` run of ``model`` on ``tiny_jets_dir``, trained once per
+    session. Copy it before changing anything in it."""
+    from jetlab.cli.main import main
+
+    runs: dict[tuple, str] = {}
+
+    def get(model: str, *flags) -> str:
+        key = (model, *map(str, flags))
+        if key not in runs:
+            out = tmp_path_factory.mktemp(f"run-{model}")
+            assert main(["tagger", "train", "--model", model, "--data", str(tiny_jets_dir), "--epochs", "1",
+                         "--threads", "1", "--out", str(out), *map(str, flags)]) == 0
+            runs[key] = str(out)
+        return runs[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def gluon_jetnet_file(tmp_path_factory):
+    """A JetNet-layout file of 40 gluon 'jets' of 30 particles (Gaussian eta/phi, equal pT)."""
+    import numpy as np
+
+    from jetlab.io import write_jetnet_file
+
+    rng = np.random.default_rng(0)
+    points = np.stack([rng.normal(0, 0.1, (40, 30)), rng.normal(0, 0.1, (40, 30)), np.full((40, 30), 1 / 30),
+                       np.ones((40, 30))], -1).astype(np.float32)
+    path = tmp_path_factory.mktemp("jetnet") / "g.h5"
+    write_jetnet_file(path, points, np.zeros((40, 4), np.float32), jet_class="g")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_generator_run(gluon_jetnet_file, tmp_path_factory):
+    """A finished one-epoch ``jetlab fastsim train --model gan`` run (tiny networks) on
+    ``gluon_jetnet_file``. Copy it before changing anything in it."""
+    from jetlab.cli.main import main
+
+    out = tmp_path_factory.mktemp("generator-run") / "gan"
+    assert main(["fastsim", "train", "--model", "gan", "--data", str(gluon_jetnet_file), "--jet-class", "g",
+                 "--epochs", "1", "--batch-size", "8", "--latent-dim", "4", "--plot-every", "0", "--plot-samples",
+                 "8", "--metrics-samples", "0", "--hp", "generator.hidden=8", "--hp", "discriminator.hidden=8",
+                 "--threads", "1", "--out", str(out)]) == 0
+    return out

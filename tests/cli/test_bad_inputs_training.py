@@ -5,34 +5,18 @@ machinery is tests/cli/bad_input.py)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from bad_input import BadInput, check_bad_input
 
-from jetlab.cli.main import main
-from jetlab.io import write_jetnet_file
-
 
 @pytest.fixture(scope="module")
-def resources(tiny_jets_dir, tmp_path_factory):
-    """Real jets, a trained tagger run, a trained generator run and a JetNet file."""
-    base = tmp_path_factory.mktemp("bad-inputs")
-    tagger = base / "tagger"
-    assert main(["tagger", "train", "--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", "1",
-                 "--threads", "1", "--out", str(tagger)]) == 0
-    rng = np.random.default_rng(0)
-    points = np.stack([rng.normal(0, 0.1, (40, 30)), rng.normal(0, 0.1, (40, 30)), np.full((40, 30), 1 / 30),
-                       np.ones((40, 30))], -1).astype(np.float32)
-    jetnet = base / "g.h5"
-    write_jetnet_file(jetnet, points, np.zeros((40, 4), np.float32), jet_class="g")
-    generator = base / "generator"
-    assert main(["fastsim", "train", "--model", "gan", "--data", str(jetnet), "--jet-class", "g", "--epochs", "1",
-                 "--batch-size", "8", "--latent-dim", "4", "--plot-every", "0", "--plot-samples", "8",
-                 "--metrics-samples", "0", "--hp", "generator.hidden=8", "--hp", "discriminator.hidden=8",
-                 "--threads", "1", "--out", str(generator)]) == 0
-    return SimpleNamespace(jets=tiny_jets_dir, tagger=tagger, generator=generator, jetnet=jetnet)
+def resources(tiny_jets_dir, trained_run, gluon_jetnet_file, trained_generator_run):
+    """Real jets, a trained tagger run, a trained generator run and a JetNet file (session-wide)."""
+    return SimpleNamespace(jets=tiny_jets_dir, tagger=Path(trained_run("dnn")), generator=trained_generator_run,
+                           jetnet=gluon_jetnet_file)
 
 
 def _text_file(tmp, _):

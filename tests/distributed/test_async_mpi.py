@@ -115,7 +115,7 @@ def test_each_algorithm_trains_a_tagger_and_the_master_gets_the_messages_it_pres
     exchanges = 2 * (7 * 2 // tau)
     assert {kind: received.get(kind, 0) for kind in per_update} == {k: n * exchanges for k, n in per_update.items()}
     assert received["EPOCH"] == 2 * 2 and received["DONE"] == 2
-    weights = sum(p.numel() for p in torch.load(run / "model.pt", weights_only=False)["state_dict"].values())
+    weights = sum(p.numel() for p in torch.load(run / "model.pt", weights_only=True)["state_dict"].values())
     assert distributed["messages"]["sent_bytes"]["WEIGHTS"] == (4 * weights + 56) * exchanges
 
 
@@ -168,7 +168,7 @@ def test_resume_continues_the_masters_checkpoint_after_the_whole_job_was_killed(
         except ProcessLookupError:
             pass
     finish(process)
-    saved = torch.load(run / "checkpoint.pt", weights_only=False)
+    saved = torch.load(run / "checkpoint.pt", weights_only=True)
     assert 1 <= saved["epoch"] < 12
     out = finish(launch(3, "tagger", "train", "--out", str(run), "--resume"))
     assert f"resuming {run}/checkpoint.pt after epoch {saved['epoch']}" in out, out

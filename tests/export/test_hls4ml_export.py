@@ -78,7 +78,7 @@ def test_fixed_point_emulation_of_a_trained_dnn(trained_run, tmp_path, capsys):
     scan over widths 8 and 16 (16 is the export itself, not compiled twice)."""
     run = tmp_path / "run"
     shutil.copytree(trained_run("dnn", "--epochs", 20), run)
-    saved = torch.load(run / "model.pt", weights_only=False)
+    saved = torch.load(run / "model.pt", weights_only=True)
     saved["state_dict"]["mlp.layers.0.weight"][:10, :10] = 0.0
     torch.save(saved, run / "model.pt")
 

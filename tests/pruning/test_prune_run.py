@@ -71,7 +71,7 @@ def test_prune_cli_writes_the_curve_and_a_model_whose_zeros_are_the_reported_spa
     assert [p["target_sparsity"] for p in curve["points"]] == pytest.approx([1 - 0.4 ** 0.5, 0.6])
 
     # count the zeros of the saved file independently: every Linear weight of the DNN
-    state = torch.load(pruned / "model.pt", weights_only=False)["state_dict"]
+    state = torch.load(pruned / "model.pt", weights_only=True)["state_dict"]
     assert not any(k.endswith(("_orig", "_mask")) for k in state)
     weights = {k: v for k, v in state.items() if k.endswith("weight")}
     zeros, total = sum(int((w == 0).sum()) for w in weights.values()), sum(w.numel() for w in weights.values())
@@ -117,8 +117,8 @@ def test_killed_prune_run_resumes_mid_iteration_bit_for_bit(pruned, dnn_run, tmp
     assert main(["tagger", "prune", str(dnn_run[0]), "--out", str(out), "--resume"]) == 0
     assert f"resuming {out / 'iter-2' / 'checkpoint.pt'} after epoch 1" in caplog.text
     assert "dnn: 60.0% of the weights are zero after 2 iterations" in capsys.readouterr().out
-    whole = torch.load(pruned / "model.pt", weights_only=False)["state_dict"]
-    resumed = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    whole = torch.load(pruned / "model.pt", weights_only=True)["state_dict"]
+    resumed = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     for key, value in whole.items():
         torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
     a, b = (json.loads((d / "prune_curve.json").read_text())["points"] for d in (pruned, out))
@@ -198,6 +198,7 @@ def test_bad_directories_are_one_line_errors(pruned, dnn_run, tmp_path, capsys):
     (run / "metrics.json").rename(run / "metrics.json.away")
     try:
         message = one_line_error(capsys, main(["tagger", "prune", str(run), "--out", str(tmp_path / "p")]))
-        assert "no finished training run" in message
+        assert "holds an unfinished run (metrics.json missing)" in message
+        assert f"jetlab tagger train --out {run} --resume" in message
     finally:
         (run / "metrics.json.away").rename(run / "metrics.json")

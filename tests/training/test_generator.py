@@ -66,7 +66,7 @@ def tiny_config(data, model: str, **overrides) -> GeneratorConfig:
 
 
 def _state(run_dir):
-    ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     return ckpt["modules"], ckpt["optimizers"], ckpt["history"]
 
 

@@ -8,6 +8,7 @@ import torch
 
 from jetlab.errors import InputError
 from jetlab.io import open_jets
+from jetlab.training.run_dir import mark_finished
 from jetlab.training.tagger import TaggerTrainConfig, load_tagger, save_model_file, train_tagger
 from jetlab.training.tagger_eval import compare_runs, evaluate_tagger
 from jetlab.utils.config import load_config
@@ -24,8 +25,8 @@ def test_resumed_run_ends_with_the_weights_and_metrics_of_an_uninterrupted_one(t
     assert not (tmp_path / "killed" / "metrics.json").exists()
     resumed = train_tagger(config_for(tiny_jets_dir), tmp_path / "killed", resume=True)
 
-    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)
-    b = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)
     assert a["epoch"] == b["epoch"]
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=0)
@@ -86,8 +87,8 @@ def test_every_input_kind_trains_one_epoch(tiny_jets_dir, tmp_path, model):
 def test_reading_batches_from_disk_trains_exactly_like_the_in_memory_path(tiny_jets_dir, tmp_path):
     in_memory = train_tagger(config_for(tiny_jets_dir, model="gru", epochs=2), tmp_path / "memory")
     from_disk = train_tagger(config_for(tiny_jets_dir, model="gru", epochs=2, max_memory_gb=0.0), tmp_path / "disk")
-    a = torch.load(tmp_path / "memory" / "model.pt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "disk" / "model.pt", weights_only=False)["state_dict"]
+    a = torch.load(tmp_path / "memory" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "disk" / "model.pt", weights_only=True)["state_dict"]
     for key, value in a.items():
         torch.testing.assert_close(b[key], value, rtol=0, atol=0)
     assert from_disk["per_class"] == in_memory["per_class"]
@@ -100,6 +101,7 @@ def test_model_saved_with_the_triton_kernel_loads_on_cpu(tmp_path):
     model = JEDINetSumO(6, 4, hidden=8, edge_dim=3, object_dim=4, kernel="triton")
     save_model_file(tmp_path / "model.pt", model, config=TaggerTrainConfig(), class_names=list("gqwzt"),
                     particle_features=list("abcd"), stats={}, epoch=1, val_metrics={"val_loss": 1.0, "val_accuracy": 0.2})
+    mark_finished(tmp_path, ["model.pt"])  # a run directory holding just this model, complete
     loaded, info = load_tagger(tmp_path)
     assert info["hparams"]["kernel"] == "triton" and loaded.kernel == "auto"
     model.kernel = "torch"

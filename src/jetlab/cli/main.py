@@ -18,6 +18,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "tagger": ("jetlab.cli.tagger", "train, evaluate and compare jet taggers"),
     "fastsim": ("jetlab.cli.fastsim", "train generative models of sparse events, sample, evaluate"),
     "hpo": ("jetlab.cli.hpo", "hyperparameter search over training runs (Optuna), in parallel; its report"),
+    "run": ("jetlab.cli.run", "upgrade run directories written by an older jetlab"),
 }
 
 

@@ -30,6 +30,8 @@ model.pt             the last iteration's weights, masks made permanent (``prune
                      ``load_tagger(PRUNED)`` rebuilds the plain model, zeros included
 metrics.json         its test metrics (as a run's) + ``sparsity`` + ``pruning`` summary
 predictions.npz      its test predictions (``jetlab tagger compare RUN PRUNED`` works)
+finished.json        written last (:func:`jetlab.training.run_dir.mark_finished`); an
+                     iteration counts as done when its own finished.json is there
 ==================== ================================================================
 
 A killed run continues with ``resume``: finished iterations are kept, the interrupted one
@@ -105,27 +107,17 @@ class PruneConfig:
             whole("threads", 1)
 
 
-def _model_file(path: Path) -> dict:
-    from jetlab.training.checkpoint import load_torch_file
-    from jetlab.training.tagger import MODEL_FILE_FORMAT
-
-    return load_torch_file(path, MODEL_FILE_FORMAT, "model file", "tagger model file")
-
-
 def source_run(run: str | os.PathLike) -> tuple[dict, dict]:
-    """``(model-file info, test metrics)`` of the trained run RUN; one-line errors otherwise."""
+    """``(model-file info, test metrics)`` of the finished run RUN; one-line errors otherwise."""
+    from jetlab.training.tagger import read_model_file
+
     run = Path(run)
     if not run.is_dir():
         raise InputError(run, "no such run directory (expected one written by `jetlab tagger train`)")
     if not (run / "model.pt").is_file():
         raise InputError(run, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
-    info = _model_file(run / "model.pt")
-    try:
-        metrics = read_json(run / "metrics.json")
-    except FileNotFoundError:
-        raise InputError(run, "holds no finished training run (no metrics.json): finish it first with "
-                              f"`jetlab tagger train --out {run} --resume`") from None
-    return info, metrics
+    info = read_model_file(run / "model.pt")  # a finished run: its finished.json lists metrics.json
+    return info, read_json(run / "metrics.json")
 
 
 def iteration_config(config: PruneConfig, info: dict):
@@ -169,8 +161,8 @@ def prune_tagger(config: PruneConfig, out: str | os.PathLike, *, resume: bool = 
     metrics, or None when ``stop_after = (k, epoch)`` ended this call after that epoch of
     iteration k (``(k, None)``: after iteration k), as a kill would."""
     from jetlab.distributed.env import detect_launcher
-    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME
-    from jetlab.training.tagger import train_tagger
+    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, FINISHED_NAME, clear_finished
+    from jetlab.training.tagger import read_model_file, train_tagger
     from jetlab.utils.config import save_config
     from jetlab.utils.locking import directory_lock
 
@@ -186,17 +178,18 @@ def prune_tagger(config: PruneConfig, out: str | os.PathLike, *, resume: bool = 
     train_config.validate(f"{config.source}/model.pt config")
     targets = sparsity_schedule(config.target_sparsity, config.iterations, config.schedule)
     with directory_lock(out, what="prune run"):
+        clear_finished(out)
         if not resume:
             save_config(config, out / CONFIG_NAME)
         rewind_state = initial_state(info) if config.rewind else None
         curve = _new_curve(config, info, baseline)
         for k, target in enumerate(targets, start=1):
             run_dir = out / f"iter-{k}"
-            if (run_dir / "metrics.json").is_file():
+            if (run_dir / FINISHED_NAME).is_file():
                 metrics = json.loads((run_dir / "metrics.json").read_text())
             else:
                 start = Path(config.source) if k == 1 else out / f"iter-{k - 1}"
-                start_state = _model_file(start / "model.pt")["state_dict"]
+                start_state = read_model_file(start / "model.pt")["state_dict"]
                 log.info("iteration %d/%d: pruning to %.1f%% sparsity (%s scope, %s schedule)%s", k, config.iterations,
                          100 * target, config.scope, config.schedule, ", rewound" if config.rewind else "")
                 prepare = functools.partial(prepare_iteration, start_state=start_state, sparsity=target,
@@ -272,7 +265,7 @@ def _finish(out: Path, config: PruneConfig, train_config, curve: dict) -> dict:
 
     from jetlab.models import build_tagger
     from jetlab.training.checkpoint import load_checkpoint
-    from jetlab.training.run_dir import CHECKPOINT_NAME
+    from jetlab.training.run_dir import CHECKPOINT_NAME, mark_finished
     from jetlab.training.tagger import load_tagger, save_model_file
     from jetlab.utils.atomic import atomic_path, atomic_write_json
 
@@ -296,4 +289,5 @@ def _finish(out: Path, config: PruneConfig, train_config, curve: dict) -> dict:
         retraining_time_s=sum(p["training_time_s"] for p in curve["points"]),
         retraining_epochs=sum(p["epochs_run"] for p in curve["points"]))
     atomic_write_json(out / "metrics.json", metrics)
+    mark_finished(out, ("model.pt", "metrics.json", "predictions.npz"), iterations=config.iterations)
     return metrics

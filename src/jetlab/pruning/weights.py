@@ -98,8 +98,9 @@ def count_zeros(state_dict: Mapping[str, torch.Tensor], names) -> dict:
 
 
 def model_file_sparsity(path: str | os.PathLike) -> dict:
-    """:func:`count_zeros` of the weight matrices stored in a tagger model file (RUN/model.pt or RUN)."""
+    """:func:`count_zeros` of the weight matrices stored in a tagger model file (RUN/model.pt or RUN),
+    finished run or not (a prune run counts its own model.pt before it marks itself finished)."""
     from jetlab.training.tagger import load_tagger
 
-    model, info = load_tagger(path)
+    model, info = load_tagger(path, finished_only=False)
     return count_zeros(info["state_dict"], [name for name, _, _ in prunable_weights(model)])

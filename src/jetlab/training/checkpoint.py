@@ -17,6 +17,10 @@
     rng             one entry per rank: python, numpy and torch (CPU and CUDA) RNG states
     elapsed_s       training wall time so far
 
+Like every torch file jetlab writes, it holds tensors and plain Python data only and loads
+with the restricted unpickler (:mod:`jetlab.utils.tensor_files`): numpy's RNG state is
+stored as ``(name, key tensor, pos, has_gauss, cached_gaussian)``.
+
 The mini-batch order of epoch e is a pure function of (seed, e), so restoring the epoch
 counter restores the sampler; the RNG states cover everything else (dropout, ...).
 """
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError
-from jetlab.utils.atomic import atomic_torch_save
+from jetlab.utils.tensor_files import load_tensor_file, save_tensor_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -50,7 +54,7 @@ def capture_rng_state() -> dict[str, Any]:
     """The generator states of python ``random``, numpy's global RNG and torch (CPU, CUDA)."""
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(np.random.get_state()),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -58,9 +62,16 @@ def capture_rng_state() -> dict[str, Any]:
     return state
 
 
+def _numpy_state(state: tuple) -> tuple:
+    """numpy's legacy RNG state with its key array (624 uint32) as an int64 tensor."""
+    name, key, *rest = state
+    return (name, torch.from_numpy(key.astype(np.int64)), *(int(v) if i < 2 else float(v) for i, v in enumerate(rest)))
+
+
 def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, key, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -68,7 +79,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write ``state`` (see module docstring) atomically: a reader never sees half a file."""
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, **state}, path)
+    save_tensor_file({"format": CHECKPOINT_FORMAT, **state}, path)
 
 
 def load_checkpoint(path: str | os.PathLike, *, expect_meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -90,16 +101,14 @@ def load_checkpoint(path: str | os.PathLike, *, expect_meta: dict[str, Any] | No
 
 
 def load_torch_file(path: Path, expected_format: str, readable_name: str, kind: str) -> dict[str, Any]:
-    """``torch.load`` a jetlab file whose dict carries ``format == expected_format``.
+    """Load a jetlab file whose dict carries ``format == expected_format``, executing nothing
+    (:func:`jetlab.utils.tensor_files.load_tensor_file`).
 
-    Unreadable bytes -> "not a readable <readable_name>"; another kind of file -> "not a
-    jetlab <kind>"; both as :class:`InputError` naming ``path``.
+    A file that names code -> "refused: ..."; unreadable bytes -> "not a readable
+    <readable_name>"; another kind of file -> "not a jetlab <kind>"; all as
+    :class:`InputError` naming ``path``.
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        raise InputError(path, f"not a readable {readable_name} ({type(exc).__name__}: {first_line})") from None
+    state = load_tensor_file(path, readable_name)
     if not isinstance(state, dict) or state.get("format") != expected_format:
         raise InputError(path, f"not a jetlab {kind} (expected format {expected_format})")
     return state

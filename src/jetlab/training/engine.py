@@ -39,6 +39,7 @@ import dataclasses
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -48,6 +49,7 @@ from jetlab.distributed.env import DistContext
 from jetlab.errors import JetlabError
 from jetlab.training.batches import ShardedBatches
 from jetlab.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from jetlab.training.run_dir import clear_finished
 from jetlab.training.settings import TrainSettings, make_scheduler
 from jetlab.training.strategies import LocalUpdate, UpdateStrategy
 from jetlab.utils.progress import progress
@@ -281,6 +283,8 @@ class Engine:
             restore_rng_state(rng[context.rank % len(rng)])
             if context.is_main:
                 log.info("resuming %s after epoch %d", self.checkpoint_path, state.start_epoch - 1)
+        if context.is_main and self.checkpoint_path is not None:
+            clear_finished(Path(self.checkpoint_path).parent)  # the run is unfinished until its recipe marks it again
         state.t0 = time.perf_counter()
         return state
 

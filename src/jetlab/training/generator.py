@@ -17,8 +17,9 @@ A run directory RUN holds ``config.yaml``, ``checkpoint.pt`` (every epoch, atomi
 ``--resume`` continues exactly), ``model.pt`` (the best networks, the normalisation and, for
 the VAE, the generation latent: what ``jetlab fastsim sample|evaluate`` read; written when
 training ends or pauses), ``history.json`` (numbers per epoch and, for jets, the generation
-metrics of the final model against validation jets) and sample plots every ``plot_every``
-epochs and at the end.
+metrics of the final model against validation jets), sample plots every ``plot_every``
+epochs and at the end, and, written last when training has ended (not paused),
+``finished.json``: what ``sample``/``evaluate`` require (:mod:`jetlab.training.run_dir`).
 """
 
 from __future__ import annotations
@@ -252,5 +253,9 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
         atomic_write_json(out / HISTORY_NAME, {"config": dataclasses.asdict(config), "epochs": result.history,
                                                "best_epoch": result.best_epoch, "final_metrics": final_metrics,
                                                **strategy.summary()})
+        if result.finished:
+            from jetlab.training.run_dir import mark_finished
+
+            mark_finished(out, ("model.pt", HISTORY_NAME), epochs_run=result.epochs_run, stop_reason=result.stop_reason)
         return {"epochs": result.history, "final_metrics": final_metrics, "finished": result.finished,
                 "best_epoch": result.best_epoch}

@@ -17,7 +17,8 @@ import torch
 
 from jetlab.errors import InputError, JetlabError
 from jetlab.training.point_sets import Normalisation, PointSets, load_point_sets, with_mask_column
-from jetlab.utils.atomic import atomic_torch_save, atomic_write_json
+from jetlab.utils.atomic import atomic_write_json
+from jetlab.utils.tensor_files import save_tensor_file
 
 __all__ = ["TrainedGenerator", "evaluate_run", "save_generator_file", "write_sample_plots", "write_samples"]
 
@@ -26,7 +27,7 @@ def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None
     """Write RUN/model.pt: what sampling needs (module docstring)."""
     from jetlab.training.generator import GENERATOR_FILE_FORMAT
 
-    atomic_torch_save({
+    save_tensor_file({
         "format": GENERATOR_FILE_FORMAT,
         "config": dataclasses.asdict(config),
         "data": data_info,
@@ -51,6 +52,7 @@ class TrainedGenerator:
     def load(cls, run_dir: str | Path, device: str = "cpu") -> "TrainedGenerator":
         from jetlab.training.checkpoint import load_torch_file
         from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
+        from jetlab.training.run_dir import require_finished
 
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
@@ -61,6 +63,7 @@ class TrainedGenerator:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise JetlabError(f"device {device!r} requested but torch sees no CUDA device; use --device cpu")
         state = load_torch_file(path, GENERATOR_FILE_FORMAT, "model file", "generator model file")
+        require_finished(run_dir)
         config = GeneratorConfig(**state["config"])
         info = state["data"]
         task = build_task(config, Normalisation.from_state_dict(state["normalisation"]), kind=info["kind"],

@@ -9,7 +9,13 @@ resumable state) and what the recipe writes (``model.pt``, ``metrics.json``, plo
   and the fingerprint of the data and split) must match the resumed run's, so a run never
   continues on other data or another split;
 * one process trains in a RUN at a time: the directory is locked for the whole run, and
-  a second process gets a one-line error.
+  a second process gets a one-line error;
+* a run is *finished* only when ``finished.json`` is there: the recipe writes it last,
+  atomically, after all its final files, with the SHA-256 of each; any training in RUN
+  (new or ``--resume``) removes it before it writes a model (``Engine.begin``, once a
+  resumed checkpoint has been accepted). A run stopped part-way (crash, full disk, time
+  limit, SIGTERM) has none, and the commands that use a trained model
+  (:func:`require_finished`) refuse it and say ``--resume``.
 
 :func:`training_session` joins the process group the launcher set up (torchrun, mpiexec or
 none), sets the torch threads, locks RUN and releases everything at the end, on every rank.
@@ -18,6 +24,7 @@ none), sets the torch threads, locks RUN and releases everything at the end, on 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -28,11 +35,76 @@ import torch
 
 from jetlab.errors import InputError, JetlabError
 
-__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "check_run_dir", "data_fingerprint", "seed_everything",
-           "training_session"]
+__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "FINISHED_NAME", "check_run_dir", "clear_finished", "data_fingerprint",
+           "mark_finished", "require_finished", "seed_everything", "training_session"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.yaml"
+FINISHED_NAME = "finished.json"
+FINISHED_FORMAT = "jetlab-finished/1"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mark_finished(run: str | os.PathLike, files, **info) -> None:
+    """Write RUN/finished.json (last, atomically): ``files`` (names in RUN, all present) with
+    their SHA-256, and ``info`` (e.g. epochs run, why training stopped)."""
+    from jetlab.utils.atomic import atomic_write_json
+
+    run = Path(run)
+    atomic_write_json(run / FINISHED_NAME, {"format": FINISHED_FORMAT, **info,
+                                            "files": {name: _sha256(run / name) for name in files}})
+
+
+def clear_finished(run: str | os.PathLike) -> None:
+    """Remove RUN/finished.json: called before a training writes anything into RUN."""
+    (Path(run) / FINISHED_NAME).unlink(missing_ok=True)
+
+
+def require_finished(run: str | os.PathLike, model_name: str = "model.pt") -> None:
+    """:class:`InputError` unless RUN's finished.json lists ``model_name`` with its current
+    SHA-256 and every file it lists is there; the message names RUN and says ``--resume``."""
+    from jetlab.utils.config import read_json
+
+    run = Path(run)
+    record_path = run / FINISHED_NAME
+    problem = None
+    try:
+        record = read_json(record_path) if record_path.is_file() else None
+    except JetlabError:
+        record = None
+    files = record.get("files") if isinstance(record, dict) and record.get("format") == FINISHED_FORMAT else None
+    if record is None or not isinstance(files, dict):
+        problem = f"no {FINISHED_NAME}, which training writes last" if record is None else f"{FINISHED_NAME} unreadable"
+    elif missing := [name for name in files if not (run / name).is_file()]:
+        problem = f"{', '.join(missing)} missing"
+    elif files.get(model_name) != _sha256(run / model_name):
+        problem = f"{model_name} is not the one its training finished with"
+    if problem:
+        raise InputError(run, f"holds an unfinished run ({problem}): it stopped before its end; continue it with "
+                              f"`{resume_command(run)}` (a run made by an older jetlab: `jetlab run upgrade {run}`)")
+
+
+def resume_command(run: Path) -> str:
+    """The command that continues the run in RUN (a prune run, a generator or a tagger)."""
+    from jetlab.utils.config import read_yaml
+
+    try:
+        config = read_yaml(run / CONFIG_NAME, what="config file") if (run / CONFIG_NAME).is_file() else {}
+    except JetlabError:
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    if "source" in config and "target_sparsity" in config:
+        return f"jetlab tagger prune {config['source']} --out {run} --resume"
+    if (run / "history.json").is_file() or config.get("model") in ("vae", "gan"):
+        return f"jetlab fastsim train --out {run} --resume"
+    return f"jetlab tagger train --out {run} --resume"
 
 
 def check_run_dir(out: str | os.PathLike, *, resume: bool) -> Path:

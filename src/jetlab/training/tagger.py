@@ -16,6 +16,7 @@ metrics.json       test accuracy, per-class AUC, TPR at FPR 10 %/1 %, 1/eps_B at
                    eps_S 30 %, confusion matrix, parameters, time, epochs, dataset sizes
 predictions.npz    test labels (N,) and class probabilities (N, 5), for ``compare``
 roc.png            one-vs-rest ROC curves; training_curve.png: loss/accuracy/lr per epoch
+finished.json      written last: the run is complete (:func:`~jetlab.training.run_dir.mark_finished`)
 ================== ===================================================================
 
 Defaults differ from the paper's (Adam lr 1e-4, batch 100, patience 10, hundreds of
@@ -42,9 +43,11 @@ import torch
 from jetlab.errors import InputError, JetlabError
 from jetlab.training.checkpoint import load_torch_file
 from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
-from jetlab.utils.atomic import atomic_path, atomic_torch_save, atomic_write_json
+from jetlab.utils.atomic import atomic_path, atomic_write_json
+from jetlab.utils.tensor_files import save_tensor_file
 
-__all__ = ["MODEL_FILE_FORMAT", "TaggerTrainConfig", "load_tagger", "save_model_file", "train_tagger"]
+__all__ = ["MODEL_FILE_FORMAT", "TaggerTrainConfig", "load_tagger", "read_model_file", "save_model_file",
+           "train_tagger"]
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,7 @@ def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, 
     the plain model and its pruned weights are exact zeros."""
     from jetlab.pruning.weights import fold_masks
 
-    atomic_torch_save({
+    save_tensor_file({
         "format": MODEL_FILE_FORMAT,
         "model_name": model.name,
         "hparams": dict(model.hparams),
@@ -121,7 +124,7 @@ def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, 
         "input_keys": list(model.input_keys),
         "class_names": list(class_names),
         "particle_features": list(particle_features),
-        "stats": {k: np.asarray(v) for k, v in (stats or {}).items()},
+        "stats": {k: torch.as_tensor(np.asarray(v)) for k, v in (stats or {}).items()},
         "state_dict": {k: v.detach().cpu() for k, v in fold_masks(model.state_dict()).items()},
         "epoch": int(epoch),
         "val_loss": float(val_metrics["val_loss"]),
@@ -130,9 +133,12 @@ def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, 
     }, path)
 
 
-def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild a trained tagger from RUN/model.pt (or RUN): ``(model in eval mode, info)``."""
-    from jetlab.models import build_tagger
+def read_model_file(path: str | os.PathLike, *, finished_only: bool = True) -> dict:
+    """The contents of a finished run's RUN/model.pt (``path``: RUN or the file), loaded
+    executing nothing; one-line errors for a missing, foreign or crafted file and, unless
+    ``finished_only=False`` (a recipe reading the file it is finishing), for a run that
+    stopped before its end (:func:`~jetlab.training.run_dir.require_finished`)."""
+    from jetlab.training.run_dir import require_finished
 
     path = Path(path)
     if path.is_dir():
@@ -140,6 +146,18 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.
     if not path.is_file():
         raise InputError(path, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
     info = load_torch_file(path, MODEL_FILE_FORMAT, "model file", "tagger model file")
+    if finished_only:
+        require_finished(path.parent, path.name)
+    return info
+
+
+def load_tagger(path: str | os.PathLike, device: str = "cpu", *, finished_only: bool = True
+                ) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a trained tagger from RUN/model.pt (or RUN): ``(model in eval mode, info)``
+    (``finished_only``: see :func:`read_model_file`)."""
+    from jetlab.models import build_tagger
+
+    info = read_model_file(path, finished_only=finished_only)
     hparams = dict(info["hparams"])
     if hparams.get("kernel") == "triton" and torch.device(device).type != "cuda":
         hparams["kernel"] = "auto"  # how JEDI-net runs, not what it is: a GPU-trained model loads anywhere
@@ -250,6 +268,7 @@ def _score_on_test(task, result, config, jets, test_split, out: Path, context, e
     search may tune on without touching the test split)."""
     from jetlab.metrics.tagging import tagging_metrics
     from jetlab.training.batches import ShardedBatches, batch_source
+    from jetlab.training.run_dir import mark_finished
     from jetlab.viz.tagging import plot_roc, plot_training_curve
 
     if result.best_state is not None:
@@ -287,5 +306,7 @@ def _score_on_test(task, result, config, jets, test_split, out: Path, context, e
              title=f"{config.model}, {jets.n_particles} particles, test split ({len(labels)} jets)")
     plot_training_curve(result.history, out / "training_curve.png", title=config.model, best_epoch=result.best_epoch)
     atomic_write_json(out / "metrics.json", metrics)
+    mark_finished(out, ("model.pt", "metrics.json", "predictions.npz"), epochs_run=result.epochs_run,
+                  stop_reason=result.stop_reason)
     log.info("test accuracy %.3f, mean AUC %.3f -> %s", metrics["accuracy"], metrics["mean_auc"] or float("nan"), out)
     return metrics

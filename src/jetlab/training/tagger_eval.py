@@ -22,7 +22,7 @@ from jetlab.training.batches import ShardedBatches, batch_source
 from jetlab.training.tagger import load_tagger
 from jetlab.utils.atomic import atomic_path, atomic_write_json
 
-__all__ = ["compare_runs", "evaluate_tagger", "predict_probabilities"]
+__all__ = ["compare_runs", "evaluate_tagger", "predict_probabilities", "read_predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,28 @@ def _mean_auc_with_error(metrics: dict, class_names) -> tuple[float | None, floa
     return float(np.mean(aucs)), float(np.sqrt(np.sum(np.square(errors)))) / len(errors)
 
 
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels (N,), probs (N, C))`` of a run's predictions.npz, read as plain arrays only
+    (``allow_pickle=False``: an object array, which would unpickle, is refused); one-line
+    :class:`InputError` naming the file for anything else wrong with it."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            labels, probs = data["labels"], data["probs"]
+    except ValueError as exc:  # numpy's refusal of an object array, or a bad header
+        problem = "holds an object array (pickled Python objects), which jetlab does not load" \
+            if "allow_pickle" in str(exc) else f"not a readable .npz ({exc})"
+        raise InputError(path, problem) from None
+    except KeyError as exc:
+        raise InputError(path, f"has no array {exc} (expected labels and probs)") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(path, f"not a readable .npz ({type(exc).__name__}: {exc})") from None
+    if labels.ndim != 1 or probs.ndim != 2 or len(labels) != len(probs):
+        raise InputError(path, f"labels {labels.shape} and probs {probs.shape} do not match (expected (N,), (N, C))")
+    return labels, probs
+
+
 def _paired_differences(labels: Sequence[str], folders: Sequence[Path], metrics: Sequence[dict]) -> list[str]:
     """Lines giving each run's mean AUC minus the first run's, with the paired-bootstrap error,
     when every run was scored on the same test jets (same data, split sizes and labels); else
@@ -127,8 +149,7 @@ def _paired_differences(labels: Sequence[str], folders: Sequence[Path], metrics:
     for folder in folders:
         if not (folder / "predictions.npz").is_file():
             return [f"no paired comparison: {folder} has no predictions.npz"]
-        with np.load(folder / "predictions.npz") as data:
-            predictions.append((data["labels"], data["probs"]))
+        predictions.append(read_predictions(folder / "predictions.npz"))
     reference_labels, reference_probs = predictions[0]
     if len(same_data) > 1 or any(not np.array_equal(lab, reference_labels) for lab, _ in predictions[1:]):
         return ["no paired comparison: the runs were not scored on the same test jets"]
@@ -203,8 +224,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
             predictions = where / "predictions.npz"
             if not predictions.is_file():
                 raise InputError(where, "no predictions.npz to draw ROC curves from")
-            with np.load(predictions) as data:
-                curves = one_vs_rest_rocs(data["labels"], data["probs"])
+            curves = one_vs_rest_rocs(*read_predictions(predictions))
             for c, curve in zip(class_names, curves):
                 if curve is not None:
                     curves_by_class[c][label] = curve
