@@ -285,7 +285,7 @@ def test_torch_jet_kinematics_match_the_numpy_ones_the_metrics_use():
 
 def test_config_validation_and_data_errors(tmp_path, tiny_jetnet_file):
     with pytest.raises(JetlabError, match="unknown model"):
-        GeneratorConfig(model="flow").validate()
+        GeneratorConfig(model="diffusion").validate()
     with pytest.raises(JetlabError, match="unknown jet class"):
         GeneratorConfig(jet_class="b").validate()
     with pytest.raises(InputError, match="no such file"):

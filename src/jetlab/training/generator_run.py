@@ -48,7 +48,9 @@ class TrainedGenerator:
         self.epoch = epoch
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str = "cpu") -> "TrainedGenerator":
+    def load(cls, run_dir: str | Path, device: str = "cpu", sampler: dict | None = None) -> "TrainedGenerator":
+        """The run in ``run_dir``; ``sampler`` may override a flow run's ``ode_steps`` and
+        ``ode_solver`` (None values keep the run's)."""
         from jetlab.training.checkpoint import load_torch_file
         from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
 
@@ -62,6 +64,11 @@ class TrainedGenerator:
             raise JetlabError(f"device {device!r} requested but torch sees no CUDA device; use --device cpu")
         state = load_torch_file(path, GENERATOR_FILE_FORMAT, "model file", "generator model file")
         config = GeneratorConfig(**state["config"])
+        overrides = {k: v for k, v in (sampler or {}).items() if v is not None}
+        if overrides and config.model != "flow":
+            raise JetlabError(f"{run_dir}: --{next(iter(overrides)).replace('_', '-')} applies to flow runs; "
+                              f"this is a {config.model} run")
+        config = dataclasses.replace(config, **overrides)
         info = state["data"]
         task = build_task(config, Normalisation.from_state_dict(state["normalisation"]), kind=info["kind"],
                           n_points=info["n_points"], n_coords=info["n_coords"], device=device)
@@ -113,7 +120,8 @@ def _plot_comparison(kind: str, real, real_mask, gen, gen_mask, run_dir: Path, t
     return [f"{tag}_jet_images.png", f"{tag}_histograms.png"]
 
 
-def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0) -> list[Path]:
+def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0,
+                  sampler: dict | None = None) -> list[Path]:
     """Generate ``n`` sets from a run and write them; returns the files written.
 
     Jets: ``fmt="jetnet"`` -> one JetNet file (particle_features (n, P, 4), jet_features
@@ -124,7 +132,7 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
     """
     if n < 1:
         raise JetlabError(f"--n must be >= 1, got {n}")
-    gen = TrainedGenerator.load(run_dir)
+    gen = TrainedGenerator.load(run_dir, sampler=sampler)
     out = Path(out)
     points, mask = gen.generate(n, seed=seed)
     if gen.kind != "jets":
@@ -171,15 +179,16 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
     return [path for path, _ in targets]
 
 
-def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None = None, seed: int = 1) -> dict:
+def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None = None, seed: int = 1,
+                 sampler: dict | None = None) -> dict:
     """Generate sets and compare them with held-out real ones (the test split).
 
     Jets: :func:`jetlab.metrics.generation.evaluate_generated` (W1-M, W1-P, W1-EFP, COV, MMD,
-    FPD, each beside truth-vs-truth). MNIST: the 1-d Wasserstein distance of each point
+    FPD, each beside truth-vs-truth). ``sampler``: as in :meth:`TrainedGenerator.load`. MNIST: the 1-d Wasserstein distance of each point
     feature, beside truth-vs-truth. Writes ``RUN/evaluation.json`` and plots; returns the dict
     ``{"metrics": ..., "n_real": ..., "n_generated": ..., "table": str}``.
     """
-    gen = TrainedGenerator.load(run_dir)
+    gen = TrainedGenerator.load(run_dir, sampler=sampler)
     config = gen.config
     source = data if data is not None else config.data
     sets = load_point_sets(source, jet_class=config.jet_class, particles=config.particles,
