@@ -92,8 +92,13 @@ class GeneratorConfig(TrainSettings):
                                     "transformer (quadratic)", choices=FLOW_NETWORKS)
     ode_solver: str = setting("midpoint", "flow: ODE solver of the sampler (euler: 1 network call a step, "
                                           "midpoint and heun: 2)", choices=ODE_SOLVERS, resumable=True)
-    ode_steps: int = setting(20, "flow: ODE steps from noise to a set when sampling", resumable=True, metavar="N")
+    ode_steps: int = setting(2, "flow: ODE steps from noise to a set when sampling (more: slower, closer to the "
+                                "learned flow)", resumable=True, metavar="N")
     sigma_min: float = setting(0.0, "flow: width sigma_min of the optimal-transport path at t = 1")
+    flow_condition: str = setting("jet", "flow, jets: also condition on each jet's sum pT_rel and mass (drawn with the "
+                                         "multiplicity from the training jets when sampling; generated pT_rel rescaled "
+                                         "to the drawn sum) or on nothing but the multiplicity",
+                                  choices=("none", "jet"))
     # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``, ``--hp flow.hidden=64``)
     vae_options: dict = setting(help=None, factory=dict)
     generator_options: dict = setting(help=None, factory=dict)
@@ -121,6 +126,8 @@ class GeneratorConfig(TrainSettings):
         if self.flow_net not in FLOW_NETWORKS or self.ode_solver not in ODE_SOLVERS:
             raise JetlabError(f"{source}: unknown flow_net {self.flow_net!r} or ode_solver {self.ode_solver!r}; "
                               f"choose from {', '.join(FLOW_NETWORKS)} and {', '.join(ODE_SOLVERS)}")
+        if self.flow_condition not in ("none", "jet"):
+            raise JetlabError(f"{source}: unknown flow_condition {self.flow_condition!r}; choose none or jet")
         if not 0 <= float(self.sigma_min) < 1:
             raise JetlabError(f"{source}: sigma_min must be in [0, 1), got {self.sigma_min}")
         _check_model_settings(self, source)
@@ -150,7 +157,7 @@ _MODEL_SETTINGS = {
     "vae": ("kl_weight", "vae_sampling", "nnd_feature_weight", "mass_weight", "pt_weight", "vae_options"),
     "gan": ("lr_g", "lr_d", "adam_beta1", "adam_beta2", "gan_loss", "r1_gamma", "d_steps", "generator_options",
             "discriminator_options"),
-    "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_options"),
+    "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_options"),
 }
 
 
@@ -207,9 +214,14 @@ def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_poi
     if config.model == "flow":
         from jetlab.models.flow import FlowGenerator
 
-        flow = FlowGenerator(n_points, n_features, net=config.flow_net, **config.flow_options).to(device)
+        from jetlab.training.tasks.flow import JetConditions
+
+        jet_condition = config.flow_condition == "jet" and kind == "jets"
+        flow = FlowGenerator(n_points, n_features, n_cond=JetConditions.n_cond if jet_condition else 0,
+                             net=config.flow_net, **config.flow_options).to(device)
+        conditions = JetConditions.fit(data.train, data.train_mask) if jet_condition and data is not None else None
         return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
-                        ode_steps=config.ode_steps, ode_solver=config.ode_solver, **options)
+                        ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions, **options)
     from jetlab.models.mpgan import MPDiscriminator, MPGenerator
 
     betas = (config.adam_beta1, config.adam_beta2)

@@ -2,7 +2,8 @@
 
 RUN/model.pt (format ``jetlab-generator/1``, written by
 :func:`jetlab.training.generator.train_generator`) holds the config, the data description,
-the normalisation, the best networks and (VAE) the generation latent;
+the normalisation, the best networks, (VAE) the generation latent and (flow with jet
+conditions) the training jets' conditions;
 :meth:`TrainedGenerator.load` rebuilds the task from it and
 :meth:`TrainedGenerator.generate` draws raw sets.
 """
@@ -33,6 +34,7 @@ def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None
         "normalisation": task.norm.state_dict(),
         "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
         "latent": getattr(task, "latent", None),
+        "conditions": task.conditions.state_dict() if getattr(task, "conditions", None) is not None else None,
         "epoch": int(epoch),
     }, path)
 
@@ -77,6 +79,10 @@ class TrainedGenerator:
             module.eval()
         if state.get("latent") is not None:
             task.latent = state["latent"]
+        if state.get("conditions") is not None:
+            from jetlab.training.tasks.flow import JetConditions
+
+            task.conditions = JetConditions.from_state_dict(state["conditions"])
         return cls(run_dir, config, info, task, int(state["epoch"]))
 
     @property
