@@ -45,6 +45,11 @@ def test_padded_particles_never_influence_real_ones(network):
     assert (out[~mask] == 0).all()
     garbage = torch.where(mask[..., None], x.detach(), torch.full_like(x, 50.0))
     torch.testing.assert_close(network(garbage, t, mask), out.detach())
+    # more padding (3 extra padded rows) changes no real output: padded rows neither enter the
+    # pools nor are attended to, whatever the network made of them
+    longer = torch.cat([x.detach(), torch.randn(4, 3, 3)], 1)
+    longer_mask = torch.cat([mask, torch.zeros(4, 3, dtype=torch.bool)], 1)
+    torch.testing.assert_close(network(longer, t, longer_mask)[:, :7], out.detach(), atol=1e-6, rtol=1e-5)
     # one set alone gives what it gives inside a batch (no leakage between sets)
     torch.testing.assert_close(network(x[1:2].detach(), t[1:2], mask[1:2]), out[1:2].detach(), atol=1e-6, rtol=1e-5)
 
