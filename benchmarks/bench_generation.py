@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the network")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--models", default="vae,gan,flow",
+                        help="without --run: the models trained here for one epoch (comma-separated)")
     parser.add_argument("--ode-steps", type=int, action="append", default=None,
                         help="flow runs: time them at these sampler steps (repeatable; default: the run's)")
     args = parser.parse_args()
@@ -148,7 +150,7 @@ def main() -> None:
 
     init_s, pythia_wall, pythia_cpu, events, jets = pythia_jets(jet_class, args.pythia_jets, args.particles, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = args.run or train_tiny_runs(jets, jet_class, args.particles, Path(tmp))
+        runs = args.run or train_tiny_runs(jets, jet_class, args.particles, Path(tmp), args.models.split(","))
         from jetlab.training.generator_run import TrainedGenerator
 
         results = [time_generator(run, args.n, args.repeats, steps) for run in runs
