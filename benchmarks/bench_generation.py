@@ -7,15 +7,18 @@ parton/boson/top with 800 < pT < 1200 GeV, until ``--pythia-jets`` jets are foun
 event generation, clustering and matching (Pythia initialisation reported separately; the
 hls4ml feature computation is *not* included, so the baseline is as fast as it can be).
 
-Candidates: trained fastsim runs (``--run RUN``, repeatable; without it a VAE and a GAN of
-the default architectures are trained on the baseline's own jets for one epoch: the speed
-depends on the architecture, not on how well it is trained). Timed: ``TrainedGenerator.generate(n)``, i.e. noise -> message-passing generator
--> de-normalisation -> drop pT <= 0, pT sorting; the network alone is timed too. Both sides
+Candidates: trained fastsim runs (``--run RUN``, repeatable; without it a VAE, a GAN and a
+flow-matching model of the default architectures are trained on the baseline's own jets for
+one epoch: the speed depends on the architecture, not on how well it is trained). Timed:
+``TrainedGenerator.generate(n)``, i.e. noise -> network (for the flow: every ODE step) ->
+de-normalisation -> drop pT <= 0, pT sorting; the network alone is timed too. A flow run is
+timed at each ``--ode-steps`` given (default: its own setting). Both sides
 run on the same CPU with ``--threads`` torch threads (default 1: one core each, as Pythia).
 
 Prints a table and, last, ``speedup_vs_pythia=<jets/s generator> / <jets/s Pythia>``.
 
     python benchmarks/bench_generation.py [--run RUN] [--n 20000] [--pythia-jets 100] [--jet-class g]
+                                          [--particles 30] [--ode-steps 2 --ode-steps 4]
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ def relative_point_sets(jets: list[np.ndarray], n_particles: int) -> tuple[np.nd
     return points, mask
 
 
-def train_tiny_runs(jets, jet_class: str, n_particles: int, workdir: Path) -> list[Path]:
-    """A VAE and a GAN (default architectures) trained for one epoch on the baseline's jets."""
+def train_tiny_runs(jets, jet_class: str, n_particles: int, workdir: Path, models=("vae", "gan", "flow")) -> list[Path]:
+    """A VAE, a GAN and a flow (default architectures) trained for one epoch on the baseline's jets."""
     from jetlab.io import write_jetnet_file
     from jetlab.training.generator import GeneratorConfig, train_generator
 
@@ -81,7 +84,7 @@ def train_tiny_runs(jets, jet_class: str, n_particles: int, workdir: Path) -> li
     jet_features = np.zeros((len(points), 4), np.float32)
     write_jetnet_file(path, np.concatenate([points, mask[..., None]], -1), jet_features, jet_class=jet_class)
     runs = []
-    for model in ("vae", "gan"):
+    for model in models:
         config = GeneratorConfig(model=model, data=str(path), jet_class=jet_class, particles=n_particles, epochs=1,
                                batch_size=32, plot_every=0, metrics_samples=0)
         train_generator(config, workdir / model)
@@ -89,11 +92,12 @@ def train_tiny_runs(jets, jet_class: str, n_particles: int, workdir: Path) -> li
     return runs
 
 
-def time_generator(run: Path, n: int, repeats: int) -> dict:
-    """Median wall and CPU (process) seconds of generate(n) and of the network alone."""
+def time_generator(run: Path, n: int, repeats: int, ode_steps: int | None = None) -> dict:
+    """Median wall and CPU (process) seconds of generate(n) and of the network alone
+    (a flow run with ``ode_steps`` sampling steps, default its own)."""
     from jetlab.training.generator_run import TrainedGenerator
 
-    gen = TrainedGenerator.load(run)
+    gen = TrainedGenerator.load(run, sampler={"ode_steps": ode_steps} if ode_steps else None)
     if gen.kind != "jets":
         raise SystemExit(f"{run}: trained on {gen.data_info['name']}, not on jets")
     gen.generate(min(n, 512), seed=0)  # warm-up
@@ -110,7 +114,10 @@ def time_generator(run: Path, n: int, repeats: int) -> dict:
         times["net_wall"].append(time.perf_counter() - wall)
         times["net_cpu"].append(time.process_time() - cpu)
     assert points.shape[0] == n and mask.any(1).all()
-    return {"model": gen.config.model, "class": gen.data_info["jet_class"], "particles": gen.data_info["n_points"],
+    model = gen.config.model
+    if model == "flow":
+        model = f"flow {gen.config.flow_net} {gen.config.ode_solver} x{gen.task.ode_steps}"
+    return {"model": model, "class": gen.data_info["jet_class"], "particles": gen.data_info["n_points"],
             "run": str(run), "parameters": sum(p.numel() for m in gen.task.modules.values() for p in m.parameters()),
             **{k: float(np.median(v)) for k, v in times.items()}}
 
@@ -127,6 +134,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the network")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--models", default="vae,gan,flow",
+                        help="without --run: the models trained here for one epoch (comma-separated)")
+    parser.add_argument("--ode-steps", type=int, action="append", default=None,
+                        help="flow runs: time them at these sampler steps (repeatable; default: the run's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -139,8 +150,12 @@ def main() -> None:
 
     init_s, pythia_wall, pythia_cpu, events, jets = pythia_jets(jet_class, args.pythia_jets, args.particles, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = args.run or train_tiny_runs(jets, jet_class, args.particles, Path(tmp))
-        results = [time_generator(run, args.n, args.repeats) for run in runs]
+        runs = args.run or train_tiny_runs(jets, jet_class, args.particles, Path(tmp), args.models.split(","))
+        from jetlab.training.generator_run import TrainedGenerator
+
+        results = [time_generator(run, args.n, args.repeats, steps) for run in runs
+                   for steps in ((args.ode_steps or [None]) if TrainedGenerator.load(run).config.model == "flow"
+                                 else [None])]
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -158,13 +173,13 @@ def main() -> None:
     pythia_rate = len(jets) / pythia_cpu
     rows = [("Pythia 8 + FastJet (matched jets)", len(jets), pythia_wall, pythia_cpu)]
     for r in results:
-        rows.append((f"jetlab {r['model']} generate() (decode, sort)", args.n, r["full_wall"], r["full_cpu"]))
+        rows.append((f"jetlab {r['model']} generate()", args.n, r["full_wall"], r["full_cpu"]))
         rows.append((f"jetlab {r['model']} network only", args.n, r["net_wall"], r["net_cpu"]))
-    print(f"{'method':<40} {'jets':>7} {'wall [s]':>9} {'cpu [s]':>9} {'jets/cpu-s':>11} {'us/jet':>10} "
+    print(f"{'method':<44} {'jets':>7} {'wall [s]':>9} {'cpu [s]':>9} {'jets/cpu-s':>11} {'us/jet':>10} "
           f"{'speedup':>9} {'speedup(wall)':>14}")
     for name, n, wall, cpu_s in rows:
         rate = n / cpu_s
-        print(f"{name:<40} {n:>7} {wall:>9.3f} {cpu_s:>9.3f} {rate:>11.1f} {1e6 / rate:>10.2f} "
+        print(f"{name:<44} {n:>7} {wall:>9.3f} {cpu_s:>9.3f} {rate:>11.1f} {1e6 / rate:>10.2f} "
               f"{rate / pythia_rate:>9.0f} {(n / wall) / (len(jets) / pythia_wall):>14.0f}")
     print(f"# Pythia: {events} events for {len(jets)} jets ({events / pythia_wall:.1f} events/s wall), "
           f"initialisation {init_s:.2f} s not counted. speedup = jets per CPU-second (process time, robust to "

@@ -39,8 +39,8 @@ def _one_line_error(capsys, argv) -> str:
 
 
 def test_unknown_model_is_one_line_exit_2(capsys, tmp_path):
-    err = _one_line_error(capsys, ["fastsim", "train", "--model", "flow", "--out", str(tmp_path / "r")])
-    assert "invalid choice: 'flow'" in err and "'vae', 'gan'" in err
+    err = _one_line_error(capsys, ["fastsim", "train", "--model", "diffusion", "--out", str(tmp_path / "r")])
+    assert "invalid choice: 'diffusion'" in err and "'vae', 'gan', 'flow'" in err
     assert not (tmp_path / "r").exists()
 
 
@@ -128,7 +128,7 @@ def test_train_sample_evaluate_end_to_end(capsys, tmp_path, tiny_gluon_file):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["gan", "vae"])
+@pytest.mark.parametrize("model", ["gan", "vae", "flow"])
 def test_torchrun_trains_a_generator_data_parallel_and_writes_the_run_once(tmp_path, tiny_gluon_file, model):
     import os
     import shutil
@@ -141,8 +141,9 @@ def test_torchrun_trains_a_generator_data_parallel_and_writes_the_run_once(tmp_p
     done = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node=2", "-m", "jetlab", "fastsim", "train", "--model", model,
          "--data", str(tiny_gluon_file), "--jet-class", "g", "--epochs", "2", "--batch-size", "16",
-         "--latent-dim", "4", "--plot-samples", "16", "--metrics-samples", "16", "--threads", "1",
-         "--hp", f"{'vae' if model == 'vae' else 'generator'}.hidden=16", "--out", str(run)],
+         "--plot-samples", "16", "--metrics-samples", "16", "--threads", "1",
+         *(["--latent-dim", "4"] if model != "flow" else []),
+         "--hp", f"{ {'vae': 'vae', 'gan': 'generator', 'flow': 'flow'}[model] }.hidden=16", "--out", str(run)],
         capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count(f"trained {model}") == 1  # rank 0 alone reports and writes

@@ -205,3 +205,15 @@ def test_a_gan_trains_both_networks_under_easgd(tiny_jets_dir, tmp_path):
     # network per worker an epoch, each answered by an ELASTIC of the same size
     assert received["ELASTIC"] == 2 * 2 * 4 * 2 == saved["distributed"]["messages"]["sent"]["ELASTIC"]
     assert all("train_loss_g" in r and "train_loss_d" in r for r in saved["epochs"])
+
+
+def test_a_flow_model_trains_under_gem(tiny_jets_dir, tmp_path):
+    run = tmp_path / "flow"
+    out = finish(launch(3, "fastsim", "train", "--model", "flow", "--data", str(tiny_jets_dir), "--jet-class", "g",
+                        "--epochs", "2", "--batch-size", "4", "--strategy", "gem", "--plot-every", "0",
+                        "--plot-samples", "16", "--metrics-samples", "8", "--hp", "flow.hidden=8", "--out", str(run)))
+    saved = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in saved["epochs"]] == [1, 2], out
+    assert all(r["train_loss"] == r["train_loss"] and r["val_loss"] == r["val_loss"] for r in saved["epochs"])  # not nan
+    assert saved["distributed"]["messages"]["received"], out   # the workers did talk to the master
+    assert (run / "model.pt").is_file()

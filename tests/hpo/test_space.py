@@ -57,6 +57,13 @@ def test_generator_network_options_go_to_their_network():
     config = apply_params(GeneratorConfig(model="gan"), recipe_for("gan"), chosen)
     assert config.lr_g == 2e-4
     assert config.generator_options == {"hidden": 48} and config.discriminator_options == {"n_layers": 3}
+    flow = apply_params(GeneratorConfig(model="flow"), recipe_for("flow"),
+                        {"settings": {"ode_steps": 6}, "hparams": {"flow.hidden": 32, "flow.n_layers": 2}})
+    assert flow.ode_steps == 6 and flow.flow_options == {"hidden": 32, "n_layers": 2}
+    with pytest.raises(JetlabError, match="flow: unknown hyperparameter"):
+        apply_params(GeneratorConfig(model="flow"), recipe_for("flow"), {"hparams": {"flow.width": 32}})
+    with pytest.raises(JetlabError, match="kl_weight is a vae setting"):
+        apply_params(GeneratorConfig(model="flow"), recipe_for("flow"), {"settings": {"kl_weight": 0.1}})
 
 
 @pytest.mark.parametrize("text, message", [

@@ -2,15 +2,16 @@
 
 Commands::
 
-    jetlab fastsim train --model vae|gan --data jets|mnist-superpixels|mnist-sparse|PATH
+    jetlab fastsim train --model vae|gan|flow --data jets|mnist-superpixels|mnist-sparse|PATH
                          [--jet-class g] [--particles 30] --epochs E --out RUN [--resume] ...
     torchrun --standalone --nproc_per_node=2 -m jetlab fastsim train ...   # data-parallel
-    jetlab fastsim sample RUN --n N --out FILE [--format jetnet|hls4ml] [--seed S]
-    jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S]
+    jetlab fastsim sample RUN --n N --out FILE [--format jetnet|hls4ml] [--seed S] [--ode-steps N]
+    jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S] [--ode-steps N] [--ode-solver S]
 
 Every setting of :class:`~jetlab.training.generator.GeneratorConfig` is a flag; network
 options are ``--hp vae.hidden=128``, ``--hp generator.n_layers=3``,
-``--hp discriminator.hidden=64``. The training procedures and the run directory are
+``--hp discriminator.hidden=64``, ``--hp flow.hidden=64``. ``--ode-steps`` / ``--ode-solver``
+of ``sample`` and ``evaluate`` override a flow run's sampler. The training procedures and the run directory are
 described in :mod:`jetlab.training.generator`.
 """
 
@@ -23,7 +24,7 @@ from jetlab.errors import JetlabError
 
 __all__ = ["register"]
 
-_NETWORKS = ("vae", "generator", "discriminator")
+_NETWORKS = ("vae", "generator", "discriminator", "flow")
 
 
 def register(subparsers) -> None:
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
 
     train = subparsers.add_parser(
         "train",
-        help="train a VAE or MPGAN-style GAN on jets or sparse MNIST",
+        help="train a VAE, an MPGAN-style GAN or a flow-matching generator on jets or sparse MNIST",
         description="Train a generative model of point sets (in one process, or data-parallel under "
                     "torchrun/mpiexec). Writes RUN/config.yaml, RUN/checkpoint.pt (every epoch), RUN/model.pt, "
                     "RUN/history.json and sample plots. Unset flags take their value from --config (or, with "
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (GeneratorConfig keys)")
     train.add_argument("--hp", action="append", default=[], metavar="NET.KEY=VALUE",
-                       help="network option (YAML value), NET one of vae, generator, discriminator; repeatable")
+                       help="network option (YAML value), NET one of vae, generator, discriminator, flow; repeatable")
     train.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                        help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(train, GeneratorConfig)
@@ -60,6 +61,7 @@ def register(subparsers) -> None:
                         help="output: an .h5 file, or a directory for --format hls4ml")
     sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"), help="jet file layout")
     sample.add_argument("--seed", type=int, default=0, help="random seed of the generation (default 0)")
+    _sampler_flags(sample)
     sample.set_defaults(run=_sample)
 
     evaluate = subparsers.add_parser(
@@ -73,7 +75,21 @@ def register(subparsers) -> None:
     evaluate.add_argument("--n", type=int, default=None, help="sets to compare (default: the whole test split)")
     evaluate.add_argument("--seed", type=int, default=1,
                           help="random seed of the generated sets and the metrics' draws (default 1)")
+    _sampler_flags(evaluate)
     evaluate.set_defaults(run=_evaluate)
+
+
+def _sampler_flags(parser) -> None:
+    from jetlab.models.flow import ODE_SOLVERS
+
+    parser.add_argument("--ode-steps", type=positive_int, default=None, metavar="N",
+                        help="flow runs: ODE steps of the sampler (default: the run's)")
+    parser.add_argument("--ode-solver", default=None, choices=ODE_SOLVERS,
+                        help="flow runs: ODE solver of the sampler (default: the run's)")
+
+
+def _sampler(args) -> dict:
+    return {"ode_steps": args.ode_steps, "ode_solver": args.ode_solver}
 
 
 def _network_options(items: list[str], base) -> dict:
@@ -130,7 +146,7 @@ def _train(args) -> int:
 def _sample(args) -> int:
     from jetlab.training.generator_run import write_samples
 
-    written = write_samples(args.run_dir, args.n, args.out, fmt=args.format, seed=args.seed)
+    written = write_samples(args.run_dir, args.n, args.out, fmt=args.format, seed=args.seed, sampler=_sampler(args))
     print(f"wrote {args.n} generated sets: {', '.join(str(p) for p in written)}")
     return 0
 
@@ -140,7 +156,7 @@ def _evaluate(args) -> int:
 
     if args.n is not None and args.n < 4:
         raise JetlabError(f"--n must be at least 4, got {args.n}")
-    result = evaluate_run(args.run_dir, data=args.data, n=args.n, seed=args.seed)
+    result = evaluate_run(args.run_dir, data=args.data, n=args.n, seed=args.seed, sampler=_sampler(args))
     print(f"{result['n_generated']} generated vs {result['n_real']} held-out real sets ({result['data']}, "
           f"epoch {result['epoch']})")
     print(result["table"])

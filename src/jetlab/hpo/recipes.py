@@ -6,7 +6,7 @@
 * **generators** (``jetlab fastsim train``, :func:`jetlab.training.generator.train_generator`):
   :class:`~jetlab.training.generator.GeneratorConfig`; network options are
   ``config.<net>_options`` (``--hp NET.KEY=VALUE``, NET one of vae, generator,
-  discriminator); the pruner sees ``val_w1m`` (W1 of the jet mass against validation jets).
+  discriminator, flow); the pruner sees ``val_w1m`` (W1 of the jet mass against validation jets).
 
 :func:`apply_params` turns a trial's chosen values into the run's config;
 :func:`train_command` writes the ``jetlab ... train`` command line that rebuilds a config.
@@ -22,7 +22,7 @@ from jetlab.errors import JetlabError
 
 __all__ = ["GENERATOR_NETWORKS", "Recipe", "apply_params", "check_space", "recipe_for", "train_command"]
 
-GENERATOR_NETWORKS = ("vae", "generator", "discriminator")
+GENERATOR_NETWORKS = ("vae", "generator", "discriminator", "flow")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ GENERATOR = Recipe("generator", "jetlab fastsim train", "val_w1m", "minimize")
 
 
 def recipe_for(model: str) -> Recipe:
-    """The recipe that trains ``model`` (a tagger name, ``vae`` or ``gan``)."""
+    """The recipe that trains ``model`` (a tagger name, ``vae``, ``gan`` or ``flow``)."""
     from jetlab.models import TAGGERS
     from jetlab.training.generator import GENERATORS
 

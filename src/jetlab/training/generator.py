@@ -12,6 +12,12 @@
   Defaults (ns + R1, lr_g = lr_d = 1e-4, β₁ = 0.5) are what trained stably on jets; least
   squares without a penalty collapsed onto narrow η/φ modes. Jets are monitored by the
   per-epoch W1-M against validation jets (the best epoch is kept); MNIST keeps the last.
+* **flow** matching (Lipman et al., arXiv:2210.02747; :class:`jetlab.models.flow.FlowGenerator`,
+  loss :func:`jetlab.losses.flow_matching.flow_matching_loss`): a velocity network of EPiC
+  layers (or a masked transformer) regresses x₁ − x₀ along the straight path from Gaussian
+  noise x₀ to a real set x₁; sampling integrates the learned ODE (``ode_solver``,
+  ``ode_steps``) on multiplicities drawn from the training sets. Jets learn log pT_rel by
+  default. Monitored by the validation flow-matching loss.
 
 A run directory RUN holds ``config.yaml``, ``checkpoint.pt`` (every epoch, atomically;
 ``--resume`` continues exactly), ``model.pt`` (the best networks, the normalisation and, for
@@ -33,6 +39,7 @@ import torch
 
 from jetlab.errors import JetlabError
 from jetlab.losses import GAN_LOSSES
+from jetlab.models.flow import FLOW_NETWORKS, ODE_SOLVERS
 from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets
 from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
 from jetlab.training.tasks.vae import VAE_SAMPLING
@@ -41,7 +48,7 @@ __all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task
 
 log = logging.getLogger(__name__)
 
-GENERATORS = ("vae", "gan")
+GENERATORS = ("vae", "gan", "flow")
 GENERATOR_FILE_FORMAT = "jetlab-generator/1"
 HISTORY_NAME = "history.json"
 
@@ -63,7 +70,8 @@ class GeneratorConfig(TrainSettings):
     patience: int = setting(0, "early stopping: stop after this many epochs without a better validation number "
                                "(0: never)", resumable=True)
     max_train: int = setting(0, "use at most this many training sets (0: all)")
-    log_pt: bool = setting(False, "jets: learn log(pT_rel), so generated pT_rel > 0 by construction")
+    log_pt: bool | None = setting(None, "jets: learn log(pT_rel), so generated pT_rel > 0 by construction "
+                                        "(unset: on for flow, off for vae and gan)", type=bool)
     latent_dim: int = setting(32, "latent size (VAE: per set; GAN: per particle)")
     # VAE (lr is TrainSettings.lr)
     kl_weight: float = setting(1e-3, "VAE: weight beta of the KL term")
@@ -80,10 +88,23 @@ class GeneratorConfig(TrainSettings):
     gan_loss: str = setting("ns", "GAN loss: non-saturating or least squares", choices=GAN_LOSSES)
     r1_gamma: float = setting(1.0, "GAN: R1 penalty weight on real sets (0: off)")
     d_steps: int = setting(1, "GAN: discriminator updates per generator update")
-    # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``)
+    # flow matching
+    flow_net: str = setting("epic", "flow: velocity network, EPiC layers (linear in the particles) or a masked "
+                                    "transformer (quadratic)", choices=FLOW_NETWORKS)
+    ode_solver: str = setting("midpoint", "flow: ODE solver of the sampler (euler: 1 network call a step, "
+                                          "midpoint and heun: 2)", choices=ODE_SOLVERS, resumable=True)
+    ode_steps: int = setting(2, "flow: ODE steps from noise to a set when sampling (more: slower, closer to the "
+                                "learned flow)", resumable=True, metavar="N")
+    sigma_min: float = setting(0.0, "flow: width sigma_min of the optimal-transport path at t = 1")
+    flow_condition: str = setting("jet", "flow, jets: also condition on each jet's sum pT_rel and mass (drawn with the "
+                                         "multiplicity from the training jets when sampling; generated pT_rel rescaled "
+                                         "to the drawn sum) or on nothing but the multiplicity",
+                                  choices=("none", "jet"))
+    # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``, ``--hp flow.hidden=64``)
     vae_options: dict = setting(help=None, factory=dict)
     generator_options: dict = setting(help=None, factory=dict)
     discriminator_options: dict = setting(help=None, factory=dict)
+    flow_options: dict = setting(help=None, factory=dict)
     # monitoring
     plot_every: int = setting(1, "sample plots every k epochs and at the end (0: only at the end)", resumable=True)
     plot_samples: int = setting(1000, "sets generated for the plots", resumable=True)
@@ -103,7 +124,15 @@ class GeneratorConfig(TrainSettings):
                               f"choose one of {', '.join(VAE_SAMPLING)}")
         if self.gan_loss not in GAN_LOSSES:
             raise JetlabError(f"{source}: unknown gan_loss {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}")
-        for name in ("particles", "latent_dim", "d_steps"):
+        if self.flow_net not in FLOW_NETWORKS or self.ode_solver not in ODE_SOLVERS:
+            raise JetlabError(f"{source}: unknown flow_net {self.flow_net!r} or ode_solver {self.ode_solver!r}; "
+                              f"choose from {', '.join(FLOW_NETWORKS)} and {', '.join(ODE_SOLVERS)}")
+        if self.flow_condition not in ("none", "jet"):
+            raise JetlabError(f"{source}: unknown flow_condition {self.flow_condition!r}; choose none or jet")
+        if not 0 <= float(self.sigma_min) < 1:
+            raise JetlabError(f"{source}: sigma_min must be in [0, 1), got {self.sigma_min}")
+        _check_model_settings(self, source)
+        for name in ("particles", "latent_dim", "d_steps", "ode_steps"):
             if int(getattr(self, name)) < 1:
                 raise JetlabError(f"{source}: {name} must be >= 1, got {getattr(self, name)}")
         for name in ("plot_every", "plot_samples", "metrics_samples", "max_train"):
@@ -112,24 +141,54 @@ class GeneratorConfig(TrainSettings):
         for name in ("lr_g", "lr_d"):
             if not float(getattr(self, name)) > 0:
                 raise JetlabError(f"{source}: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("vae_options", "generator_options", "discriminator_options"):
+        for name in ("vae_options", "generator_options", "discriminator_options", "flow_options"):
             if not isinstance(getattr(self, name), dict):
                 raise JetlabError(f"{source}: {name} must be a mapping")
-        _check_network_options(source, self.vae_options, self.generator_options, self.discriminator_options)
+        _check_network_options(source, self.vae_options, self.generator_options, self.discriminator_options,
+                               self.flow_options)
+
+    @property
+    def learns_log_pt(self) -> bool:
+        """Whether jets are learned as log pT_rel (``log_pt``, unset: the flow does)."""
+        return self.model == "flow" if self.log_pt is None else bool(self.log_pt)
 
 
-def _check_network_options(source: str, vae: dict, generator: dict, discriminator: dict) -> None:
+#: settings only one family of models reads (the flow refuses the others', the others the flow's)
+_MODEL_SETTINGS = {
+    "vae": ("kl_weight", "vae_sampling", "nnd_feature_weight", "mass_weight", "pt_weight", "vae_options"),
+    "gan": ("lr_g", "lr_d", "adam_beta1", "adam_beta2", "gan_loss", "r1_gamma", "d_steps", "generator_options",
+            "discriminator_options"),
+    "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_options"),
+}
+
+
+def _check_model_settings(config: GeneratorConfig, source: str) -> None:
+    """A setting the chosen model does not read, changed from its default, is an error: the
+    flow's settings under vae/gan, the vae's, gan's and latent_dim under flow."""
+    if config.model == "flow":
+        foreign = [name for model in ("vae", "gan") for name in _MODEL_SETTINGS[model]] + ["latent_dim"]
+    else:
+        foreign = list(_MODEL_SETTINGS["flow"])
+    default = GeneratorConfig()
+    for name in foreign:
+        if getattr(config, name) != getattr(default, name):
+            owner = next((m for m, names in _MODEL_SETTINGS.items() if name in names), "vae/gan")
+            raise JetlabError(f"{source}: {name} is a {owner} setting; model {config.model!r} does not use it")
+
+
+def _check_network_options(source: str, vae: dict, generator: dict, discriminator: dict, flow: dict) -> None:
     """Unknown network options, or values not of their default's kind (``--hp vae.hidden=abc``),
     are one-line errors (the checks of the taggers' hyperparameters)."""
     import inspect
 
     from jetlab.models._mlp import check_hyperparameters
+    from jetlab.models.flow import FlowGenerator
     from jetlab.models.mpgan import MPDiscriminator, MPGenerator
     from jetlab.models.vae import SetVAE
 
-    set_by_config = ("n_points", "n_features", "latent_dim")
+    set_by_config = ("n_points", "n_features", "latent_dim", "n_cond", "net")
     for name, cls, given in (("vae", SetVAE, vae), ("generator", MPGenerator, generator),
-                             ("discriminator", MPDiscriminator, discriminator)):
+                             ("discriminator", MPDiscriminator, discriminator), ("flow", FlowGenerator, flow)):
         defaults = {key: p.default for key, p in inspect.signature(cls.__init__).parameters.items()
                     if p.default is not inspect.Parameter.empty and key not in set_by_config}
         check_hyperparameters(f"{source}: {name}", given, defaults)
@@ -137,9 +196,9 @@ def _check_network_options(source: str, vae: dict, generator: dict, discriminato
 
 def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_points: int, n_coords: int,
                device="cpu", data: PointSets | None = None):
-    """The VAE or GAN task of ``config`` (networks on ``device``, fresh Adam optimizers);
+    """The VAE, GAN or flow task of ``config`` (networks on ``device``, fresh optimizers);
     ``data`` gives the validation reference of the per-epoch W1-M and the VAE's latent fit."""
-    from jetlab.training.tasks import GANTask, VAETask
+    from jetlab.training.tasks import FlowTask, GANTask, VAETask
 
     n_features = norm.n_features
     options = {"kind": kind, "device": device, "metric_samples": config.metrics_samples,
@@ -153,6 +212,17 @@ def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_poi
                        kl_weight=config.kl_weight, nnd_feature_weight=config.nnd_feature_weight,
                        mass_weight=config.mass_weight, pt_weight=config.pt_weight, sampling=config.vae_sampling,
                        train_sets=(data.train, data.train_mask) if data is not None else None, **options)
+    if config.model == "flow":
+        from jetlab.models.flow import FlowGenerator
+
+        from jetlab.training.tasks.flow import JetConditions
+
+        jet_condition = config.flow_condition == "jet" and kind == "jets"
+        flow = FlowGenerator(n_points, n_features, n_cond=JetConditions.n_cond if jet_condition else 0,
+                             net=config.flow_net, **config.flow_options).to(device)
+        conditions = JetConditions.fit(data.train, data.train_mask) if jet_condition and data is not None else None
+        return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
+                        ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions, **options)
     from jetlab.models.mpgan import MPDiscriminator, MPGenerator
 
     betas = (config.adam_beta1, config.adam_beta2)
@@ -197,7 +267,7 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
             data = load_point_sets(config.data, **load)
         if len(data.train) < 2:
             raise JetlabError(f"{config.data}: only {len(data.train)} training sets of {data.name}; need at least 2")
-        log_columns = (data.feature_names.index("ptrel"),) if config.log_pt and data.kind == "jets" else ()
+        log_columns = (data.feature_names.index("ptrel"),) if config.learns_log_pt and data.kind == "jets" else ()
         norm = Normalisation.fit(data.train, data.train_mask, log_columns)
         seed_everything(config.seed)
         task = build_task(config, norm, kind=data.kind, n_points=data.n_points, n_coords=data.n_coords,

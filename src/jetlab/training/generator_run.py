@@ -2,7 +2,8 @@
 
 RUN/model.pt (format ``jetlab-generator/1``, written by
 :func:`jetlab.training.generator.train_generator`) holds the config, the data description,
-the normalisation, the best networks and (VAE) the generation latent;
+the normalisation, the best networks, (VAE) the generation latent and (flow with jet
+conditions) the training jets' conditions;
 :meth:`TrainedGenerator.load` rebuilds the task from it and
 :meth:`TrainedGenerator.generate` draws raw sets.
 """
@@ -34,6 +35,7 @@ def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None
         "normalisation": task.norm.state_dict(),
         "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
         "latent": getattr(task, "latent", None),
+        "conditions": task.conditions.state_dict() if getattr(task, "conditions", None) is not None else None,
         "epoch": int(epoch),
     }, path)
 
@@ -49,7 +51,9 @@ class TrainedGenerator:
         self.epoch = epoch
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str = "cpu") -> "TrainedGenerator":
+    def load(cls, run_dir: str | Path, device: str = "cpu", sampler: dict | None = None) -> "TrainedGenerator":
+        """The run in ``run_dir``; ``sampler`` may override a flow run's ``ode_steps`` and
+        ``ode_solver`` (None values keep the run's)."""
         from jetlab.training.checkpoint import load_torch_file
         from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
         from jetlab.training.run_dir import require_finished
@@ -65,6 +69,11 @@ class TrainedGenerator:
         state = load_torch_file(path, GENERATOR_FILE_FORMAT, "model file", "generator model file")
         require_finished(run_dir)
         config = GeneratorConfig(**state["config"])
+        overrides = {k: v for k, v in (sampler or {}).items() if v is not None}
+        if overrides and config.model != "flow":
+            raise JetlabError(f"{run_dir}: --{next(iter(overrides)).replace('_', '-')} applies to flow runs; "
+                              f"this is a {config.model} run")
+        config = dataclasses.replace(config, **overrides)
         info = state["data"]
         task = build_task(config, Normalisation.from_state_dict(state["normalisation"]), kind=info["kind"],
                           n_points=info["n_points"], n_coords=info["n_coords"], device=device)
@@ -73,6 +82,10 @@ class TrainedGenerator:
             module.eval()
         if state.get("latent") is not None:
             task.latent = state["latent"]
+        if state.get("conditions") is not None:
+            from jetlab.training.tasks.flow import JetConditions
+
+            task.conditions = JetConditions.from_state_dict(state["conditions"])
         return cls(run_dir, config, info, task, int(state["epoch"]))
 
     @property
@@ -116,7 +129,8 @@ def _plot_comparison(kind: str, real, real_mask, gen, gen_mask, run_dir: Path, t
     return [f"{tag}_jet_images.png", f"{tag}_histograms.png"]
 
 
-def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0) -> list[Path]:
+def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0,
+                  sampler: dict | None = None) -> list[Path]:
     """Generate ``n`` sets from a run and write them; returns the files written.
 
     Jets: ``fmt="jetnet"`` -> one JetNet file (particle_features (n, P, 4), jet_features
@@ -127,7 +141,7 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
     """
     if n < 1:
         raise JetlabError(f"--n must be >= 1, got {n}")
-    gen = TrainedGenerator.load(run_dir)
+    gen = TrainedGenerator.load(run_dir, sampler=sampler)
     out = Path(out)
     points, mask = gen.generate(n, seed=seed)
     if gen.kind != "jets":
@@ -174,15 +188,16 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
     return [path for path, _ in targets]
 
 
-def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None = None, seed: int = 1) -> dict:
+def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None = None, seed: int = 1,
+                 sampler: dict | None = None) -> dict:
     """Generate sets and compare them with held-out real ones (the test split).
 
     Jets: :func:`jetlab.metrics.generation.evaluate_generated` (W1-M, W1-P, W1-EFP, COV, MMD,
-    FPD, each beside truth-vs-truth). MNIST: the 1-d Wasserstein distance of each point
+    FPD, each beside truth-vs-truth). ``sampler``: as in :meth:`TrainedGenerator.load`. MNIST: the 1-d Wasserstein distance of each point
     feature, beside truth-vs-truth. Writes ``RUN/evaluation.json`` and plots; returns the dict
     ``{"metrics": ..., "n_real": ..., "n_generated": ..., "table": str}``.
     """
-    gen = TrainedGenerator.load(run_dir)
+    gen = TrainedGenerator.load(run_dir, sampler=sampler)
     config = gen.config
     source = data if data is not None else config.data
     sets = load_point_sets(source, jet_class=config.jet_class, particles=config.particles,
