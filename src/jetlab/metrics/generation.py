@@ -36,11 +36,11 @@ from __future__ import annotations
 
 
 import numpy as np
-from scipy import linalg
 from scipy.stats import wasserstein_distance
 
 from jetlab.errors import JetlabError
 from jetlab.metrics.efp import efps as compute_efps
+from jetlab.metrics.feature_distances import frechet_distance
 from jetlab.metrics.emd import coverage_mmd, coverage_mmd_batches, emd, emd_matrix
 from jetlab.metrics.jet_samples import Score, as_particles, check_nonnegative_pt, draw, eval_size, score, to_numpy
 from jetlab.physics.kinematics import relative_jet_kinematics
@@ -173,30 +173,6 @@ def w1efp(real, generated, *, real_mask=None, generated_mask=None,
 
 
 # ------------------------------------------------------------------------------ FPD
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """Fréchet distance between N(μ1, Σ1) and N(μ2, Σ2).
-
-    :math:`d^2 = \\lVert μ_1 - μ_2\\rVert^2 + \\mathrm{Tr}(Σ_1 + Σ_2 - 2 (Σ_1 Σ_2)^{1/2})`,
-    with :math:`\\mathrm{Tr}(Σ_1Σ_2)^{1/2} = \\mathrm{Tr}(Σ_1^{1/2} Σ_2 Σ_1^{1/2})^{1/2}`
-    evaluated on the symmetric form (``scipy.linalg.sqrtm`` of the PSD Σ1, then the
-    eigenvalues of a symmetric PSD matrix), which avoids the complex round-off of the
-    non-symmetric product.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
-    sigma1 = np.atleast_2d(np.asarray(sigma1, float))
-    sigma2 = np.atleast_2d(np.asarray(sigma2, float))
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape[0] != mu1.size:
-        raise ValueError(f"inconsistent shapes: mu {mu1.shape}/{mu2.shape}, "
-                         f"sigma {sigma1.shape}/{sigma2.shape}")
-    root1 = np.real(linalg.sqrtm(sigma1))
-    root1 = (root1 + root1.T) / 2
-    middle = root1 @ sigma2 @ root1
-    eigenvalues = linalg.eigvalsh((middle + middle.T) / 2)
-    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
 
 
 def fpd(real_features, generated_features, *, num_eval_samples: int | None = 10_000,
