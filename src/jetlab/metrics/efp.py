@@ -46,7 +46,6 @@ Shapes: particles (N, P, ≥3) as (η_rel, φ_rel, pT_rel), mask (N, P) bool -> 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from jetlab.physics.kinematics import delta_phi
 
@@ -141,6 +140,8 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cores: equal at P = 60, numpy several times slower at P = 150)."""
     if a.shape[-1] <= 64:
         return np.matmul(a, b)
+    import torch
+
     return torch.bmm(torch.from_numpy(np.ascontiguousarray(a)),
                      torch.from_numpy(np.ascontiguousarray(b))).numpy()
 

@@ -48,7 +48,6 @@ import warnings
 
 import numpy as np
 from scipy import linalg
-from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.stats import iqr
 
 from jetlab.errors import JetlabError
@@ -80,9 +79,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
     :math:`d^2 = \\lVert μ_1 - μ_2\\rVert^2 + \\mathrm{Tr}(Σ_1 + Σ_2 - 2 (Σ_1 Σ_2)^{1/2})`,
     with :math:`\\mathrm{Tr}(Σ_1Σ_2)^{1/2} = \\mathrm{Tr}(Σ_1^{1/2} Σ_2 Σ_1^{1/2})^{1/2}`
-    evaluated on the symmetric form (``scipy.linalg.sqrtm`` of the PSD Σ1, then the
-    eigenvalues of a symmetric PSD matrix), which avoids the complex round-off of the
-    non-symmetric product.
+    evaluated on symmetric forms (the square root of the PSD Σ1 and the trace from the
+    eigenvalues of :math:`Σ_1^{1/2} Σ_2 Σ_1^{1/2}`, both by ``eigh``, negative round-off
+    clipped): no complex round-off from the non-symmetric product and no failure when a
+    covariance is singular (fewer jets than features, a constant feature).
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
     sigma1 = np.atleast_2d(np.asarray(sigma1, float))
@@ -90,8 +90,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape[0] != mu1.size:
         raise ValueError(f"inconsistent shapes: mu {mu1.shape}/{mu2.shape}, "
                          f"sigma {sigma1.shape}/{sigma2.shape}")
-    root1 = np.real(linalg.sqrtm(sigma1))
-    root1 = (root1 + root1.T) / 2
+    eigenvalues, vectors = linalg.eigh((sigma1 + sigma1.T) / 2)
+    root1 = (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
     middle = root1 @ sigma2 @ root1
     eigenvalues = linalg.eigvalsh((middle + middle.T) / 2)
     trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
@@ -167,6 +167,8 @@ def fpd(real_features, gen_features, min_samples: int = 20_000, max_samples: int
                 sample_real.mean(0), np.cov(sample_real, rowvar=False),
                 sample_gen.mean(0), np.cov(sample_gen, rowvar=False)))
         values.append(np.mean(points))
+    from scipy.optimize import OptimizeWarning, curve_fit  # slow to import: only when needed
+
     with warnings.catch_warnings():  # a perfect fit leaves no covariance: error inf
         warnings.simplefilter("ignore", OptimizeWarning)
         params, covariance = curve_fit(_linear, 1 / batches, values,
