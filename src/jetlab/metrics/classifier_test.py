@@ -1,7 +1,7 @@
 """Classifier two-sample test of generated jets (Lopez-Paz & Oquab, arXiv:1610.06545).
 
 A particle-level classifier — jetlab's own GarNet (linear in the number of particles, the
-default) or JEDI-net ΣO (:func:`jetlab.models.build_tagger` with two classes) — learns to
+default) or JEDI-net ΣO (``jetlab.models.build_tagger`` with two classes) — learns to
 tell generated from real jets on half of each sample and is scored on the other half by
 the ROC AUC (generated = positive class). AUC 0.5: the classifier finds no difference; 1.0:
 every generated jet is recognised. The error is the standard deviation of the AUC over
