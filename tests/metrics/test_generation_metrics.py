@@ -1,4 +1,4 @@
-"""Tests for jetlab.metrics.generation (JetNet-style W1s, FPD, EMD, COV/MMD, evaluation)."""
+"""Tests for jetlab.metrics.generation (JetNet-style W1s, FD6, EMD, COV/MMD, evaluation)."""
 
 from pathlib import Path
 
@@ -8,6 +8,7 @@ import torch
 from scipy import linalg
 
 from jetlab.errors import JetlabError
+from jetlab.metrics import get_fpd_kpd_jet_features
 from jetlab.metrics.generation import (
     METRICS,
     as_particles,
@@ -16,8 +17,10 @@ from jetlab.metrics.generation import (
     emd_matrix,
     evaluate_generated,
     format_metrics_table,
+    fd6,
     fpd,
     frechet_distance,
+    kpd,
     jet_mass,
     w1efp,
     w1m,
@@ -126,13 +129,22 @@ def test_frechet_distance_closed_forms():
     assert frechet_distance(mu1, np.diag(d1), mu1, np.diag(d1)) == pytest.approx(0, abs=1e-12)
 
 
-def test_fpd_identical_and_shifted():
+def test_fd6_identical_and_shifted():
     rng = np.random.default_rng(4)
     features = rng.normal(size=(300, 3)) + 5
     shuffled = features[rng.permutation(300)]
-    assert fpd(features, shuffled, normalise=False, **EXACT).mean == pytest.approx(0, abs=1e-9)
+    assert fd6(features, shuffled, normalise=False, **EXACT).mean == pytest.approx(0, abs=1e-9)
     shifted = features + np.array([1.0, 0.0, 2.0])
-    assert fpd(features, shifted, normalise=False, **EXACT).mean == pytest.approx(5.0, rel=1e-9)
+    assert fd6(features, shifted, normalise=False, **EXACT).mean == pytest.approx(5.0, rel=1e-9)
+
+
+def test_w1efp_per_feature_averages_to_w1efp(jets):
+    particles, mask = jets
+    other, other_mask = make_jets(np.random.default_rng(12), spread=0.2)
+    kwargs = dict(real_mask=mask, generated_mask=other_mask, num_eval_samples=20, seed=1)
+    per_efp = w1efp(particles, other, per_feature=True, **kwargs)
+    assert len(per_efp) == 5 and all(s.mean > 0 for s in per_efp)
+    assert np.mean([s.mean for s in per_efp]) == pytest.approx(w1efp(particles, other, **kwargs).mean)
 
 
 def test_emd_translation_is_the_distance(jets):
@@ -212,20 +224,61 @@ def test_evaluate_generated_reports_both_rows():
     result = evaluate_generated(real, generated, real_mask=real_mask,
                                 generated_mask=real_mask[:30], num_batches=2,
                                 cov_mmd_samples=8, cov_mmd_batches=2, seed=3)
-    assert set(result["generated"]) == set(METRICS) == set(result["truth"])
+    assert set(result["generated"]) == set(METRICS) - {"classifier_auc"} == set(result["truth"])
     assert (result["n_real"], result["n_generated"], result["n_reference"], result["n_truth"]) \
         == (60, 30, 30, 30)
     generated_eta = result["generated"]["w1p_eta"]["mean"]
     truth_eta = result["truth"]["w1p_eta"]["mean"]
     assert 0.15 < generated_eta < 0.25 and truth_eta < 0.1
-    assert result["generated"]["fpd"]["mean"] >= 0 and 0 < result["truth"]["cov"]["mean"] <= 1
+    assert result["generated"]["fd6"]["mean"] >= 0 and 0 < result["truth"]["cov"]["mean"] <= 1
+    assert result["generated"]["w1efp"]["mean"] == pytest.approx(
+        np.mean([result["generated"][f"w1efp_{k}"]["mean"] for k in range(5)]))
+    # JetNet's FPD/KPD of the reference half A against the generated jets, sizes capped
+    half_a = np.random.default_rng(3).permutation(60)[:30]
+    features_a = get_fpd_kpd_jet_features(np.where(real_mask[half_a, :, None], real[half_a], 0))
+    features_gen = get_fpd_kpd_jet_features(np.where(real_mask[:30, :, None], generated, 0))
+    assert result["generated"]["fpd"]["mean"] == pytest.approx(fpd(features_a, features_gen)[0])
+    assert result["generated"]["kpd"]["mean"] == pytest.approx(kpd(features_a, features_gen)[0])
+    settings = result["settings"]
+    assert settings["w1_eval_samples"] == 30 and settings["cov_mmd_eval_samples"] == 8
+    assert settings["fpd"]["max_samples"] == 30 and settings["kpd"]["batch_size"] == 30
+    assert any("W1s and FD6 on batches of 30 jets" in note for note in result["notes"])
     table = format_metrics_table(result)
-    assert "W1-EFP" in table and "real vs real" in table
+    assert "W1-EFP" in table and "real vs real" in table and "FPD (JetNet" in table
+    assert "KPD: 10 batches of 30" in table and "note: W1s and FD6" in table
     assert f"{generated_eta:.4g}" in table
     again = evaluate_generated(real, generated, real_mask=real_mask,
                                generated_mask=real_mask[:30], num_batches=2,
                                cov_mmd_samples=8, cov_mmd_batches=2, seed=3)
     assert again == result
+
+
+def test_truth_and_generated_rows_use_the_same_number_of_jets():
+    rng = np.random.default_rng(22)
+    real, real_mask = make_jets(rng, n_jets=20)
+    generated, generated_mask = make_jets(rng, n_jets=25)
+    kwargs = dict(num_batches=2, cov_mmd_samples=4, cov_mmd_batches=1, seed=1)
+    result = evaluate_generated(real, generated, real_mask=real_mask,
+                                generated_mask=generated_mask, **kwargs)
+    assert result["n_compared"] == 10 and result["settings"]["w1_eval_samples"] == 10
+    same = evaluate_generated(real, generated[:10], real_mask=real_mask,
+                              generated_mask=generated_mask[:10], **kwargs)
+    assert same["generated"] == result["generated"] and same["truth"] == result["truth"]
+
+
+def test_evaluate_generated_with_the_classifier_test():
+    rng = np.random.default_rng(23)
+    real, real_mask = make_jets(rng, n_jets=48)
+    shifted = real.copy()
+    shifted[..., 0] += np.where(real_mask, 0.5, 0.0)
+    result = evaluate_generated(real, shifted, real_mask=real_mask, generated_mask=real_mask,
+                                num_batches=1, cov_mmd_samples=4, cov_mmd_batches=1,
+                                classifier=dict(epochs=15, n_bootstrap=20, batch_size=8,
+                                                hyperparameters={"n_layers": 1}))
+    assert result["generated"]["classifier_auc"]["mean"] > 0.9
+    assert result["truth"]["classifier_auc"]["mean"] < 0.8
+    assert result["settings"]["classifier"]["n_test"] == 12
+    assert "classifier: garnet, 12 + 12 training" in format_metrics_table(result)
 
 
 def test_evaluate_generated_needs_enough_jets(jets):

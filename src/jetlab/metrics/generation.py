@@ -1,49 +1,54 @@
-"""Generative-model metrics for jets, following JetNet/MPGAN (Kansal et al., arXiv:2106.11535).
+"""Generative-model metrics for jets, following JetNet (Kansal et al., arXiv:2106.11535 and
+arXiv:2211.10295), and the report :func:`evaluate_generated` that runs them all.
 
 Jets are particle arrays ``(N, P, 3)`` of (η_rel, φ_rel, pT_rel) with an optional boolean mask
 ``(N, P)`` (True = real particle), or ``(N, P, 4)`` with the mask as the 4th column (the JetNet
 layout; a particle is real when the column is ≥ 0.5). Without any mask a particle is real when
 its three features are not all zero (JetNet's ``exclude_zeros``). Masked particles are zeroed.
 
-Metrics (each as mean ± std over ``num_batches`` bootstrap batches of ``num_eval_samples`` jets
-drawn with replacement from each sample, as ``jetnet.evaluation``):
+Metrics (:mod:`jetlab.metrics.w1`; mean ± std over ``num_batches`` = 5 batches of
+``num_eval_samples`` = 50,000 jets drawn with replacement from each sample, JetNet's defaults):
 
 - **W1-M**: 1-Wasserstein distance (``scipy.stats.wasserstein_distance``) between the relative
   jet masses, :math:`m = \\sqrt{(\\sum E)^2 - |\\sum \\vec p|^2}` of massless particles with
   :math:`(p_T, η, φ) = (p_{T,rel}, η_{rel}, φ_{rel})` (so m is in units of the jet pT).
-- **W1-P**: W1 of each particle feature over all real particles of the batch's jets, averaged
-  over the 3 features (the per-feature values are reported too).
+- **W1-P**: W1 of each particle feature over all real particles of the batch's jets
+  (``w1p_eta``, ``w1p_phi``, ``w1p_pt``), and their average.
 - **W1-EFP**: W1 of each of the 5 EFPs of :mod:`jetlab.metrics.efp` (n = 4, d = 4, prime;
-  hadronic measure, β = 1, unnormalised pT_rel), averaged over the 5 EFPs (MPGAN's table).
-- **FPD**: Fréchet distance
-  :math:`\\lVert μ_1-μ_2 \\rVert^2 + \\mathrm{Tr}(Σ_1+Σ_2-2(Σ_1Σ_2)^{1/2})` between
-  Gaussians fitted to jet-level features (relative mass and the 5 EFPs), each feature
-  divided by its max |value| in the real sample (JetNet's ``normalise``). This is the value at
-  the batch size used (not JetNet's 1/N → 0 extrapolation), so compare it only with the
-  truth-vs-truth value measured at the same size.
+  hadronic measure, β = 1, unnormalised pT_rel; ``w1efp_0`` … ``w1efp_4``), and their average.
+- **FD6**: jetlab's Fréchet distance on 6 jet features (relative mass and the 5 EFPs), each
+  divided by its max |value| in the real sample, at the batch size used (no extrapolation;
+  compare it only with truth-vs-truth at the same size). Earlier ``evaluation.json`` files
+  call it "fpd"; that name now means JetNet's FPD only.
+- **FPD** and **KPD**: JetNet's, on the 36 d ≤ 4 EFPs (:mod:`jetlab.metrics.feature_distances`):
+  value ± fit error extrapolated to infinite samples, and median ± half the 68 % range of the
+  unbiased polynomial-kernel MMD²; the sample sizes used are in ``settings``.
 - **COV / MMD** with the energy mover's distance between jets (weighted point clouds in
   (η, φ), weights pT, Euclidean ground distance / R). Default: energyflow's ``emds`` default
   as used by JetNet's ``cov_mmd`` (``norm=False``: unbalanced, the pT difference is moved at
-  cost 1); ``emd_norm=True`` normalises the pTs to sum 1. On ``num_eval_samples = 100`` real vs
-  100 generated jets per batch: **COV** = fraction of real jets that are the nearest neighbour
-  of some generated jet, **MMD** = mean over real jets of the EMD to the nearest generated jet.
+  cost 1); ``emd_norm=True`` normalises the pTs to sum 1. On ``cov_mmd_samples = 100`` real vs
+  100 generated jets per batch, 10 batches: **COV** = fraction of real jets that are the
+  nearest neighbour of some generated jet, **MMD** = mean over real jets of the EMD to the
+  nearest generated jet.
+- **Classifier AUC** (optional, :mod:`jetlab.metrics.classifier_test`): ROC AUC ± bootstrap
+  std of a particle-level network trained to tell the two samples apart; 0.5 = indistinguishable.
 
 :func:`evaluate_generated` reports every metric twice: real vs generated and real vs real
-(two independent halves of the real sample), the baseline a generator is measured against.
+(two independent halves of the real sample), the baseline a generator is measured against,
+with the same sample sizes in both rows.
 """
 
 from __future__ import annotations
 
-
 import numpy as np
-from scipy import linalg
-from scipy.stats import wasserstein_distance
 
 from jetlab.errors import JetlabError
-from jetlab.metrics.efp import efps as compute_efps
+from jetlab.metrics.efp import JETNET_W1EFP_COLUMNS, efps_d4
 from jetlab.metrics.emd import coverage_mmd, coverage_mmd_batches, emd, emd_matrix
-from jetlab.metrics.jet_samples import Score, as_particles, check_nonnegative_pt, draw, eval_size, score, to_numpy
-from jetlab.physics.kinematics import relative_jet_kinematics
+from jetlab.metrics.feature_distances import fpd, frechet_distance, kpd
+from jetlab.metrics.jet_samples import Score, as_particles, check_nonnegative_pt, eval_size, score
+from jetlab.metrics.w1 import (_w1_columns_batches, _w1p_batches, fd6, jet_features, jet_mass,
+                               w1efp, w1m, w1p)
 
 __all__ = [
     "Score",
@@ -54,7 +59,9 @@ __all__ = [
     "w1p",
     "w1efp",
     "frechet_distance",
+    "fd6",
     "fpd",
+    "kpd",
     "emd",
     "emd_matrix",
     "coverage_mmd",
@@ -73,212 +80,97 @@ METRICS = {
     "w1p_phi": "  W1 phi_rel",
     "w1p_pt": "  W1 pT_rel",
     "w1efp": "W1-EFP",
-    "fpd": "FPD",
+    **{f"w1efp_{k}": f"  W1 EFP {k}" for k in range(5)},
+    "fd6": "FD6 (mass+5 EFPs, at N)",
+    "fpd": "FPD (JetNet, N -> inf)",
+    "kpd": "KPD (JetNet)",
     "cov": "COV",
     "mmd": "MMD",
+    "classifier_auc": "classifier AUC",
 }
+#: JetNet's sample sizes (W1s; COV/MMD)
+JETNET_W1_SAMPLES, JETNET_COV_MMD_SAMPLES = 50_000, 100
 
 
-# ------------------------------------------------------------------------- jet features
-
-
-def jet_mass(particles, mask=None) -> np.ndarray:
-    """Relative jet mass (N,) of massless particles (η_rel, φ_rel, pT_rel) (N, P, ≥3)
-    (:func:`jetlab.physics.kinematics.relative_jet_kinematics`)."""
-    return relative_jet_kinematics(np.asarray(particles, dtype=np.float64), mask).mass
-
-
-def jet_features(particles, mask=None) -> np.ndarray:
-    """Jet-level features for FPD: (N, 6) = relative mass and the 5 EFPs."""
-    return np.concatenate([jet_mass(particles, mask)[:, None], compute_efps(particles, mask)], 1)
-
-
-# ----------------------------------------------------------------------- bootstrapping
-
-
-def _w1_columns_batches(real: np.ndarray, gen: np.ndarray, num_eval_samples: int | None,
-                        num_batches: int, replace: bool, seed) -> np.ndarray:
-    """W1 of each column of real (N, F) vs gen (M, F) per batch -> (num_batches, F)."""
-    rng = np.random.default_rng(seed)
-    size = eval_size(len(real), len(gen), num_eval_samples)
-    out = np.empty((num_batches, real.shape[1]))
-    for batch in range(num_batches):
-        sample_real = real[draw(rng, len(real), size, replace)]
-        sample_gen = gen[draw(rng, len(gen), size, replace)]
-        out[batch] = [wasserstein_distance(sample_real[:, f], sample_gen[:, f])
-                      for f in range(real.shape[1])]
-    return out
-
-
-# ------------------------------------------------------------------------------ W1s
-
-
-def w1m(real, generated, *, real_mask=None, generated_mask=None,
-        num_eval_samples: int | None = 10_000, num_batches: int = 5, replace: bool = True,
-        seed=0) -> Score:
-    """W1 between relative jet masses of ``real`` and ``generated`` jets (mean ± std)."""
-    real, real_mask = as_particles(real, real_mask, "real jets")
-    generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
-    return score(_w1_columns_batches(jet_mass(real, real_mask)[:, None],
-                                      jet_mass(generated, generated_mask)[:, None],
-                                      num_eval_samples, num_batches, replace, seed)[:, 0])
-
-
-def _w1p_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches, replace, seed
-                 ) -> np.ndarray:
-    """Per-batch, per-feature W1 over real particles -> (num_batches, 3)."""
-    rng = np.random.default_rng(seed)
-    size = eval_size(len(real), len(gen), num_eval_samples)
-    out = np.empty((num_batches, 3))
-    for batch in range(num_batches):
-        jets_real = draw(rng, len(real), size, replace)
-        jets_gen = draw(rng, len(gen), size, replace)
-        parts_real = real[jets_real][real_mask[jets_real]]
-        parts_gen = gen[jets_gen][gen_mask[jets_gen]]
-        if len(parts_real) == 0 or len(parts_gen) == 0:
-            out[batch] = np.inf
-        else:
-            out[batch] = [wasserstein_distance(parts_real[:, f], parts_gen[:, f])
-                          for f in range(3)]
-    return out
-
-
-def w1p(real, generated, *, real_mask=None, generated_mask=None,
-        num_eval_samples: int | None = 10_000, num_batches: int = 5, replace: bool = True,
-        seed=0, per_feature: bool = False):
-    """W1 of particle (η_rel, φ_rel, pT_rel) distributions over real particles.
-
-    Returns the :class:`Score` of the mean over the 3 features, or with ``per_feature=True``
-    a tuple of 3 Scores (η, φ, pT).
-    """
-    real, real_mask = as_particles(real, real_mask, "real jets")
-    generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
-    values = _w1p_batches(real, real_mask, generated, generated_mask, num_eval_samples,
-                          num_batches, replace, seed)
-    if per_feature:
-        return tuple(score(values[:, f]) for f in range(3))
-    return score(values.mean(1))
-
-
-def w1efp(real, generated, *, real_mask=None, generated_mask=None,
-          num_eval_samples: int | None = 10_000, num_batches: int = 5, replace: bool = True,
-          seed=0) -> Score:
-    """W1 of the 5 EFPs (n=4, d=4, prime), averaged over the EFPs per batch (mean ± std)."""
-    real, real_mask = as_particles(real, real_mask, "real jets")
-    generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
-    values = _w1_columns_batches(compute_efps(real, real_mask),
-                                 compute_efps(generated, generated_mask),
-                                 num_eval_samples, num_batches, replace, seed)
-    return score(values.mean(1))
-
-
-# ------------------------------------------------------------------------------ FPD
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """Fréchet distance between N(μ1, Σ1) and N(μ2, Σ2).
-
-    :math:`d^2 = \\lVert μ_1 - μ_2\\rVert^2 + \\mathrm{Tr}(Σ_1 + Σ_2 - 2 (Σ_1 Σ_2)^{1/2})`,
-    with :math:`\\mathrm{Tr}(Σ_1Σ_2)^{1/2} = \\mathrm{Tr}(Σ_1^{1/2} Σ_2 Σ_1^{1/2})^{1/2}`
-    evaluated on the symmetric form (``scipy.linalg.sqrtm`` of the PSD Σ1, then the
-    eigenvalues of a symmetric PSD matrix), which avoids the complex round-off of the
-    non-symmetric product.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
-    sigma1 = np.atleast_2d(np.asarray(sigma1, float))
-    sigma2 = np.atleast_2d(np.asarray(sigma2, float))
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape[0] != mu1.size:
-        raise ValueError(f"inconsistent shapes: mu {mu1.shape}/{mu2.shape}, "
-                         f"sigma {sigma1.shape}/{sigma2.shape}")
-    root1 = np.real(linalg.sqrtm(sigma1))
-    root1 = (root1 + root1.T) / 2
-    middle = root1 @ sigma2 @ root1
-    eigenvalues = linalg.eigvalsh((middle + middle.T) / 2)
-    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
-
-
-def fpd(real_features, generated_features, *, num_eval_samples: int | None = 10_000,
-        num_batches: int = 5, normalise: bool = True, replace: bool = True, seed=0) -> Score:
-    """Fréchet distance between Gaussians fitted to jet-level features (N, F) vs (M, F).
-
-    ``normalise`` divides every feature by its max |value| in the real sample (JetNet).
-    """
-    real = np.asarray(to_numpy(real_features), dtype=np.float64)
-    gen = np.asarray(to_numpy(generated_features), dtype=np.float64)
-    if real.ndim != 2 or gen.ndim != 2 or real.shape[1] != gen.shape[1]:
-        raise JetlabError(f"features must be (N, F) and (M, F), got {real.shape} and {gen.shape}")
-    if normalise:
-        scale = np.max(np.abs(real), axis=0)
-        scale[scale == 0] = 1.0
-        real, gen = real / scale, gen / scale
-    rng = np.random.default_rng(seed)
-    size = eval_size(len(real), len(gen), num_eval_samples)
-    if size < 2:
-        raise JetlabError("FPD needs at least 2 jets in each sample")
-    values = []
-    for _ in range(num_batches):
-        sample_real = real[draw(rng, len(real), size, replace)]
-        sample_gen = gen[draw(rng, len(gen), size, replace)]
-        values.append(frechet_distance(sample_real.mean(0), np.cov(sample_real, rowvar=False),
-                                       sample_gen.mean(0), np.cov(sample_gen, rowvar=False)))
-    return score(np.array(values))
-
-
-# ---------------------------------------------------------------------------- summary
-
-
-def _all_scores(reference, reference_mask, other, other_mask, reference_features,
-                other_features, *, num_eval_samples, num_batches, cov_mmd_samples,
-                cov_mmd_batches, emd_norm, seed, show_progress, desc) -> dict[str, Score]:
-    settings = dict(num_eval_samples=num_eval_samples, num_batches=num_batches, replace=True)
-    scores = {"w1m": score(_w1_columns_batches(reference_features[:, :1], other_features[:, :1],
+def _row_scores(reference, reference_efps, other, *, w1_size, num_batches, cov_mmd_size,
+                cov_mmd_batches, emd_norm, fpd_options, kpd_options, classifier, seed,
+                show_progress, desc) -> tuple[dict[str, Score], dict]:
+    """Every metric of ``other`` (jets, mask) against ``reference`` -> (scores, sizes)."""
+    (ref, ref_mask), (jets, mask) = reference, other
+    other_efps = efps_d4(jets, mask)
+    columns = list(JETNET_W1EFP_COLUMNS)
+    ref_fd6 = np.concatenate([jet_mass(ref, ref_mask)[:, None], reference_efps[:, columns]], 1)
+    other_fd6 = np.concatenate([jet_mass(jets, mask)[:, None], other_efps[:, columns]], 1)
+    settings = dict(num_eval_samples=w1_size, num_batches=num_batches, replace=True)
+    scores = {"w1m": score(_w1_columns_batches(ref_fd6[:, :1], other_fd6[:, :1],
                                                 seed=(seed, 0), **settings)[:, 0])}
-    particle_w1 = _w1p_batches(reference, reference_mask, other, other_mask,
-                               seed=(seed, 1), **settings)
+    particle_w1 = _w1p_batches(ref, ref_mask, jets, mask, seed=(seed, 1), **settings)
     scores["w1p"] = score(particle_w1.mean(1))
     for f, feature in enumerate(PARTICLE_FEATURE_NAMES):
         scores[f"w1p_{feature}"] = score(particle_w1[:, f])
-    scores["w1efp"] = score(_w1_columns_batches(reference_features[:, 1:], other_features[:, 1:],
-                                                 seed=(seed, 2), **settings).mean(1))
-    scores["fpd"] = fpd(reference_features, other_features, seed=(seed, 3), **settings)
-    cov_mmd = coverage_mmd_batches(reference, reference_mask, other, other_mask,
-                                    cov_mmd_samples, cov_mmd_batches, True, (seed, 4), 1.0,
-                                    emd_norm, show_progress, desc)
+    efp_w1 = _w1_columns_batches(ref_fd6[:, 1:], other_fd6[:, 1:], seed=(seed, 2), **settings)
+    scores["w1efp"] = score(efp_w1.mean(1))
+    for k in range(efp_w1.shape[1]):
+        scores[f"w1efp_{k}"] = score(efp_w1[:, k])
+    scores["fd6"] = fd6(ref_fd6, other_fd6, seed=(seed, 3), **settings)
+    sizes = {}
+    for name, function, options in (("fpd", fpd, fpd_options), ("kpd", kpd, kpd_options)):
+        result = function(reference_efps, other_efps, **options)
+        scores[name], sizes[name] = Score(result.value, result.error), result.sizes
+    cov_mmd = coverage_mmd_batches(ref, ref_mask, jets, mask, cov_mmd_size, cov_mmd_batches,
+                                    True, (seed, 4), 1.0, emd_norm, show_progress, desc)
     scores["cov"], scores["mmd"] = score(cov_mmd[:, 0]), score(cov_mmd[:, 1])
-    return scores
+    if classifier is not None:
+        from jetlab.metrics.classifier_test import classifier_two_sample_test
+
+        result = classifier_two_sample_test(ref, jets, real_mask=ref_mask, generated_mask=mask,
+                                            **{"seed": seed, **classifier})
+        scores["classifier_auc"] = Score(result.pop("auc"), result.pop("auc_std"))
+        sizes["classifier"] = result
+    return scores, sizes
 
 
 def _scores_to_dict(scores: dict[str, Score]) -> dict[str, dict[str, float]]:
-    return {key: {"mean": score.mean, "std": score.std} for key, score in scores.items()}
+    return {key: {"mean": float(score.mean), "std": float(score.std)}
+            for key, score in scores.items()}
 
 
 def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, seed: int = 0,
-                       num_eval_samples: int | None = 10_000, num_batches: int = 5,
-                       cov_mmd_samples: int = 100, cov_mmd_batches: int = 10,
-                       emd_norm: bool = False, progress: bool = False) -> dict:
+                       num_eval_samples: int | None = JETNET_W1_SAMPLES, num_batches: int = 5,
+                       cov_mmd_samples: int = JETNET_COV_MMD_SAMPLES, cov_mmd_batches: int = 10,
+                       emd_norm: bool = False, fpd_options: dict | None = None,
+                       kpd_options: dict | None = None, classifier: dict | None = None,
+                       progress: bool = False) -> dict:
     """Every generation metric for real vs generated jets and for truth vs truth.
 
     The real sample is shuffled (``seed``) and split into two independent halves A and B;
-    ``"generated"`` holds A vs generated and ``"truth"`` holds A vs B, so both rows use the
-    same reference jets and the same batch sizes (``min(num_eval_samples, available)``).
+    ``"generated"`` holds A vs generated and ``"truth"`` holds A vs B. Both rows use the same
+    reference A and the same sizes: B and the generated sample are cut to the smaller of the
+    two (n), the W1 batches hold min(``num_eval_samples``, |A|, n) jets, and FPD/KPD cap their
+    sizes at min(|A|, n). The sizes used are in ``settings``; ``notes`` says where they fall
+    short of JetNet's.
 
     Args:
         real, generated: (N, P, 3) or (N, P, 4 with mask column) (η_rel, φ_rel, pT_rel) jets
             (numpy or torch), pT_rel ≥ 0.
         real_mask, generated_mask: optional (N, P) bool masks (True = real particle).
-        seed: seed of the split and of every bootstrap.
-        num_eval_samples, num_batches: bootstrap of W1-M, W1-P, W1-EFP and FPD.
+        seed: seed of the split and of every bootstrap (FPD/KPD: their own ``seed`` option,
+            JetNet's 42 by default).
+        num_eval_samples, num_batches: bootstrap of W1-M, W1-P, W1-EFP and FD6.
         cov_mmd_samples, cov_mmd_batches: jets per sample and batches for COV/MMD.
         emd_norm: normalise pTs to sum 1 in the EMD (default False: JetNet/energyflow).
+        fpd_options, kpd_options: keyword arguments of :func:`~jetlab.metrics.fpd` /
+            :func:`~jetlab.metrics.kpd` (default: JetNet's).
+        classifier: keyword arguments of
+            :func:`~jetlab.metrics.classifier_test.classifier_two_sample_test` (e.g.
+            ``{"max_seconds": 60}``) to run the classifier test; None (default) skips it.
         progress: show progress bars for the COV/MMD batches (the slow part: about 1 s per
             100 x 100 batch on one CPU core).
 
     Returns:
         ``{"generated": {metric: {"mean", "std"}}, "truth": {...}, "n_real", "n_generated",
-        "n_reference", "n_truth", "settings"}`` with the metric keys of :data:`METRICS`;
-        plain Python numbers (JSON-serialisable).
+        "n_reference", "n_truth", "n_compared", "settings", "notes"}`` with the metric keys of
+        :data:`METRICS`; plain Python numbers (JSON-serialisable).
     """
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
@@ -292,34 +184,63 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
 
     order = np.random.default_rng(seed).permutation(real.shape[0])
     half_a, half_b = order[: len(order) // 2], order[len(order) // 2:]
-    reference, reference_mask = real[half_a], real_mask[half_a]
-    truth, truth_mask = real[half_b], real_mask[half_b]
-
-    reference_features = jet_features(reference, reference_mask)
-    options = dict(num_eval_samples=num_eval_samples, num_batches=num_batches,
-                   cov_mmd_samples=cov_mmd_samples, cov_mmd_batches=cov_mmd_batches,
-                   emd_norm=emd_norm)
-    generated_scores = _all_scores(reference, reference_mask, generated, generated_mask,
-                                   reference_features, jet_features(generated, generated_mask),
-                                   seed=seed + 1, show_progress=progress,
-                                   desc="COV/MMD real vs generated", **options)
-    truth_scores = _all_scores(reference, reference_mask, truth, truth_mask,
-                               reference_features, jet_features(truth, truth_mask),
-                               seed=seed + 2, show_progress=progress,
-                               desc="COV/MMD real vs real", **options)
+    n_compared = min(len(half_b), len(generated))
+    reference = real[half_a], real_mask[half_a]
+    others = {"generated": (generated[:n_compared], generated_mask[:n_compared]),
+              "truth": (real[half_b[:n_compared]], real_mask[half_b[:n_compared]])}
+    w1_size = eval_size(len(half_a), n_compared, num_eval_samples)
+    cov_mmd_size = eval_size(len(half_a), n_compared, cov_mmd_samples)
+    reference_efps = efps_d4(*reference)
+    options = dict(w1_size=w1_size, num_batches=num_batches, cov_mmd_size=cov_mmd_size,
+                   cov_mmd_batches=cov_mmd_batches, emd_norm=emd_norm,
+                   fpd_options=dict(fpd_options or {}), kpd_options=dict(kpd_options or {}),
+                   classifier=None if classifier is None else dict(classifier))
+    rows, sizes = {}, {}
+    for offset, (row, other) in enumerate(others.items(), start=1):
+        rows[row], sizes[row] = _row_scores(
+            reference, reference_efps, other, seed=seed + offset, show_progress=progress,
+            desc=f"COV/MMD real vs {'generated' if row == 'generated' else 'real'}", **options)
+    settings = {"seed": seed, "num_eval_samples": num_eval_samples, "w1_eval_samples": w1_size,
+                "num_batches": num_batches, "cov_mmd_samples": cov_mmd_samples,
+                "cov_mmd_eval_samples": cov_mmd_size, "cov_mmd_batches": cov_mmd_batches,
+                "emd_norm": emd_norm, "fd6_features": list(JET_FEATURE_NAMES),
+                "fpd_kpd_features": "36 EFPs, d <= 4", **sizes["generated"]}
+    if "classifier" in sizes["truth"]:
+        settings["classifier_truth"] = sizes["truth"]["classifier"]
     return {
-        "generated": _scores_to_dict(generated_scores),
-        "truth": _scores_to_dict(truth_scores),
+        "generated": _scores_to_dict(rows["generated"]),
+        "truth": _scores_to_dict(rows["truth"]),
         "n_real": int(real.shape[0]),
         "n_generated": int(generated.shape[0]),
         "n_reference": int(len(half_a)),
         "n_truth": int(len(half_b)),
-        "settings": {"seed": seed, **options, "fpd_features": list(JET_FEATURE_NAMES)},
+        "n_compared": int(n_compared),
+        "settings": settings,
+        "notes": _size_notes(settings),
     }
 
 
+def _size_notes(settings: dict) -> list[str]:
+    """Where the sizes used fall short of JetNet's defaults (the held-out set is smaller)."""
+    notes = []
+    if settings["w1_eval_samples"] < JETNET_W1_SAMPLES:
+        notes.append(f"W1s and FD6 on batches of {settings['w1_eval_samples']} jets "
+                     f"(JetNet: {JETNET_W1_SAMPLES}); truth-vs-truth at the same size")
+    if settings["cov_mmd_eval_samples"] < JETNET_COV_MMD_SAMPLES:
+        notes.append(f"COV/MMD on batches of {settings['cov_mmd_eval_samples']} jets "
+                     f"(JetNet: {JETNET_COV_MMD_SAMPLES})")
+    fpd_sizes, kpd_sizes = settings.get("fpd", {}), settings.get("kpd", {})
+    if fpd_sizes.get("capped"):
+        notes.append(f"FPD fitted on N = {fpd_sizes['min_samples']}..{fpd_sizes['max_samples']} "
+                     "(JetNet: 20000..50000)")
+    if kpd_sizes.get("capped"):
+        notes.append(f"KPD on batches of {kpd_sizes['batch_size']} jets (JetNet: 5000)")
+    return notes
+
+
 def format_metrics_table(result: dict) -> str:
-    """A plain-text table of :func:`evaluate_generated`'s result: metric, generated, truth."""
+    """A plain-text table of :func:`evaluate_generated`'s result: metric, generated, truth,
+    followed by the sample sizes used."""
     header = ("metric", "real vs generated", "real vs real (truth)")
     rows = []
     for key, label in METRICS.items():
@@ -337,4 +258,22 @@ def format_metrics_table(result: dict) -> str:
     lines.append(f"({result.get('n_generated', '?')} generated jets; real: "
                  f"{result.get('n_reference', '?')} reference + {result.get('n_truth', '?')} "
                  "truth jets)")
+    settings = result.get("settings", {})
+    if "w1_eval_samples" in settings:
+        sizes = [f"compared: {result.get('n_compared', '?')} generated and as many truth jets "
+                 f"against {result.get('n_reference', '?')} reference jets",
+                 f"W1/FD6: {settings['num_batches']} batches of {settings['w1_eval_samples']} "
+                 f"jets; COV/MMD: {settings['cov_mmd_batches']} batches of "
+                 f"{settings['cov_mmd_eval_samples']}"]
+        if "fpd" in settings:
+            f, k = settings["fpd"], settings["kpd"]
+            sizes.append(f"FPD: N = {f['min_samples']}..{f['max_samples']} ({f['num_points']} "
+                         f"sizes x {f['num_batches']} draws) -> 1/N = 0; KPD: {k['num_batches']} "
+                         f"batches of {k['batch_size']}, kernel degree {k['degree']}")
+        if "classifier" in settings:
+            c = settings["classifier"]
+            sizes.append(f"classifier: {c['model']}, {c['n_train']} + {c['n_train']} training and "
+                         f"{c['n_test']} + {c['n_test']} test jets, {c['epochs']} epochs "
+                         f"({c['seconds']:.0f} s)")
+        lines += sizes + [f"note: {note}" for note in result.get("notes", [])]
     return "\n".join(lines)

@@ -14,7 +14,8 @@ import numpy as np
 
 from jetlab.errors import JetlabError
 
-__all__ = ["Score", "as_particles", "check_nonnegative_pt", "draw", "eval_size", "score", "to_numpy"]
+__all__ = ["Score", "as_particles", "check_nonnegative_pt", "draw", "eval_size", "matmul", "score",
+           "to_numpy"]
 
 
 class Score(NamedTuple):
@@ -82,3 +83,13 @@ def eval_size(n_real: int, n_gen: int, num_eval_samples: int | None) -> int:
 
 def score(values: np.ndarray) -> Score:
     return Score(float(np.mean(values)), float(np.std(values)))
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of float64 numpy arrays (2-d, or batched 3-d) by torch, whose BLAS measured
+    4–20x faster than numpy's on these machines for the metrics' shapes (50,000 x 36
+    covariances, 5,000 x 5,000 kernels, 150 x 150 EFP matrices); same values to round-off."""
+    import torch
+
+    return torch.matmul(torch.from_numpy(np.ascontiguousarray(a)),
+                        torch.from_numpy(np.ascontiguousarray(b))).numpy()

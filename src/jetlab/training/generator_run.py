@@ -189,13 +189,18 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
 
 
 def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None = None, seed: int = 1,
-                 sampler: dict | None = None) -> dict:
+                 sampler: dict | None = None, classifier_seconds: float = 120.0,
+                 classifier_model: str = "garnet") -> dict:
     """Generate sets and compare them with held-out real ones (the test split).
 
-    Jets: :func:`jetlab.metrics.generation.evaluate_generated` (W1-M, W1-P, W1-EFP, COV, MMD,
-    FPD, each beside truth-vs-truth). ``sampler``: as in :meth:`TrainedGenerator.load`. MNIST: the 1-d Wasserstein distance of each point
-    feature, beside truth-vs-truth. Writes ``RUN/evaluation.json`` and plots; returns the dict
-    ``{"metrics": ..., "n_real": ..., "n_generated": ..., "table": str}``.
+    Jets: :func:`jetlab.metrics.generation.evaluate_generated` (W1-M, W1-P and W1-EFP with
+    each feature, FD6, JetNet's FPD and KPD, COV, MMD and, unless ``classifier_seconds`` is 0,
+    the classifier AUC, each beside truth-vs-truth at the same sample sizes). MNIST: the 1-d
+    Wasserstein distance of each point feature, beside truth-vs-truth. ``sampler``: as in
+    :meth:`TrainedGenerator.load`. Writes
+    ``RUN/evaluation.json`` and plots; returns the dict ``{"metrics": ..., "n_real": ...,
+    "n_generated": ..., "table": str, "notes": [...]}``; ``notes`` says where fewer jets were
+    used than asked for (``n`` beyond the held-out set, sizes below JetNet's).
     """
     gen = TrainedGenerator.load(run_dir, sampler=sampler)
     config = gen.config
@@ -209,6 +214,9 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
     real, real_mask = sets.test, sets.test_mask
     if len(real) < 4:
         raise JetlabError(f"{source}: only {len(real)} held-out {sets.name} sets; need at least 4")
+    notes = []
+    if n is not None and n > len(real):
+        notes.append(f"--n {n}: the held-out set has only {len(real)} {sets.name} sets; using {len(real)}")
     n = min(n or len(real), len(real))
     real, real_mask = real[:n], real_mask[:n]
     points, mask = gen.generate(n, seed=seed)
@@ -216,7 +224,11 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
     if gen.kind == "jets":
         from jetlab.metrics.generation import evaluate_generated, format_metrics_table
 
-        metrics = evaluate_generated(with_mask_column(real, real_mask), with_mask_column(points, mask))
+        classifier = None if classifier_seconds <= 0 else {"max_seconds": classifier_seconds,
+                                                            "model": classifier_model}
+        metrics = evaluate_generated(with_mask_column(real, real_mask), with_mask_column(points, mask),
+                                     classifier=classifier)
+        notes += metrics["notes"]
         table = format_metrics_table(metrics)
     else:
         metrics = _mnist_w1(real, real_mask, points, mask, sets.feature_names)
@@ -224,7 +236,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
     plots = _plot_comparison(sets.kind, real, real_mask, points, mask, run_dir, "evaluation",
                              f"{gen.config.model} {sets.name}: evaluation")
     result = {"metrics": metrics, "n_real": int(n), "n_generated": int(n), "data": source,
-              "epoch": gen.epoch, "plots": plots, "table": table}
+              "epoch": gen.epoch, "plots": plots, "table": table, "notes": notes}
     atomic_write_json(run_dir / "evaluation.json", result)
     return result
 
