@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from jetlab.errors import JetlabError
+from jetlab.utils.secrets import mask_url, scrub
 
 __all__ = ["PRUNERS", "SAMPLERS", "StudySpec", "close_storage", "default_storage", "make_pruner", "make_sampler", "open_study",
            "open_storage", "require_optuna", "run_worker", "storage_url", "trial_counts"]
@@ -178,7 +179,7 @@ def _creation_lock(url: str):
 
 def open_storage(url: str, *, heartbeat_s: int = 60, max_retry: int = 3):
     """The RDBStorage at ``url`` with heartbeats and retries of dead workers' trials (module docstring)."""
-    url = storage_url(url)
+    shown, url = mask_url(url), storage_url(url)
     with quiet_optuna() as optuna:
         from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -192,14 +193,19 @@ def open_storage(url: str, *, heartbeat_s: int = 60, max_retry: int = 3):
             with _creation_lock(url):
                 return RDBStorage(url, engine_kwargs=engine, **heartbeat)
         except (ImportError, ModuleNotFoundError) as exc:
-            raise JetlabError(f"--storage {url}: no database driver ({exc}); for PostgreSQL pip install "
-                              "'jetlab[hpo]' (psycopg)") from None
+            raise JetlabError(f"--storage {shown}: no database driver ({scrub(str(exc), url)}); for PostgreSQL pip "
+                              "install 'jetlab[hpo]' (psycopg)") from None
         except optuna.exceptions.StorageInternalError as exc:
-            raise JetlabError(f"--storage {url}: cannot open the database ({str(exc).splitlines()[0]})") from None
-        except Exception as exc:  # sqlalchemy: unreachable server, bad URL, ...
-            if type(exc).__module__.startswith("sqlalchemy"):
-                raise JetlabError(f"--storage {url}: {str(exc).splitlines()[0]}") from None
+            raise JetlabError(f"--storage {shown}: cannot open the database ({_first_line(exc, url)})") from None
+        except Exception as exc:  # sqlalchemy: unreachable server, wrong password, bad URL, ...
+            if type(exc).__module__.startswith(("sqlalchemy", "psycopg")):
+                raise JetlabError(f"--storage {shown}: {_first_line(exc, url)}") from None
             raise
+
+
+def _first_line(exc: Exception, url: str) -> str:
+    """The first line of a driver's message, the password of ``url`` scrubbed (drivers may quote the URL)."""
+    return scrub(str(exc), url, url.replace("postgresql+psycopg://", "postgresql://", 1)).splitlines()[0]
 
 
 def close_storage(storage) -> None:
@@ -227,12 +233,12 @@ def open_study(storage, name: str, request=None, *, sampler=None, pruner=None):
                 spec = requested(None)
                 if spec is None:
                     known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-                    raise JetlabError(f"no study {name!r} in {storage.url} (studies there: {known}); "
+                    raise JetlabError(f"no study {name!r} in {mask_url(storage.url)} (studies there: {known}); "
                                       "--model starts a new one") from None
                 study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                             directions=spec.directions)
                 study.set_user_attr(SPEC_ATTR, spec.to_attr())
-                log.info("created study %r in %s: %s, objective %s", name, storage.url, spec.model,
+                log.info("created study %r in %s: %s, objective %s", name, mask_url(storage.url), spec.model,
                          ",".join(spec.objectives))
                 return study, spec
         stored = StudySpec.from_attr(study.user_attrs.get(SPEC_ATTR), name)
