@@ -70,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     except JetlabError as exc:
         print(f"jetlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk or an unwritable place met outside jetlab.utils.atomic
+        from jetlab.utils.atomic import write_error
+
+        error = write_error(exc.filename or "(a file)", exc)
+        if error is None:
+            raise
+        print(f"jetlab: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("jetlab: interrupted; finished files are kept, rerun the same command to continue", file=sys.stderr)
         return 130
