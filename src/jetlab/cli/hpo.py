@@ -86,7 +86,8 @@ def register(subparsers) -> None:
     add_settings_flags(p.add_argument_group("generator settings (as `jetlab fastsim train`)"), _generator_only())
     p.add_argument("--model", metavar="NAME", help="model of a new study: a tagger (jedinet, jedinet-sumo, garnet, "
                    "dnn, cnn, gru) or a generator (vae, gan)")
-    p.set_defaults(run=_run)
+    p.set_defaults(run=_run, on_stop="the trial in progress is queued again and continues from its last finished "
+                   "epoch: rerun the same command to continue")
 
     p = subparsers.add_parser(
         "report", help="best trials, optimisation history, importances, Pareto front",

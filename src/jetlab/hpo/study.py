@@ -40,7 +40,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jetlab.errors import JetlabError
+from jetlab.errors import JetlabError, Stopped
 from jetlab.utils.secrets import mask_url, scrub
 
 __all__ = ["PRUNERS", "SAMPLERS", "StudySpec", "close_storage", "default_storage", "make_pruner", "make_sampler", "open_study",
@@ -292,10 +292,11 @@ def make_pruner(name: str, epochs: int = 10):
 
 
 class _NoTracebackForUserErrors(logging.Filter):
-    """Optuna logs a failed trial's exception with its traceback; a JetlabError's one line is enough."""
+    """Optuna logs a failed trial's exception with its traceback; a JetlabError's one line is enough
+    (a trial stopped by Ctrl-C too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], JetlabError):
+        if record.exc_info and isinstance(record.exc_info[1], (JetlabError, KeyboardInterrupt)):
             record.exc_info = None
         return True
 
@@ -341,15 +342,36 @@ def run_worker(study, objective, n_trials: int, *, timeout_s: float | None = Non
                     budget.close()
                     time.sleep(poll_s)  # the last trials run elsewhere; one may die and need a retry here
                     continue
-                study.optimize(_released_when_started(objective, budget), n_trials=1, catch=())
+                started_trial: list = []
+                try:
+                    study.optimize(_released_when_started(objective, budget, started_trial), n_trials=1, catch=())
+                except (Stopped, KeyboardInterrupt):
+                    if started_trial:
+                        _queue_again(study, started_trial[0])
+                    raise
             ran += 1
     return ran
 
 
-def _released_when_started(objective, budget: contextlib.ExitStack):
-    """``objective`` that first releases ``budget``: Optuna calls it once the trial is in the storage."""
+def _released_when_started(objective, budget: contextlib.ExitStack, started: list):
+    """``objective`` that first releases ``budget``: Optuna calls it once the trial is in the storage
+    (its number goes into ``started``)."""
     def run(trial):
+        started.append(trial.number)
         budget.close()
         return objective(trial)
 
     return run
+
+
+def _queue_again(study, number: int) -> None:
+    """Trial ``number`` was stopped by a signal (SIGTERM, Ctrl-C), and Optuna has marked it failed:
+    queue a copy with its parameters, run directory and per-epoch numbers, which the next worker
+    runs first, continuing from the trial's last checkpoint (as for a dead worker's trial)."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    if trial.state.name != "FAIL":  # it finished before the signal
+        return
+    RetryHeartbeatStaleTrialCallback(max_retry=None, inherit_intermediate_values=True)(study, trial)
+    log.info("trial %d was stopped; it is queued again and continues from its last finished epoch", number)
