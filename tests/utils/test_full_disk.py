@@ -124,3 +124,15 @@ def test_data_generate_on_a_full_disk_stops_with_one_line_and_a_rerun_finishes(t
                 h5py.File(tiny_jets_dir / "jets_g_30p_0000.h5") as reference:
             assert sorted(mine) == sorted(reference)
             assert all(np.array_equal(mine[key][()], reference[key][()]) for key in reference)
+
+
+def test_a_write_failure_met_anywhere_else_is_one_line_too(monkeypatch, capsys):
+    import jetlab.cli.data as data_cli
+    from jetlab.cli.main import main
+
+    def full(args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/jets.h5")
+
+    monkeypatch.setattr(data_cli, "_generate", full)
+    assert main(["data", "generate", "--out", "jets", "--jets-per-class", "1"]) == 2
+    assert capsys.readouterr().err == "jetlab: error: /data/jets.h5: cannot write: no space left on device\n"

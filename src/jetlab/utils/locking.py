@@ -54,9 +54,17 @@ def _open_lock_file(directory: Path, what: str) -> int:
         raise InputError(directory, f"cannot create a lock in this {what} ({exc.strerror})") from None
 
 
-def _record_pid(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+def _record_pid(fd: int, directory: Path) -> None:
+    from jetlab.utils.atomic import write_error
+
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:  # a full disk: one line naming the lock file
+        error = write_error(directory / LOCK_NAME, exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 @contextlib.contextmanager
@@ -81,7 +89,7 @@ def _locked(directory, what: str, blocking: bool) -> Iterator[Path]:
                 ) from None
             print(f"jetlab: waiting for {what} {directory} (locked by {by})", file=sys.stderr, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        _record_pid(fd)
+        _record_pid(fd, directory)
         yield directory
     finally:
         if created and [p.name for p in directory.iterdir()] == [LOCK_NAME]:  # nothing written: leave no trace
