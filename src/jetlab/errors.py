@@ -8,7 +8,12 @@ is wrong with it: ``f"{path}: missing key 'jets'"``.
 
 from __future__ import annotations
 
-__all__ = ["JetlabError", "InputError"]
+__all__ = ["JetlabError", "InputError", "Stopped", "CONTINUE", "RESUME"]
+
+#: what a stopped command says by default
+CONTINUE = "finished files are kept, rerun the same command to continue"
+#: ... and a stopped training command
+RESUME = "the run directory keeps its last finished epoch: add --resume to the same command to continue"
 
 
 class JetlabError(Exception):
@@ -24,3 +29,15 @@ class InputError(JetlabError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class Stopped(JetlabError):
+    """The command was stopped by a signal (SIGTERM; Ctrl-C is ``KeyboardInterrupt``): one line
+    saying how to continue (``advice``), exit status 128 + the signal's number."""
+
+    def __init__(self, signum: int, advice: str = CONTINUE):
+        import signal
+
+        self.signum, self.advice = signum, advice
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}; {advice}")

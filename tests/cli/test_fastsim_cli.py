@@ -117,6 +117,9 @@ def test_train_sample_evaluate_end_to_end(capsys, tmp_path, tiny_gluon_file):
     assert open_jets(tmp_path / "g.h5").layout == "jetnet"
     err = _one_line_error(capsys, ["fastsim", "sample", str(run), "--n", "3", "--out", "x.h5", "--format", "csv"])
     assert "csv" in err
+    (tmp_path / "a-file").write_text("")  # an unwritable place, even for root
+    err = _one_line_error(capsys, ["fastsim", "sample", str(run), "--n", "3", "--out", str(tmp_path / "a-file" / "s.h5")])
+    assert err == f"jetlab: error: {tmp_path / 'a-file' / 's.h5'}: cannot write: a parent of it is not a directory"
 
     capsys.readouterr()
     assert main(["fastsim", "evaluate", str(run), "--n", "16"]) == 0

@@ -34,6 +34,34 @@ def postgres_url():
 
 
 @pytest.fixture
+def postgres_password_url(postgres_url):
+    """A database of :func:`postgres_url` owned by a new role that logs in with a password: its URL
+    with the password in it (the role is dropped afterwards)."""
+    import sqlalchemy
+
+    from jetlab.hpo.study import storage_url
+
+    database = postgres_url.rsplit("/", 1)[1]
+    role, password = f"{database}_user", f"pw-{uuid.uuid4().hex[:16]}"
+    admin = sqlalchemy.create_engine(storage_url(postgres_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+        connection.execute(sqlalchemy.text(f"ALTER DATABASE {database} OWNER TO {role}"))
+        connection.execute(sqlalchemy.text(f"GRANT ALL ON SCHEMA public TO {role}"))
+    admin.dispose()
+    server = postgres_url.split("://", 1)[1].split("@", 1)[1]
+    try:
+        yield f"postgresql://{role}:{password}@{server}"
+    finally:
+        admin = sqlalchemy.create_engine(storage_url(os.environ["JETLAB_TEST_POSTGRES_URL"]),
+                                         isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            connection.execute(sqlalchemy.text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
+
+
+@pytest.fixture
 def trial_flags(tiny_jets_dir):
     """Fixed settings of a small, quick tagger study: the DNN on the tiny jets, one thread."""
     return ["--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", "2", "--threads", "1", "--heartbeat", "0"]

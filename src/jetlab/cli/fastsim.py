@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jetlab.cli.settings import positive_int
-from jetlab.errors import JetlabError
+from jetlab.errors import RESUME, JetlabError
 
 __all__ = ["register"]
 
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     train.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                        help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(train, GeneratorConfig)
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_train, on_stop=RESUME)
 
     sample = subparsers.add_parser(
         "sample",

@@ -6,6 +6,7 @@
     jetlab hpo run --study jedi --trials 40                       # continue it (its settings are stored)
     jetlab hpo run --model dnn --sampler nsga2 --objective accuracy,params --study dnn-front
     jetlab hpo run ... --storage postgresql://user@dbhost:5432/hpo  # run this on every machine
+    jetlab hpo run ... --storage-env HPO_DB     # the URL (with its password) from $HPO_DB, not the command line
     mpiexec -n 8 python -m jetlab hpo run ... --ranks-per-trial 2  # 4 trials at a time, 2 ranks each
     jetlab hpo report --study jedi --out hpo/jedi/report
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,11 +28,19 @@ from jetlab.errors import JetlabError
 
 __all__ = ["register"]
 
+log = logging.getLogger(__name__)
+
 
 def _study_flags(p, study_help: str, *, required: bool = False) -> None:
     p.add_argument("--study", metavar="NAME", help=study_help, required=required)
-    p.add_argument("--storage", metavar="URL", help="Optuna database: sqlite:///FILE.db or "
-                   "postgresql://USER@HOST:PORT/DB (default: sqlite:///<dir>/study.db)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--storage", metavar="URL", help="Optuna database: sqlite:///FILE.db or "
+                       "postgresql://USER@HOST:PORT/DB (default: sqlite:///<dir>/study.db); a PostgreSQL password is "
+                       "best left out of it: libpq reads PGPASSWORD or ~/.pgpass (PGPASSFILE)")
+    where.add_argument("--storage-env", metavar="VAR", help="read the --storage URL from environment variable VAR "
+                       "(a password in it stays out of the command line, which every user sees in ps)")
+    where.add_argument("--storage-file", metavar="FILE", help="read the --storage URL from the first line of FILE "
+                       "(e.g. readable only by you)")
     p.add_argument("--dir", metavar="DIR", help="study directory: trial-<n>/ run directories and the default "
                    "SQLite file (default: hpo/<study>; an existing study's own)")
 
@@ -75,7 +86,8 @@ def register(subparsers) -> None:
     add_settings_flags(p.add_argument_group("generator settings (as `jetlab fastsim train`)"), _generator_only())
     p.add_argument("--model", metavar="NAME", help="model of a new study: a tagger (jedinet, jedinet-sumo, garnet, "
                    "dnn, cnn, gru) or a generator (vae, gan)")
-    p.set_defaults(run=_run)
+    p.set_defaults(run=_run, on_stop="the trial in progress is queued again and continues from its last finished "
+                   "epoch: rerun the same command to continue")
 
     p = subparsers.add_parser(
         "report", help="best trials, optimisation history, importances, Pareto front",
@@ -170,22 +182,58 @@ def _request(args, study_dir: Path):
     return request
 
 
-def _names(args) -> tuple[str, Path, str]:
-    from jetlab.hpo.study import default_storage
-
+def _names(args) -> tuple[str, Path, str, str]:
+    """(study name, study directory, storage URL, the flag that names the storage again in hints)."""
     name = args.study or getattr(args, "model", None)
     if not name:
         raise JetlabError("--study NAME is needed" + (" (or --model for a new study)" if hasattr(args, "model") else ""))
     study_dir = Path(args.dir or Path("hpo") / name)
-    return name, study_dir, args.storage or default_storage(study_dir)
+    return name, study_dir, *_storage(args, study_dir)
+
+
+def _storage(args, study_dir: Path) -> tuple[str, str]:
+    """The storage URL from --storage, --storage-env or --storage-file (default: SQLite in the study
+    directory), and the flag that names it again without showing a password."""
+    from jetlab.errors import InputError
+    from jetlab.hpo.study import default_storage
+    from jetlab.utils.secrets import mask_url, url_secrets
+
+    if args.storage_env:
+        url = os.environ.get(args.storage_env, "").strip()
+        if not url:
+            raise JetlabError(f"--storage-env {args.storage_env}: no such environment variable, or it is empty")
+        return url, f"--storage-env {args.storage_env}"
+    if args.storage_file:
+        try:
+            lines = [line.strip() for line in Path(args.storage_file).read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(args.storage_file, f"cannot read the storage URL ({getattr(exc, 'strerror', exc)})") from None
+        if not lines:
+            raise InputError(args.storage_file, "is empty; it should hold the storage URL on its first line")
+        return lines[0], f"--storage-file {args.storage_file}"
+    if args.storage:
+        if url_secrets(args.storage):
+            log.warning("the password in --storage is visible to every user of this machine (ps, shell history); "
+                        "prefer --storage-env, --storage-file or PGPASSWORD / ~/.pgpass")
+        return args.storage, f"--storage {mask_url(args.storage)}"
+    url = default_storage(study_dir)
+    return url, f"--storage {url}"
 
 
 def _run(args: argparse.Namespace) -> int:
     from jetlab.hpo.study import require_optuna
-    from jetlab.hpo.worker import WorkerOptions, run_study
+    from jetlab.utils.secrets import keep_secret
 
     require_optuna()
-    name, study_dir, storage = _names(args)
+    name, study_dir, storage, again = _names(args)
+    with keep_secret(storage):
+        return _run_study(args, name, study_dir, storage, again)
+
+
+def _run_study(args, name: str, study_dir: Path, storage: str, again: str) -> int:
+    from jetlab.hpo.worker import WorkerOptions, run_study
+    from jetlab.utils.secrets import mask_url
+
     options = WorkerOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner,
                             sampler_seed=args.sampler_seed, population=args.population, heartbeat_s=args.heartbeat,
                             ranks_per_trial=args.ranks_per_trial, dir=args.dir,
@@ -201,22 +249,24 @@ def _run(args: argparse.Namespace) -> int:
     if summary is None:
         return 0
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["counts"].items())) or "no trials"
-    print(f"study {name} ({storage}): {counts}; this run trained {summary['ran']}")
+    print(f"study {name} ({mask_url(storage)}): {counts}; this run trained {summary['ran']}")
     spec = summary["spec"]
     for trial in summary["best"][:5]:
         values = ", ".join(f"{o} {v:.4g}" for o, v in zip(spec.objectives, trial.values))
         print(f"  best: trial {trial.number}: {values} -> {trial.user_attrs.get('run_dir')}")
-    print(f"report: jetlab hpo report --study {name} --storage {storage} --out {study_dir}/report", file=sys.stderr)
+    print(f"report: jetlab hpo report --study {name} {again} --out {study_dir}/report", file=sys.stderr)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from jetlab.hpo.report import write_report
+    from jetlab.utils.secrets import keep_secret
 
-    name, _, storage = _names(args)
+    name, _, storage, _ = _names(args)
     if args.top < 1:
         raise JetlabError(f"--top must be at least 1, got {args.top}")
-    report = write_report(storage, name, args.out, top=args.top)
+    with keep_secret(storage):
+        report = write_report(storage, name, args.out, top=args.top)
     print(report["summary"])
     print(f"wrote {', '.join(report['files'])} -> {args.out}")
     return 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from jetlab import __version__
-from jetlab.errors import JetlabError
+from jetlab.errors import CONTINUE, JetlabError, Stopped
 
 __all__ = ["GROUPS", "build_parser", "main"]
 
@@ -91,14 +94,43 @@ def main(argv: list[str] | None = None) -> int:
         # no command: like argparse's own "missing argument" error, help goes to stderr, exit 2
         parser.print_help(sys.stderr)
         return 2
+    advice = getattr(args, "on_stop", CONTINUE)  # what a stopped command tells the user to do
     try:
-        return int(args.run(args) or 0)
+        with _sigterm_raises(advice):
+            return int(args.run(args) or 0)
     except JetlabError as exc:
         print(f"jetlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk or an unwritable place met outside jetlab.utils.atomic
+        from jetlab.utils.atomic import write_error
+
+        error = write_error(exc.filename or "(a file)", exc)
+        if error is None:
+            raise
+        print(f"jetlab: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
-        print("jetlab: interrupted; finished files are kept, rerun the same command to continue", file=sys.stderr)
+        print(f"jetlab: interrupted; {advice}", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _sigterm_raises(advice: str):
+    """SIGTERM (a batch system's, ``kill``) ends the command like Ctrl-C: as an exception, so
+    that ``finally`` blocks and atomic writes clean up, then one line saying how to continue
+    (:class:`~jetlab.errors.Stopped`, exit status 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signum, advice)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> int:

@@ -20,6 +20,7 @@ import argparse
 import sys
 
 from jetlab.cli.settings import positive_int
+from jetlab.errors import RESUME
 
 __all__ = ["register"]
 
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                    help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(p, TaggerTrainConfig)
-    p.set_defaults(run=_train)
+    p.set_defaults(run=_train, on_stop=RESUME)
 
     p = subparsers.add_parser(
         "evaluate", help="metrics of a trained tagger on another jet set",

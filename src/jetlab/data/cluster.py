@@ -29,14 +29,18 @@ def _import_distributed():
     return distributed
 
 
-def dask_results(todo: list[tuple], where: tuple):
-    """Yield (task, arrays) for each block task as the cluster finishes them."""
+def dask_results(todo: list[tuple], where: tuple, salvage=None):
+    """Yield (task, arrays) for each block task as the cluster finishes them. Stopped early
+    (Ctrl-C, SIGTERM, an error), ``salvage(task, arrays)`` gets the blocks that finished but
+    were not yielded, the rest is cancelled, and the worker processes of a local cluster are
+    killed at once (closing the cluster politely waits for their running Pythia blocks)."""
+    import os
     from jetlab.data.generate import run_block
 
     distributed = _import_distributed()
     logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines would drown the progress bar
     kind, value = where
-    cluster = None
+    cluster, worker_pids = None, []
     try:
         if kind == "local":
             cluster = distributed.LocalCluster(
@@ -47,12 +51,14 @@ def dask_results(todo: list[tuple], where: tuple):
             from jetlab.physics.substructure_fast import skip_numba_extensions
 
             client.run(skip_numba_extensions)  # workers started here run nothing else
+            worker_pids = list(client.run(os.getpid).values())
         else:
             client = distributed.Client(value, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
         raise JetlabError(f"cannot reach the Dask scheduler at {value} ({exc})") from None
+    futures, handed = {}, set()
     try:
         futures = {
             client.submit(run_block, task, key=f"jetlab-block-{task[0]}-{task[3]}-{task[5]}", pure=False): task
@@ -63,8 +69,25 @@ def dask_results(todo: list[tuple], where: tuple):
                 arrays = future.result()
             except distributed.KilledWorker as exc:
                 raise JetlabError(f"Dask workers died repeatedly running a block ({exc}); rerun the same command to continue") from None
+            handed.add(future)
             yield futures[future], arrays
     finally:
+        finished = [f for f in futures if f not in handed and f.status == "finished"] if salvage else []
+        for future in finished:
+            salvage(futures[future], future.result())
+        client.cancel([f for f in futures if not f.done()])
+        _kill(worker_pids)
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _kill(pids: list[int]) -> None:
+    import os
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

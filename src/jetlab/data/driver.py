@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jetlab.errors import InputError, JetlabError
+from jetlab.errors import InputError, JetlabError, Stopped
 from jetlab.io.layout import CLASS_NAMES, SUPPORTED_PARTICLES
 from jetlab.io.manifest import BLOCK_JETS, MANIFEST_NAME, planned_files, read_manifest
 from jetlab.utils.atomic import atomic_path, atomic_write_json
@@ -52,14 +52,8 @@ __all__ = ["GenerationStopped", "generate_dataset", "parse_cluster"]
 log = logging.getLogger(__name__)
 
 
-class GenerationStopped(JetlabError):
+class GenerationStopped(Stopped):
     """The run was stopped by a signal; finished files are kept (exit status 128 + signal)."""
-
-    def __init__(self, signum: int):
-        self.exit_code = 128 + signum
-        super().__init__(
-            f"stopped by {signal.Signals(signum).name}; finished files are kept, rerun the same command to continue"
-        )
 
 
 def parse_cluster(spec: str | None) -> tuple[str, int | str] | None:
@@ -203,7 +197,7 @@ def _run_plan(plan, seed: int, workers, where, show_progress: bool) -> None:
 
     bar = progress(total=total, initial=already, desc="generating jets", unit="jet", disable=None if show_progress else True)
     try:
-        with _stop_on_sigterm(), contextlib.closing(_results(todo, workers, where)) as results:
+        with _stop_on_sigterm(), contextlib.closing(_results(todo, workers, where, _save_finished)) as results:
             write_ready_files()
             for task, arrays in results:
                 _save_block(task[6], arrays)
@@ -230,8 +224,9 @@ def _stop_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _results(todo: list[tuple], workers, where):
-    """Yield (task, arrays) as blocks finish, wherever they run."""
+def _results(todo: list[tuple], workers, where, salvage=None):
+    """Yield (task, arrays) as blocks finish, wherever they run; when stopped early,
+    ``salvage(task, arrays)`` is called for blocks that finished but were not yielded."""
     from jetlab.data.generate import run_block
 
     if not todo:
@@ -239,7 +234,7 @@ def _results(todo: list[tuple], workers, where):
     if where is not None:
         from jetlab.data.cluster import dask_results
 
-        yield from dask_results(todo, where)
+        yield from dask_results(todo, where, salvage)
         return
     workers = min(workers or os.cpu_count() or 1, len(todo))
     if workers == 1:
@@ -249,27 +244,40 @@ def _results(todo: list[tuple], workers, where):
     context = mp.get_context("spawn")
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
     futures = {pool.submit(run_block, t): t for t in todo}
+    handed = set()
     try:
         for future in cf.as_completed(futures):
             try:
                 arrays = future.result()
             except cf.process.BrokenProcessPool:
                 raise JetlabError("a generator worker process died (out of memory?); rerun the same command to continue") from None
+            handed.add(future)
             yield futures[future], arrays
     finally:
         _stop_pool(pool)
+        if salvage is not None:  # blocks that finished while we were stopping are kept too
+            for future, task in futures.items():
+                if future not in handed and future.done() and not future.cancelled() and future.exception() is None:
+                    salvage(task, future.result())
 
 
 def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
-    """Cancel what has not started and terminate the workers (a clean shutdown when all is done)."""
-    pool.shutdown(wait=False, cancel_futures=True)
+    """Cancel what has not started and terminate the workers at once, then shut the pool down
+    (all done: they are idle). The workers are taken before ``shutdown``: on Python < 3.14
+    ``shutdown(wait=False)`` empties the pool's process table, and a running Pythia block would
+    otherwise finish (and the queued ones run) before this process could exit."""
     terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
     if terminate is not None:
         terminate()
-    else:
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            if process.is_alive():
-                process.terminate()
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
     pool.shutdown(wait=True)
 
 
@@ -297,6 +305,11 @@ def _worker_init(parent_pid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch_parent, name="jetlab-parent-watch", daemon=True).start()
+
+
+def _save_finished(task: tuple, arrays: dict) -> None:
+    with contextlib.suppress(JetlabError):  # stopping anyway (a full disk): the block is recomputed next time
+        _save_block(task[6], arrays)
 
 
 def _save_block(path: str, arrays: dict) -> None:

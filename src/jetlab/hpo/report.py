@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from jetlab.errors import JetlabError
+from jetlab.utils.secrets import mask_url
 
 __all__ = ["write_report"]
 
@@ -71,7 +72,7 @@ def write_report(storage_url: str, name: str, out, *, top: int = 5) -> dict:
     from jetlab.hpo.study import close_storage, open_storage, open_study
 
     if storage_url.startswith("sqlite:///") and not Path(storage_url.removeprefix("sqlite:///")).is_file():
-        raise JetlabError(f"--storage {storage_url}: no such study database (give --storage, --dir or --study)")
+        raise JetlabError(f"--storage {mask_url(storage_url)}: no such study database (give --storage, --dir or --study)")
     storage = open_storage(storage_url, heartbeat_s=0)
     try:
         return _write(open_study(storage, name), storage_url, name, Path(out), top)
@@ -146,7 +147,7 @@ def _write(opened, storage_url: str, name: str, out: Path, top: int) -> dict:
     head = rows[0]
     summary = (f"study {name} ({spec.model}, {state_counts}): best trial {head['trial']} "
                + ", ".join(f"{k} {v:.4g}" for k, v in head["values"].items()))
-    report = {"study": name, "storage": storage_url, "model": spec.model, "recipe": recipe.name,
+    report = {"study": name, "storage": mask_url(storage_url), "model": spec.model, "recipe": recipe.name,
               "objectives": objectives, "directions": directions, "sampler": spec.sampler, "pruner": spec.pruner,
               "space": spec.space.to_dict(), "counts": counts, "best": rows, "importances": importances,
               "figures": list(files)}

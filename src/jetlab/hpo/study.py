@@ -40,7 +40,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jetlab.errors import JetlabError
+from jetlab.errors import JetlabError, Stopped
+from jetlab.utils.secrets import mask_url, scrub
 
 __all__ = ["PRUNERS", "SAMPLERS", "StudySpec", "close_storage", "default_storage", "make_pruner", "make_sampler", "open_study",
            "open_storage", "require_optuna", "run_worker", "storage_url", "trial_counts"]
@@ -178,7 +179,7 @@ def _creation_lock(url: str):
 
 def open_storage(url: str, *, heartbeat_s: int = 60, max_retry: int = 3):
     """The RDBStorage at ``url`` with heartbeats and retries of dead workers' trials (module docstring)."""
-    url = storage_url(url)
+    shown, url = mask_url(url), storage_url(url)
     with quiet_optuna() as optuna:
         from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -192,14 +193,19 @@ def open_storage(url: str, *, heartbeat_s: int = 60, max_retry: int = 3):
             with _creation_lock(url):
                 return RDBStorage(url, engine_kwargs=engine, **heartbeat)
         except (ImportError, ModuleNotFoundError) as exc:
-            raise JetlabError(f"--storage {url}: no database driver ({exc}); for PostgreSQL pip install "
-                              "'jetlab[hpo]' (psycopg)") from None
+            raise JetlabError(f"--storage {shown}: no database driver ({scrub(str(exc), url)}); for PostgreSQL pip "
+                              "install 'jetlab[hpo]' (psycopg)") from None
         except optuna.exceptions.StorageInternalError as exc:
-            raise JetlabError(f"--storage {url}: cannot open the database ({str(exc).splitlines()[0]})") from None
-        except Exception as exc:  # sqlalchemy: unreachable server, bad URL, ...
-            if type(exc).__module__.startswith("sqlalchemy"):
-                raise JetlabError(f"--storage {url}: {str(exc).splitlines()[0]}") from None
+            raise JetlabError(f"--storage {shown}: cannot open the database ({_first_line(exc, url)})") from None
+        except Exception as exc:  # sqlalchemy: unreachable server, wrong password, bad URL, ...
+            if type(exc).__module__.startswith(("sqlalchemy", "psycopg")):
+                raise JetlabError(f"--storage {shown}: {_first_line(exc, url)}") from None
             raise
+
+
+def _first_line(exc: Exception, url: str) -> str:
+    """The first line of a driver's message, the password of ``url`` scrubbed (drivers may quote the URL)."""
+    return scrub(str(exc), url, url.replace("postgresql+psycopg://", "postgresql://", 1)).splitlines()[0]
 
 
 def close_storage(storage) -> None:
@@ -227,12 +233,12 @@ def open_study(storage, name: str, request=None, *, sampler=None, pruner=None):
                 spec = requested(None)
                 if spec is None:
                     known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-                    raise JetlabError(f"no study {name!r} in {storage.url} (studies there: {known}); "
+                    raise JetlabError(f"no study {name!r} in {mask_url(storage.url)} (studies there: {known}); "
                                       "--model starts a new one") from None
                 study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                             directions=spec.directions)
                 study.set_user_attr(SPEC_ATTR, spec.to_attr())
-                log.info("created study %r in %s: %s, objective %s", name, storage.url, spec.model,
+                log.info("created study %r in %s: %s, objective %s", name, mask_url(storage.url), spec.model,
                          ",".join(spec.objectives))
                 return study, spec
         stored = StudySpec.from_attr(study.user_attrs.get(SPEC_ATTR), name)
@@ -286,10 +292,11 @@ def make_pruner(name: str, epochs: int = 10):
 
 
 class _NoTracebackForUserErrors(logging.Filter):
-    """Optuna logs a failed trial's exception with its traceback; a JetlabError's one line is enough."""
+    """Optuna logs a failed trial's exception with its traceback; a JetlabError's one line is enough
+    (a trial stopped by Ctrl-C too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], JetlabError):
+        if record.exc_info and isinstance(record.exc_info[1], (JetlabError, KeyboardInterrupt)):
             record.exc_info = None
         return True
 
@@ -335,15 +342,36 @@ def run_worker(study, objective, n_trials: int, *, timeout_s: float | None = Non
                     budget.close()
                     time.sleep(poll_s)  # the last trials run elsewhere; one may die and need a retry here
                     continue
-                study.optimize(_released_when_started(objective, budget), n_trials=1, catch=())
+                started_trial: list = []
+                try:
+                    study.optimize(_released_when_started(objective, budget, started_trial), n_trials=1, catch=())
+                except (Stopped, KeyboardInterrupt):
+                    if started_trial:
+                        _queue_again(study, started_trial[0])
+                    raise
             ran += 1
     return ran
 
 
-def _released_when_started(objective, budget: contextlib.ExitStack):
-    """``objective`` that first releases ``budget``: Optuna calls it once the trial is in the storage."""
+def _released_when_started(objective, budget: contextlib.ExitStack, started: list):
+    """``objective`` that first releases ``budget``: Optuna calls it once the trial is in the storage
+    (its number goes into ``started``)."""
     def run(trial):
+        started.append(trial.number)
         budget.close()
         return objective(trial)
 
     return run
+
+
+def _queue_again(study, number: int) -> None:
+    """Trial ``number`` was stopped by a signal (SIGTERM, Ctrl-C), and Optuna has marked it failed:
+    queue a copy with its parameters, run directory and per-epoch numbers, which the next worker
+    runs first, continuing from the trial's last checkpoint (as for a dead worker's trial)."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    if trial.state.name != "FAIL":  # it finished before the signal
+        return
+    RetryHeartbeatStaleTrialCallback(max_retry=None, inherit_intermediate_values=True)(study, trial)
+    log.info("trial %d was stopped; it is queued again and continues from its last finished epoch", number)

@@ -3,8 +3,9 @@
 :func:`open_jet_file` validates a file once (it is HDF5, has the keys, the shapes agree)
 and returns a :class:`JetFile` that reads rows lazily, so a 2.7 GB directory costs
 nothing to open. Problems become :class:`~jetlab.errors.InputError` naming the file.
-Writers go through :func:`jetlab.utils.atomic.atomic_path`: a file exists under its
-final name only once it is complete.
+Writers go through :func:`jetlab.utils.atomic.atomic_h5`: a file is built in memory and
+exists under its final name only once it is complete; a full disk or an unwritable place
+is a one-line error naming the file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from jetlab.io.layout import (
     PARTICLE_FEATURES,
     feature_index,
 )
-from jetlab.utils.atomic import atomic_path
+from jetlab.utils.atomic import atomic_h5
 
 __all__ = [
     "HLS4ML_KEYS",
@@ -51,7 +52,6 @@ def write_hls4ml_file(path, constituents: np.ndarray, jets: np.ndarray, images: 
 
     constituents (N, P, 16), jets (N, 59), images (N, 100, 100) or None.
     """
-    import h5py
 
     constituents = np.asarray(constituents, dtype=np.float32)
     jets = np.asarray(jets, dtype=np.float32)
@@ -61,20 +61,19 @@ def write_hls4ml_file(path, constituents: np.ndarray, jets: np.ndarray, images: 
     if jets.shape != (n, len(JET_FEATURES)):
         raise ValueError(f"jets must be (N, {len(JET_FEATURES)}), got {jets.shape}")
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            chunk = (min(n, 256), constituents.shape[1], constituents.shape[2]) if n else None
-            f.create_dataset("jetConstituentList", data=constituents, chunks=chunk, **_COMPRESSION)
-            f.create_dataset("jets", data=jets, **_COMPRESSION)
-            if images is not None:
-                images = np.asarray(images, dtype=np.float32)
-                if images.shape != (n, IMAGE_PIXELS, IMAGE_PIXELS):
-                    raise ValueError(f"images must be (N, {IMAGE_PIXELS}, {IMAGE_PIXELS}), got {images.shape}")
-                f.create_dataset("jetImage", data=images, chunks=(min(max(n, 1), 64), IMAGE_PIXELS, IMAGE_PIXELS), **_IMAGE_COMPRESSION)
-            f.create_dataset("jetFeatureNames", data=np.array(JET_FEATURES, dtype="S"))
-            f.create_dataset("particleFeatureNames", data=np.array(["j1_" + n for n in PARTICLE_FEATURES], dtype="S"))
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value
+    with atomic_h5(path) as f:
+        chunk = (min(n, 256), constituents.shape[1], constituents.shape[2]) if n else None
+        f.create_dataset("jetConstituentList", data=constituents, chunks=chunk, **_COMPRESSION)
+        f.create_dataset("jets", data=jets, **_COMPRESSION)
+        if images is not None:
+            images = np.asarray(images, dtype=np.float32)
+            if images.shape != (n, IMAGE_PIXELS, IMAGE_PIXELS):
+                raise ValueError(f"images must be (N, {IMAGE_PIXELS}, {IMAGE_PIXELS}), got {images.shape}")
+            f.create_dataset("jetImage", data=images, chunks=(min(max(n, 1), 64), IMAGE_PIXELS, IMAGE_PIXELS), **_IMAGE_COMPRESSION)
+        f.create_dataset("jetFeatureNames", data=np.array(JET_FEATURES, dtype="S"))
+        f.create_dataset("particleFeatureNames", data=np.array(["j1_" + n for n in PARTICLE_FEATURES], dtype="S"))
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
     return path
 
 
@@ -85,7 +84,6 @@ def write_jetnet_file(path, particle_features: np.ndarray, jet_features: np.ndar
     (pT, eta, mass, n_particles). ``jet_class`` (one of g, q, w, z, t) is stored as an
     attribute so the file carries its label.
     """
-    import h5py
 
     particle_features = np.asarray(particle_features, dtype=np.float32)
     jet_features = np.asarray(jet_features, dtype=np.float32)
@@ -94,12 +92,11 @@ def write_jetnet_file(path, particle_features: np.ndarray, jet_features: np.ndar
     if jet_features.shape != (len(particle_features), 4):
         raise ValueError(f"jet_features must be (N, 4), got {jet_features.shape}")
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("particle_features", data=particle_features, **_COMPRESSION)
-            f.create_dataset("jet_features", data=jet_features, **_COMPRESSION)
-            if jet_class is not None:
-                f.attrs["jet_class"] = jet_class
+    with atomic_h5(path) as f:
+        f.create_dataset("particle_features", data=particle_features, **_COMPRESSION)
+        f.create_dataset("jet_features", data=jet_features, **_COMPRESSION)
+        if jet_class is not None:
+            f.attrs["jet_class"] = jet_class
     return path
 
 

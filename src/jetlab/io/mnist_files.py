@@ -206,22 +206,19 @@ def load_idx_mnist(directory: str | os.PathLike, split: str = "all") -> tuple[np
 def write_mnist_points(path: str | os.PathLike, points: np.ndarray, mask: np.ndarray, labels: np.ndarray,
                        *, kind: str, source: str, **attrs) -> Path:
     """Write point-set digits to one HDF5 file, atomically (layout in the module docstring)."""
-    import h5py
-
-    from jetlab.utils.atomic import atomic_path
+    from jetlab.utils.atomic import atomic_h5
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as fh:
-            fh.create_dataset("points", data=np.asarray(points, dtype=np.float32), compression="gzip")
-            fh.create_dataset("mask", data=np.asarray(mask, dtype=bool), compression="gzip")
-            fh.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
-            fh.attrs["kind"] = kind
-            fh.attrs["source"] = source
-            fh.attrs["features"] = ",".join(FEATURES)
-            fh.attrs["coordinates"] = "x, y in [-1, 1] (y up); intensity in [0, 1]"
-            for key, value in attrs.items():
-                fh.attrs[key] = value
+    with atomic_h5(path) as fh:
+        fh.create_dataset("points", data=np.asarray(points, dtype=np.float32), compression="gzip")
+        fh.create_dataset("mask", data=np.asarray(mask, dtype=bool), compression="gzip")
+        fh.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+        fh.attrs["kind"] = kind
+        fh.attrs["source"] = source
+        fh.attrs["features"] = ",".join(FEATURES)
+        fh.attrs["coordinates"] = "x, y in [-1, 1] (y up); intensity in [0, 1]"
+        for key, value in attrs.items():
+            fh.attrs[key] = value
     return path
 
 

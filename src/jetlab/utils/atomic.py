@@ -3,17 +3,51 @@
 An interrupted run therefore never leaves a half-written file under its final name;
 at worst a ``.<name>.tmp-<pid>`` stays behind, which readers ignore and the next
 write replaces.
+
+A write that fails for want of room or rights (a full disk or quota, a read-only file
+system, no permission, a path under a regular file) removes its temporary file and
+raises :class:`~jetlab.errors.InputError` naming the final path and the problem
+(:func:`write_error`): one line and exit status 2 on the command line. Libraries that
+write through their own C code and report such failures badly or not at all (HDF5,
+whose failed writes at close end in a native crash; torch.save) build the file in
+memory first (:func:`atomic_h5`, :func:`atomic_torch_save`), so that only Python's own
+``write`` touches the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
+import itertools
 import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
+from jetlab.errors import InputError
+
+__all__ = ["WRITE_ERRORS", "atomic_h5", "atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
+           "write_error"]
+
+#: errno -> what a user reads for it: the failures of a write that the user can fix
+WRITE_ERRORS = {
+    errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a parent of it is not a directory", errno.EISDIR: "is a directory",
+    errno.EFBIG: "file too large",
+}
+
+
+_MEMORY_FILES = itertools.count()
+
+
+def write_error(path: str | os.PathLike, exc: BaseException) -> InputError | None:
+    """The one-line error for ``exc`` raised while writing ``path``, or None when it is no
+    such failure (:data:`WRITE_ERRORS`)."""
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
+        return InputError(path, f"cannot write: {WRITE_ERRORS[exc.errno]}")
+    return None
 
 
 @contextlib.contextmanager
@@ -24,15 +58,23 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     ...     tmp.write_text("{}")
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     try:
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a parent is a file
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(final.parent)) from None
         yield tmp
         with open(tmp, "rb+") as fh:  # make the bytes durable before the rename
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+    except OSError as exc:
+        error = write_error(final, exc)
+        if error is None:
+            raise
+        raise error from None
     finally:
-        if tmp.exists():
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 
@@ -46,10 +88,29 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` into memory, then the bytes to ``path`` (its own failed writes are opaque
+    RuntimeErrors: module docstring)."""
     import torch
 
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike):
+    """Yield a writable ``h5py.File`` held in memory; on success its bytes go to ``path``
+    atomically (module docstring: HDF5 never writes to the disk itself)."""
+    import h5py
+
+    memory = f"jetlab-in-memory-{os.getpid()}-{next(_MEMORY_FILES)}.h5"  # a name only: nothing is written there
+    with h5py.File(memory, "w", driver="core", backing_store=False) as handle:
+        yield handle
+        handle.flush()
+        image = handle.id.get_file_image()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(image)
 
 
 def _json_default(o: Any) -> Any:

@@ -57,9 +57,17 @@ def _open_lock_file(directory: Path, what: str) -> int:
         raise InputError(directory, f"cannot create a lock in this {what} ({exc.strerror})") from None
 
 
-def _record_pid(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+def _record_pid(fd: int, directory: Path) -> None:
+    from jetlab.utils.atomic import write_error
+
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:  # a full disk: one line naming the lock file
+        error = write_error(directory / LOCK_NAME, exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 @contextlib.contextmanager
@@ -68,7 +76,7 @@ def _locked(directory, what: str, blocking: bool) -> Iterator[Path]:
     created = not directory.exists()
     fd = _acquire(directory, what, blocking)
     try:
-        _record_pid(fd)
+        _record_pid(fd, directory)
         yield directory
     finally:
         with contextlib.suppress(FileNotFoundError):
