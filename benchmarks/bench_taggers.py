@@ -1,7 +1,7 @@
 """Training and inference throughput (jets/s) of every particle tagger, at 30 and 100 particles.
 
 Models: the DNN (16 high-level features: its cost does not depend on N), JEDI-net (the
-paper's hyperparameters for the particle count), JEDI-net ΣO, GarNet, ParticleNet,
+paper's hyperparameters for the particle count), JEDI-net ΣO, JEDI-linear, GarNet, ParticleNet,
 ParticleNet-Lite, ParT and ParT-small, all with their defaults. Each case times, on a
 batch of ``--batch`` synthetic jets with every particle real (the worst case: nothing to
 skip), one training step (forward, cross-entropy backward, Adam step) and one forward
@@ -24,7 +24,7 @@ import torch
 
 from jetlab.models import build_tagger
 
-MODELS = ("dnn", "jedinet", "jedinet-sumo", "garnet", "particlenet", "particlenet-lite", "part", "part-small")
+MODELS = ("dnn", "jedinet", "jedinet-sumo", "jedinet-linear", "garnet", "particlenet", "particlenet-lite", "part", "part-small")
 
 
 def synthetic_batch(batch: int, n: int, n_features: int, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -36,7 +36,7 @@ def inputs(model, data):
 
 def test_registry_names_and_contract():
     assert list(TAGGERS) == ["jedinet", "jedinet-sumo", "garnet", "dnn", "cnn", "gru", "particlenet",
-                             "particlenet-lite", "part", "part-small"]
+                             "particlenet-lite", "part", "part-small", "jedinet-linear"]
     data = synthetic_batch()
     for name, cls in TAGGERS.items():
         n_features = 16 if name == "dnn" else N_FEATURES

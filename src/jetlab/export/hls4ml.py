@@ -96,6 +96,8 @@ _PARTICLENET = ("ParticleNet's k-nearest-neighbour graph (pairwise distances, to
                 "has no layer in hls4ml's PyTorch converter; use --format onnx")
 _PART = ("ParT's multi-head attention with a pair-feature bias (softmax over particles, logs of pair "
          "kinematics) has no layer in hls4ml's PyTorch converter; use --format onnx")
+UNSUPPORTED["jedinet-linear"] = ("JEDI-linear's masked sums over the particles (of every sender's message and of "
+                                 "every particle's output) are not layers of hls4ml's PyTorch converter; use --format onnx")
 UNSUPPORTED.update({"particlenet": _PARTICLENET, "particlenet-lite": _PARTICLENET, "part": _PART, "part-small": _PART})
 
 

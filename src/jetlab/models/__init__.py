@@ -1,4 +1,4 @@
-"""Models: the jet taggers (JEDI-net flattened and ΣO, GarNet, ParticleNet(-Lite), the Particle
+"""Models: the jet taggers (JEDI-net flattened and ΣO, JEDI-linear, GarNet, ParticleNet(-Lite), the Particle
 Transformer (ParT, ParT-small), DNN / CNN / GRU baselines)
 and the generative models of sparse events (:mod:`jetlab.models.vae`,
 :mod:`jetlab.models.mpgan`).
@@ -33,6 +33,7 @@ from jetlab.models.dnn import DNNTagger
 from jetlab.models.garnet import GarNetLayer, GarNetTagger
 from jetlab.models.gru import GRUTagger
 from jetlab.models.jedinet import DenseJEDINet, DenseJEDINetSumO, JEDINet, JEDINetSumO
+from jetlab.models.jedinet_linear import JEDINetLinear
 from jetlab.models.mpgan import MPDiscriminator, MPGenerator
 from jetlab.models.part import ParticleTransformer, ParticleTransformerSmall
 from jetlab.models.particlenet import ParticleNet, ParticleNetLite
@@ -48,6 +49,7 @@ __all__ = [
     "GarNetLayer",
     "GarNetTagger",
     "JEDINet",
+    "JEDINetLinear",
     "JEDINetSumO",
     "MPDiscriminator",
     "MPGenerator",
@@ -71,6 +73,7 @@ TAGGERS: dict[str, type[nn.Module]] = {
     "particlenet-lite": ParticleNetLite,
     "part": ParticleTransformer,
     "part-small": ParticleTransformerSmall,
+    "jedinet-linear": JEDINetLinear,
 }
 
 

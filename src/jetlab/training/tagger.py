@@ -56,7 +56,7 @@ class TaggerTrainConfig(TrainSettings):
     """Everything that defines a tagger training run (saved as RUN/config.yaml)."""
 
     model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru, "
-                                      "particlenet, particlenet-lite, part, part-small", metavar="NAME")
+                                      "particlenet, particlenet-lite, part, part-small, jedinet-linear", metavar="NAME")
     data: str | None = setting(None, "jet files (directory or file); default: the cached default set, generated "
                                      "on first use", type=str, metavar="DIR")
     particles: int = setting(30, "particles per jet", metavar="N")
