@@ -27,7 +27,7 @@ Configurations (hyperparameters, every one ``--hp KEY=VALUE``):
   blocks, 2 class blocks, ffn_ratio 4, dropout / attn_dropout / activation_dropout 0.1 (the
   paper's, ~2.1M parameters);
 * ``part-small``: embed_dims [64, 128, 64], pair_embed_dims [32, 32], 4 heads, 3 particle
-  blocks, 2 class blocks (jetlab's CPU-sized configuration, ~0.1M parameters).
+  blocks, 2 class blocks (jetlab's CPU-sized configuration, ~0.27M parameters).
 
 ``block_size``: receivers per block of the pair grid (``None``: automatic). Deviation from
 the paper's code: no batch normalisation in the pair embedding (its batch statistics
@@ -114,6 +114,8 @@ class ParticleTransformer(nn.Module):
         for key in ("dropout", "attn_dropout", "activation_dropout"):
             if not 0 <= float(hp[key]) < 1:
                 raise JetlabError(f"{self.name}: 0 <= {key} < 1 required, got {hp[key]!r}")
+        if hp["block_size"] is not None and not (isinstance(hp["block_size"], int) and hp["block_size"] >= 1):
+            raise JetlabError(f"{self.name}: block_size must be a positive integer or null, got {hp['block_size']!r}")
         self.block_size = hp["block_size"]
         dims = [self.n_features, *hp["embed_dims"]]
         self.embed = nn.ModuleList(nn.Sequential(nn.LayerNorm(a), nn.Linear(a, b), nn.GELU())
