@@ -25,7 +25,9 @@ def synthetic_batch(b=10, n=N_PARTICLES, f=N_FEATURES, seed=0):
     particles[..., 0] += labels[:, None].float() * mask  # a class-dependent shift
     hlf = torch.randn(b, 16, generator=g) + labels[:, None].float()
     image = torch.rand(b, 1, 100, 100, generator=g) * (labels[:, None, None, None].float() + 1) / 5
-    return {"particles": particles, "mask": mask, "hlf": hlf, "image": image, "label": labels}
+    momenta = (torch.rand(b, n, 4, generator=g) * 100 + torch.tensor([0, 0, 0, 200])) * mask[..., None]
+    return {"particles": particles, "mask": mask, "hlf": hlf, "image": image, "label": labels,
+            "points": particles[..., :2], "momenta": momenta}
 
 
 def inputs(model, data):
@@ -33,7 +35,8 @@ def inputs(model, data):
 
 
 def test_registry_names_and_contract():
-    assert list(TAGGERS) == ["jedinet", "jedinet-sumo", "garnet", "dnn", "cnn", "gru"]
+    assert list(TAGGERS) == ["jedinet", "jedinet-sumo", "garnet", "dnn", "cnn", "gru", "particlenet",
+                             "particlenet-lite", "part", "part-small", "jedinet-linear"]
     data = synthetic_batch()
     for name, cls in TAGGERS.items():
         n_features = 16 if name == "dnn" else N_FEATURES
@@ -45,6 +48,7 @@ def test_registry_names_and_contract():
         torch.manual_seed(1)
         rebuilt = build_tagger(name, **model.hparams)
         rebuilt.load_state_dict(model.state_dict())
+        rebuilt.eval(), model.eval()  # dropout off, batch norms on their (copied) running statistics
         torch.testing.assert_close(rebuilt(*inputs(model, data)), model(*inputs(model, data)))
 
 
@@ -142,7 +146,8 @@ def test_gru_ignores_padding_and_matches_unpadded_runs():
     torch.testing.assert_close(model(holes, holes_mask), out)
 
 
-@pytest.mark.parametrize("name", list(TAGGERS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("particlenet", "part") else n
+                                  for n in TAGGERS])
 def test_every_tagger_learns_a_tiny_batch(name):
     torch.manual_seed(0)
     data = synthetic_batch()

@@ -18,7 +18,7 @@ elementwise activations; :func:`hls_sequential` rewrites the tagger as such a
   channels-first, hls4ml transposes them.
 
 Not supported (:data:`UNSUPPORTED` gives the reason the command prints): JEDI-net, GarNet,
-GRU. Activations: relu, elu, leaky_relu, tanh, sigmoid, identity (no SELU/GELU in hls4ml).
+GRU, ParticleNet (k-NN graph: top-k and gather), ParT (attention). Activations: relu, elu, leaky_relu, tanh, sigmoid, identity (no SELU/GELU in hls4ml).
 
 Where the error comes from: hls4ml's softmax is lookup tables with its own 18-bit types,
 whatever the model precision. Its default ``inv_inp_t = ap_fixed<18,8>`` indexes the
@@ -92,6 +92,13 @@ UNSUPPORTED = {
     "gru": "the GRU stops at each jet's last real particle (variable length); hls4ml's GRU runs a fixed number "
            "of steps and has no masking; use --format onnx",
 }
+_PARTICLENET = ("ParticleNet's k-nearest-neighbour graph (pairwise distances, top-k, gather of the neighbours) "
+                "has no layer in hls4ml's PyTorch converter; use --format onnx")
+_PART = ("ParT's multi-head attention with a pair-feature bias (softmax over particles, logs of pair "
+         "kinematics) has no layer in hls4ml's PyTorch converter; use --format onnx")
+UNSUPPORTED["jedinet-linear"] = ("JEDI-linear's masked sums over the particles (of every sender's message and of "
+                                 "every particle's output) are not layers of hls4ml's PyTorch converter; use --format onnx")
+UNSUPPORTED.update({"particlenet": _PARTICLENET, "particlenet-lite": _PARTICLENET, "part": _PART, "part-small": _PART})
 
 
 # ---------------------------------------------------------------------------- the model as layers

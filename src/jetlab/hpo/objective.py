@@ -94,6 +94,7 @@ def tagger_latency_ms(run_dir: Path, device: str = "cpu", batch: int = 100, repe
     model, info = load_tagger(run_dir, device)
     generator = torch.Generator().manual_seed(0)
     shapes = {"particles": (batch, model.n_particles, model.n_features), "hlf": (batch, model.n_features),
+              "points": (batch, model.n_particles, 2), "momenta": (batch, model.n_particles, 4),
               "image": (batch, 1, info["hparams"].get("image_size", 1), info["hparams"].get("image_size", 1))}
     inputs = [torch.ones(batch, model.n_particles, dtype=torch.bool) if key == "mask"
               else torch.randn(shapes[key], generator=generator) for key in model.input_keys]

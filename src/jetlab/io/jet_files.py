@@ -162,12 +162,19 @@ class JetFile:
             raw = self.read("jetConstituentList", rows)
             mask = np.abs(raw).sum(axis=-1) > 0
         names = features or self.particle_feature_names
-        cols = [self.particle_column(name) for name in names]
-        return raw[..., cols].astype(np.float32, copy=False), mask
+        columns = []
+        for name in names:
+            column = raw[..., self.particle_column(name)]
+            if _is_log_feature(name):  # ln x of real particles (x > 0), 0 for padding: no log(0)
+                real = mask & (column > 0)
+                column = np.where(real, np.log(np.where(real, column, 1.0)), 0.0)
+            columns.append(column)
+        return np.stack(columns, axis=-1).astype(np.float32, copy=False), mask
 
     def particle_column(self, name: str) -> int:
+        """Column of particle feature ``name`` in the file; ``log_<x>`` (derived: ln x) reads ``x``'s."""
         try:
-            return feature_index(self.particle_feature_names, name)
+            return feature_index(self.particle_feature_names, name[4:] if _is_log_feature(name) else name)
         except KeyError:
             raise InputError(
                 self.path, f"no particle feature '{name}' (the file has {', '.join(self.particle_feature_names)})"
@@ -200,6 +207,11 @@ class JetFile:
         if not self.has_images:
             raise InputError(self.path, "no 'jetImage' in this file; choose particle or high-level inputs")
         return self.read("jetImage", rows).astype(np.float32, copy=False)
+
+
+def _is_log_feature(name) -> bool:
+    """``log_pt``, ``log_e``, ...: the natural log of a stored feature (a derived column)."""
+    return isinstance(name, str) and name.lower().startswith("log_") and len(name) > 4
 
 
 def open_jet_file(path) -> JetFile:

@@ -20,7 +20,12 @@ image        (1, 100, 100)  jet pT image normalised to unit sum
 hlf          (16,) float32  :data:`~jetlab.io.layout.HLF_FEATURES`, standardised
 label        () int64       index into :data:`~jetlab.io.layout.CLASS_NAMES`
 jet          (4,) float32   raw (pT, eta, mass, multiplicity)
+points       (P, 2) float32 raw (eta_rel, phi_rel), padded rows 0 (ParticleNet's coordinates)
+momenta      (P, 4) float32 raw (px, py, pz, E) in GeV, padded rows 0 (ParT's pair features)
 ============ ============== ==============================================================
+
+Particle feature names are the files' (:data:`~jetlab.io.layout.PARTICLE_FEATURES`) plus
+derived ``log_<name>`` columns, e.g. ``log_pt``: ``ln x`` for real particles, 0 for padding.
 """
 
 from __future__ import annotations
@@ -36,11 +41,13 @@ from jetlab.io.datasets import split_indices
 from jetlab.io.jet_files import JetFile, open_jet_file
 from jetlab.io.layout import CLASS_NAMES, HLF_FEATURES
 
-__all__ = ["INPUT_KEYS", "JetFiles", "JetSplit", "constant_features", "frozen_particle_features", "open_jets", "resolve_jets"]
+__all__ = ["INPUT_KEYS", "RAW_PARTICLE_KEYS", "JetFiles", "JetSplit", "constant_features", "frozen_particle_features", "open_jets", "resolve_jets"]
 
 log = logging.getLogger(__name__)
 
-INPUT_KEYS = ("particles", "mask", "image", "hlf", "label", "jet")
+#: unstandardised particle columns some taggers take besides ``particles``: key -> feature names
+RAW_PARTICLE_KEYS: dict[str, tuple[str, ...]] = {"points": ("etarel", "phirel"), "momenta": ("px", "py", "pz", "e")}
+INPUT_KEYS = ("particles", "mask", "image", "hlf", "label", "jet", *RAW_PARTICLE_KEYS)
 #: at most this many training jets are read to compute the standardisation statistics
 STATS_SAMPLE = 20_000
 _JET_SUMMARY = ("j_pt", "j_eta", "j_mass", "j_multiplicity")
@@ -211,6 +218,8 @@ def _take(value, index):
 def _read_one(file: JetFile, key: str, rows: np.ndarray, particle_features):
     if key == "particles":
         return file.particles(rows, particle_features)
+    if key in RAW_PARTICLE_KEYS:
+        return file.particles(rows, RAW_PARTICLE_KEYS[key])[0]
     if key == "image":
         return file.images(rows)
     if key == "hlf":

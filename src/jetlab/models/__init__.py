@@ -1,11 +1,15 @@
-"""Models: the jet taggers (JEDI-net flattened and ΣO, GarNet, DNN / CNN / GRU baselines)
+"""Models: the jet taggers (JEDI-net flattened and ΣO, JEDI-linear, GarNet, ParticleNet(-Lite), the Particle
+Transformer (ParT, ParT-small), DNN / CNN / GRU baselines)
 and the generative models of sparse events (:mod:`jetlab.models.vae`,
 :mod:`jetlab.models.mpgan`).
 
 Every tagger class has
 
 * ``name`` — its registry name, ``input_keys`` — the batch keys ``forward`` takes, in order
-  (``("particles", "mask")``, ``("hlf",)`` or ``("image",)``),
+  (``("particles", "mask")``, ``("hlf",)``, ``("image",)``; ParticleNet adds the raw
+  ``"points"``, ParT the raw ``"momenta"``: see :mod:`jetlab.io.jets`),
+* optionally ``particle_features`` — the particle feature names it wants as ``particles``
+  (default: every feature of the files),
 * ``default_hyperparameters(n_particles) -> dict`` — every tunable setting and its default,
 * ``hparams`` — the settings it was built with, ``n_particles``, ``n_features`` and
   ``n_classes`` included, so ``build_tagger(model.name, **model.hparams)`` rebuilds it,
@@ -29,7 +33,10 @@ from jetlab.models.dnn import DNNTagger
 from jetlab.models.garnet import GarNetLayer, GarNetTagger
 from jetlab.models.gru import GRUTagger
 from jetlab.models.jedinet import DenseJEDINet, DenseJEDINetSumO, JEDINet, JEDINetSumO
+from jetlab.models.jedinet_linear import JEDINetLinear
 from jetlab.models.mpgan import MPDiscriminator, MPGenerator
+from jetlab.models.part import ParticleTransformer, ParticleTransformerSmall
+from jetlab.models.particlenet import ParticleNet, ParticleNetLite
 from jetlab.models.vae import SetVAE
 
 __all__ = [
@@ -42,9 +49,14 @@ __all__ = [
     "GarNetLayer",
     "GarNetTagger",
     "JEDINet",
+    "JEDINetLinear",
     "JEDINetSumO",
     "MPDiscriminator",
     "MPGenerator",
+    "ParticleNet",
+    "ParticleNetLite",
+    "ParticleTransformer",
+    "ParticleTransformerSmall",
     "SetVAE",
     "build_tagger",
 ]
@@ -57,6 +69,11 @@ TAGGERS: dict[str, type[nn.Module]] = {
     "dnn": DNNTagger,
     "cnn": CNNTagger,
     "gru": GRUTagger,
+    "particlenet": ParticleNet,
+    "particlenet-lite": ParticleNetLite,
+    "part": ParticleTransformer,
+    "part-small": ParticleTransformerSmall,
+    "jedinet-linear": JEDINetLinear,
 }
 
 

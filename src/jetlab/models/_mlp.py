@@ -6,6 +6,7 @@ parameters are ``layers.<i>.weight`` / ``layers.<i>.bias``, so two models that b
 same MLPs have interchangeable ``state_dict`` s. :meth:`MLP.forward_after_first_layer`
 continues from the pre-activation of the first layer, which is what the fast JEDI-net
 interaction needs (it computes the first layer per particle, not per edge).
+:class:`MaskedBatchNorm` is batch normalisation whose statistics skip padded entries.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from jetlab.errors import JetlabError
 
-__all__ = ["ACTIVATIONS", "MLP", "activation_function", "check_hyperparameters", "init_tagger"]
+__all__ = ["ACTIVATIONS", "MLP", "MaskedBatchNorm", "activation_function", "check_hyperparameters", "init_tagger"]
 
 #: activation name -> ``f(x, inplace)``; in-place is only used on fresh temporaries
 ACTIVATIONS: dict[str, Callable[[torch.Tensor, bool], torch.Tensor]] = {
@@ -110,3 +111,40 @@ class MLP(nn.Module):
 
     def extra_repr(self) -> str:
         return f"activation={self.activation!r}, output_activation={self.output_activation}"
+
+
+class MaskedBatchNorm(nn.Module):
+    """Batch normalisation over the last axis whose batch statistics count real entries only.
+
+    ``x (..., C)``, ``mask (...)`` bool. Training: ``μ = Σ m x / Σ m``, ``σ² = Σ m (x - μ)² / Σ m``
+    over every leading position with ``m`` true, running averages updated (momentum 0.1,
+    unbiased variance, as ``nn.BatchNorm1d``); evaluation: the running averages.
+    ``y = γ (x - μ) / sqrt(σ² + ε) + β`` everywhere (padded entries are the caller's to zero),
+    so padding never changes the statistics and the output of real entries.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            weights = mask.to(x.dtype).reshape(-1, 1)
+            flat = x.reshape(-1, x.shape[-1])
+            count = weights.sum().clamp(min=1)
+            mean = (flat * weights).sum(dim=0) / count
+            var = ((flat - mean).square() * weights).sum(dim=0) / count
+            with torch.no_grad():
+                unbiased = var * (count / (count - 1).clamp(min=1))
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, eps={self.eps}, momentum={self.momentum}"

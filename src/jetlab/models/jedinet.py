@@ -53,7 +53,8 @@ from torch import nn
 
 from jetlab.errors import JetlabError
 from jetlab.models._mlp import MLP, init_tagger
-from jetlab.models.jedinet_blocked import FUSED_ACTIVATIONS, FusedEdgeSum, edge_mask_block
+from jetlab.models.jedinet_blocked import FUSED_ACTIVATIONS, FusedEdgeSum
+from jetlab.models.pair_grid import edge_mask_block, grid_block_size, receiver_blocks
 
 __all__ = ["DenseJEDINet", "DenseJEDINetSumO", "JEDINet", "JEDINetSumO", "PAPER_HYPERPARAMETERS"]
 
@@ -69,12 +70,6 @@ PAPER_HYPERPARAMETERS: dict[str, dict[int, tuple]] = {
         150: (50, 14, 10, "selu", "selu", "selu"),
     },
 }
-
-#: receiver-block budget of the fast path: about this many grid entries (B·n_block·N·N¹)
-#: per block. CPU: 2^20 (4 MiB of float32) per intra-op thread, fastest single-threaded on a
-#: 2-core EPYC while keeping the number of parallel regions (each ends in a barrier) low
-#: with more threads. GPU: large, so that few kernels are launched.
-DEFAULT_BLOCK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 25}
 
 #: values of the ``kernel`` hyperparameter (how ē is computed; the parameters do not change)
 KERNELS = ("auto", "triton", "torch")
@@ -142,14 +137,7 @@ class JEDINet(nn.Module):
 
     # -- the interaction: ē_r = Σ_s mask_rs f_R([o_r; o_s]) ----------------------------------------
     def _block_size(self, batch: int, n: int, device: torch.device) -> int:
-        if self.block_size is not None:
-            return self.block_size
-        per_receiver = max(1, batch * n * self.f_R.sizes[1])
-        if device.type == "cpu":
-            budget = DEFAULT_BLOCK_ELEMENTS["cpu"] * max(1, torch.get_num_threads())
-        else:
-            budget = DEFAULT_BLOCK_ELEMENTS["cuda"]
-        return max(1, min(n, budget // per_receiver))
+        return grid_block_size(batch, n, self.f_R.sizes[1], device, self.block_size)
 
     def interaction(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Summed edge messages ``ē`` (B, N, D_E) from ``x`` (B, N, P) and float ``mask`` (B, N)."""
@@ -192,8 +180,7 @@ class JEDINet(nn.Module):
         """The same blocked sum through plain autograd (any activation; keeps every block)."""
         N = h_sender.shape[1]
         blocks = []
-        for r0 in range(0, N, block_size):
-            r1 = min(N, r0 + block_size)
+        for r0, r1 in receiver_blocks(N, block_size):
             pre = h_receiver[:, r0:r1, None, :] + h_sender[:, None, :, :]  # (B, nb, N, N¹)
             e = self.f_R.forward_after_first_layer(pre, inplace=True)  # (B, nb, N, D_E)
             edge_mask = edge_mask_block(mask, r0, r1)  # (B, nb, N)

@@ -5,7 +5,7 @@
 computed once per particle by :class:`jetlab.models.jedinet.JEDINet`; ``f_R'`` is the rest of
 ``f_R`` (act, Linear, act, ..., act) and ``m_rs = mask_r mask_s [r ≠ s]``. The grid is
 broadcast one block of receivers at a time, channels first, so the ``(B, N, N, N¹)`` tensor
-never exists whole; :class:`FusedEdgeSum` differentiates the blocks by hand, recomputing
+never exists whole (the blocking: :mod:`jetlab.models.pair_grid`); :class:`FusedEdgeSum` differentiates the blocks by hand, recomputing
 each in backward, so training needs O(B·N·N¹) memory. The same sum as a fused GPU kernel:
 :mod:`jetlab.models.jedinet_triton`.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from jetlab.models.pair_grid import edge_mask_block, receiver_blocks
 
 __all__ = ["FUSED_ACTIVATIONS", "FusedEdgeSum", "edge_mask_block"]
 
@@ -57,13 +59,6 @@ def _activation_backward_(name: str, grad: torch.Tensor, result: torch.Tensor) -
 
 #: activations the fused edge sum differentiates by hand (others use plain autograd blocks)
 FUSED_ACTIVATIONS = ("relu", "elu", "selu", "leaky_relu", "tanh", "sigmoid", "identity")
-
-
-def edge_mask_block(mask: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
-    """``m_rs = mask_r mask_s [r != s]`` for receivers ``r0:r1``: (B, r1-r0, N)."""
-    edge_mask = mask[:, r0:r1, None] * mask[:, None, :]
-    edge_mask.diagonal(offset=r0, dim1=1, dim2=2).zero_()
-    return edge_mask
 
 
 def _exp_factored_first_activation(activation, h_receiver, h_sender):
@@ -140,8 +135,7 @@ class FusedEdgeSum(torch.autograd.Function):
         factors = _exp_factored_first_activation(activation, h_receiver, h_sender)
         buffers = [h_sender.new_empty(width * B * block_size * N) for width in widths + [H] * (factors is not None)]
         e_bar = h_sender.new_empty(widths[-1], B, N)
-        for r0 in range(0, N, block_size):
-            r1 = min(N, r0 + block_size)
+        for r0, r1 in receiver_blocks(N, block_size):
             e = _edge_block_forward(h_receiver, h_sender, r0, r1, layers, activation, buffers, factors)[-1]
             e = e.view(widths[-1], B, r1 - r0, N).mul_(edge_mask_block(mask, r0, r1))
             e_bar[:, :, r0:r1] = e.sum(dim=-1)
@@ -164,8 +158,7 @@ class FusedEdgeSum(torch.autograd.Function):
         grad_sender = torch.zeros_like(h_sender)
         grad_weights = [torch.zeros_like(w) for w, _ in layers]
         grad_biases = [torch.zeros_like(b) for _, b in layers]
-        for r0 in range(0, N, block_size):
-            r1 = min(N, r0 + block_size)
+        for r0, r1 in receiver_blocks(N, block_size):
             columns = B * (r1 - r0) * N
             outputs = _edge_block_forward(h_receiver, h_sender, r0, r1, layers, activation, buffers, factors)
             grad = grad_buffers[-1][: widths[-1] * columns].view(widths[-1], B, r1 - r0, N)

@@ -58,7 +58,8 @@ MODEL_FILE_FORMAT = "jetlab-tagger/1"
 class TaggerTrainConfig(TrainSettings):
     """Everything that defines a tagger training run (saved as RUN/config.yaml)."""
 
-    model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru", metavar="NAME")
+    model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru, "
+                                      "particlenet, particlenet-lite, part, part-small, jedinet-linear", metavar="NAME")
     data: str | None = setting(None, "jet files (directory or file); default: the cached default set, generated "
                                      "on first use", type=str, metavar="DIR")
     particles: int = setting(30, "particles per jet", metavar="N")
@@ -207,7 +208,8 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
 
         input_keys = tuple(TAGGERS[config.model].input_keys)
         train_split, val_split, test_split = jets.split(
-            tuple(config.fractions), seed=config.split_seed, inputs=(*input_keys, "label"))
+            tuple(config.fractions), seed=config.split_seed, inputs=(*input_keys, "label"),
+            particle_features=getattr(TAGGERS[config.model], "particle_features", None))
         if len(train_split) < 2 or len(val_split) == 0 or len(test_split) == 0:
             raise InputError(jets.path, f"only {jets.n_jets} jets: too few to split into train/validation/test")
         _warn_constant_features(jets.path, train_split)

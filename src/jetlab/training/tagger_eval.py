@@ -37,13 +37,22 @@ def predict_probabilities(model: torch.nn.Module, source, *, device: str = "cpu"
     return task.predict(ShardedBatches(source, batch_size, shuffle=False, training=False))
 
 
+def _has_particle_feature(jets, name: str) -> bool:
+    """Whether the files hold particle feature ``name`` (prefixes like ``j1_`` and derived ``log_x`` allowed)."""
+    try:
+        jets.files[0].particle_column(name)
+    except InputError:
+        return False
+    return True
+
+
 def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: str | None = None,
                     device: str = "cpu", batch_size: int = 500, max_memory_gb: float = 4.0) -> dict:
     """Metrics of RUN's best model on every jet of ``data``, standardised with the
     *training* statistics stored in model.pt; writes RUN/eval-<name>/{metrics.json, roc.png,
     predictions.npz} (``name`` defaults to the data path's last component)."""
     from jetlab.io import open_jets
-    from jetlab.io.jets import JetSplit, frozen_particle_features
+    from jetlab.io.jets import RAW_PARTICLE_KEYS, JetSplit, frozen_particle_features
     from jetlab.metrics.tagging import tagging_metrics
     from jetlab.viz.tagging import plot_roc
 
@@ -54,8 +63,10 @@ def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: st
         raise InputError(jets.path, f"has {jets.n_particles} particles per jet, but the model in {run} was trained on "
                                     f"{info['n_particles']}: evaluate it on {info['n_particles']}-particle files")
     input_keys = tuple(info["input_keys"])
-    if "particles" in input_keys:
-        missing = [f for f in info["particle_features"] if f not in jets.particle_feature_names]
+    needed = [*(info["particle_features"] if "particles" in input_keys else ()),
+              *(name for key in input_keys for name in RAW_PARTICLE_KEYS.get(key, ()))]
+    if needed:
+        missing = [f for f in dict.fromkeys(needed) if not _has_particle_feature(jets, f)]
         if missing:
             raise InputError(jets.path, f"lacks particle feature(s) {', '.join(missing)} the model was trained on")
     stats = {k: np.asarray(v, dtype=np.float32) for k, v in info["stats"].items()}
