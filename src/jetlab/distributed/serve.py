@@ -1,14 +1,25 @@
 """The event loops of the asynchronous master and sub-masters (:mod:`jetlab.distributed.asynchronous`).
 
 Both loops poll for messages without blocking (``Improbe``), answer each exchange at once by
-the algorithm's rule, and watch their children: a child that has sent nothing for
+the algorithm's rule, and watch their children. **A dead child** is dropped as soon as
+something says it died: a FAILED message, or mpiexec's SIGUSR1 (hydra under
+``-disable-auto-cleanup`` signals every survivor when a rank dies; the signal does not say
+which): the loop then receives what is still queued and drops each child on its own host
+whose process is gone, and each child elsewhere that has not been heard from since the signal
+within ``max(2 s, 4 × its longest silence so far)`` (live workers answer the signal with a
+heartbeat at their next step). When nothing says so, a child that has sent nothing for
 ``worker_timeout`` seconds is dropped (the time the loop itself was busy, e.g. validating,
 does not count against the children). STOP is only ever sent as the answer to a request, and
 a child says DONE before it leaves, so no message is left unreceived at the end.
 
 Master: when every live child has reported epoch e, merge their numbers (weighted by items)
 and close the epoch with :meth:`Engine.close_epoch` (validation, schedule, early stopping,
-checkpoint, callbacks). After the last epoch, or a stop, answer every request with STOP until
+checkpoint, callbacks) **on the central weights as they were when the last of those reports
+arrived** (a copy is kept at each report): when a dead child is dropped later, the epoch's
+numbers still describe the end of that epoch, not the weights of whenever the drop happened.
+Every reply carries the last closed epoch, and a child that has finished epoch e waits
+(SYNC) until epoch e − 1 is closed, so no child trains more than one epoch ahead of the
+epoch being closed. After the last epoch, or a stop, answer every request with STOP until
 every live child has said DONE.
 
 Sub-master: answer its workers from its own copy of the weights; after each round of exchanges
@@ -22,8 +33,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import socket
 import time
 
+from jetlab.distributed.supervise import WATCH
 from jetlab.distributed.transport import Idle, Kind, Message
 from jetlab.errors import JetlabError
 
@@ -44,13 +58,23 @@ class Children:
         self.last = {r: now for r in ranks}
         self.timeout_s = timeout_s
         self._loop = now
+        self.gap: dict[int, float] = {}   # longest silence of each child between two of its messages
+        self.signals = WATCH.signals      # mpiexec's death notices (SIGUSR1) already looked into
+        self.alarm_at: float | None = None
+        self.waiting: list[tuple[int, int]] = []   # (child, epoch): SYNC requests not yet answered
+        self.pinged: dict[int, float] = {}           # when a waiting child last got a heartbeat
 
     @property
     def active(self) -> set[int]:
         return self.live - self.done
 
     def heard(self, rank: int) -> None:
-        self.last[rank] = time.monotonic()
+        now = time.monotonic()
+        if rank in self.gap or now - self.last[rank] < self.timeout_s / 4:
+            self.gap[rank] = max(self.gap.get(rank, 0.0), now - self.last[rank])
+        else:
+            self.gap[rank] = 0.0   # the first message (after the start-up) sets no gap
+        self.last[rank] = now
 
     def tick(self) -> None:
         """Called every loop: time the loop spent busy elsewhere is not the children's silence."""
@@ -83,6 +107,7 @@ def _epoch_complete(children: Children, got: dict) -> bool:
 
 def _drop(strategy, children: Children, rank: int, why: str) -> None:
     children.live.discard(rank)
+    children.waiting = [(r, e) for r, e in children.waiting if r != rank]
     strategy.transport.forget(rank)
     strategy.note_lost(rank, why)
     log.warning("lost rank %d (a %s): it %s; training goes on with %d of %d", rank,
@@ -90,13 +115,14 @@ def _drop(strategy, children: Children, rank: int, why: str) -> None:
                 len(children.last))
 
 
-def _handle_child(strategy, children: Children, message: Message, stopping, reports) -> None:
-    """One message from a child: answer an exchange, record a report, a goodbye, a failure."""
+def _handle_child(strategy, children: Children, message: Message, stopping, reports, snapshots=None) -> None:
+    """One message from a child: answer an exchange, record a report (and, at the master, a
+    copy of the central weights at that moment in ``snapshots``), a wait, a goodbye, a failure."""
     source, kind = message.source, message.kind
-    wants_reply = kind in REQUESTS and (kind != Kind.PUSH or message.count)
+    wants_reply = kind in REQUESTS and (kind != Kind.PUSH or message.count) or kind == Kind.SYNC
     if source in children.live:
         children.heard(source)
-    if source not in children.live or (stopping and kind in REQUESTS):
+    if source not in children.live or (stopping and wants_reply):
         if wants_reply:
             strategy.transport.send(source, Message(Kind.STOP, message.net, info=stopping or "dropped by its master"))
         return
@@ -106,31 +132,100 @@ def _handle_child(strategy, children: Children, message: Message, stopping, repo
         net.exchanges += kind != Kind.PULL   # a round counts the updates (a GEM pull carries none)
         strategy.exchanges += 1
         if reply is not None:
+            reply.epoch = strategy.closed
             strategy.transport.send(source, reply)
+    elif kind == Kind.SYNC:
+        children.waiting.append((source, message.epoch))
+        release_waiting(strategy, children, stopping)
     elif kind == Kind.EPOCH:
         reports[message.epoch][source] = message.info
+        if snapshots is not None:
+            snapshots[message.epoch] = [net.vector() for net in strategy.nets]
     elif kind == Kind.DONE:
         children.done.add(source)
     elif kind == Kind.FAILED:
         _drop(strategy, children, source, f"failed: {message.info}")
 
 
-def _check_silence(strategy, children: Children) -> None:
+def release_waiting(strategy, children: Children, stopping) -> None:
+    """Answer the SYNC requests whose epoch is closed (all of them with STOP when stopping)."""
+    still = []
+    for rank, epoch in children.waiting:
+        if stopping:
+            strategy.transport.send(rank, Message(Kind.STOP, -1, info=stopping))
+        elif strategy.closed >= epoch:
+            strategy.transport.send(rank, Message(Kind.SYNC, -1, epoch=strategy.closed))
+        else:
+            still.append((rank, epoch))
+    children.waiting = still
+
+
+def _check_silence(strategy, children: Children, handle) -> None:
+    """Drop the children known to be dead (module docstring); ``handle(message)`` takes what a
+    child sent before it died."""
     children.tick()
+    now = time.monotonic()
+    if WATCH.signals > children.signals:   # mpiexec: some rank of the job died
+        children.signals, children.alarm_at = WATCH.signals, now
+        for rank in sorted(children.active):
+            if _process_gone(strategy, rank):
+                while (message := strategy.transport.poll(rank)) is not None:   # its last words first
+                    handle(message)
+                if rank in children.active:
+                    _drop(strategy, children, rank, "died (mpiexec reported a death, SIGUSR1; its process is gone)")
+    if children.alarm_at is not None:   # children on other hosts: silent since the notice
+        for rank in sorted(r for r in children.active if not _same_host(strategy, r)):
+            grace = min(children.timeout_s, max(2.0, 4 * children.gap.get(rank, 0.0)))
+            if children.last[rank] < children.alarm_at and now - children.alarm_at > grace:
+                _drop(strategy, children, rank, f"died (mpiexec reported a death, SIGUSR1, and it has been silent "
+                                                f"since, {now - children.alarm_at:.1f} s)")
     for rank, seconds in children.silent():
         _drop(strategy, children, rank, f"sent nothing for {seconds:.0f} s (--worker-timeout {children.timeout_s:g})")
+    for rank in {r for r, _ in children.waiting}:   # a waiting child must not take its parent for dead
+        if now - children.pinged.get(rank, 0.0) > children.timeout_s / 4:
+            children.pinged[rank] = now
+            strategy.transport.send(rank, Message(Kind.HEARTBEAT, -1))
+
+
+def _same_host(strategy, rank: int) -> bool:
+    return rank < len(strategy.peers) and strategy.peers[rank][0] == socket.gethostname()
+
+
+def _process_gone(strategy, rank: int) -> bool:
+    """True when ``rank``'s training process ran on this host and has ended (or is a zombie)."""
+    if not _same_host(strategy, rank):
+        return False
+    pid = strategy.peers[rank][1]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        return False
 
 
 def serve_master(strategy, engine, state, val, *, stop_after_epoch=None, on_best=None, on_epoch=None) -> None:
     """Rank 0's loop (module docstring); returns when the run is over and every child has left."""
     transport, settings = strategy.transport, engine.settings
+    strategy.meet(transport.comm.bcast(strategy.start_message(state.start_epoch), root=0))
     children = Children(strategy.topology.children(0), strategy.timeout_s)
-    transport.comm.bcast(strategy.start_message(state.start_epoch), root=0)
     log.info("%s: master of %d worker(s)%s, sync every %d update(s)", strategy.name, len(strategy.topology.workers),
              f" under {strategy.topology.masters} sub-masters" if strategy.topology.relays else "", strategy.tau)
     reports: dict[int, dict] = collections.defaultdict(dict)
+    snapshots: dict[int, list] = {}
     epoch = state.start_epoch
     stopping = "epochs" if epoch > settings.epochs else None
+
+    def handle(message):
+        _handle_child(strategy, children, message, stopping, reports, snapshots)
+
     started, exchanges_before = time.perf_counter(), strategy.exchanges
     idle, checked = Idle(), 0.0
     try:
@@ -138,13 +233,16 @@ def serve_master(strategy, engine, state, val, *, stop_after_epoch=None, on_best
             message = transport.poll()
             if message is not None:
                 idle.busy()
-                _handle_child(strategy, children, message, stopping, reports)
+                handle(message)
                 if time.monotonic() - checked < 0.05:
                     continue
             checked = time.monotonic()
-            _check_silence(strategy, children)
+            _check_silence(strategy, children, handle)
             while not stopping and _epoch_complete(children, reports.get(epoch, {})):
                 merged = merge_reports(reports.pop(epoch).values())
+                now_weights = [net.vector() for net in strategy.nets]
+                for net, weights in zip(strategy.nets, snapshots.pop(epoch)):   # the epoch's end
+                    net.assign(weights)
                 seconds = time.perf_counter() - started
                 engine._check_finite(merged["numbers"], epoch)
                 extra = {"updates_per_s": merged["updates"] / seconds if seconds else 0.0,
@@ -152,6 +250,9 @@ def serve_master(strategy, engine, state, val, *, stop_after_epoch=None, on_best
                          "workers": merged["workers"]}
                 stop = engine.close_epoch(state, epoch, merged["numbers"], seconds, merged["items"], val,
                                           on_best=on_best, on_epoch=on_epoch, extra=extra)
+                for net, weights in zip(strategy.nets, now_weights):
+                    net.assign(weights)
+                strategy.closed = epoch
                 if not stop and stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < settings.epochs:
                     state.stop_reason, stop = "stop after epoch", True
                 started, exchanges_before = time.perf_counter(), strategy.exchanges
@@ -159,22 +260,29 @@ def serve_master(strategy, engine, state, val, *, stop_after_epoch=None, on_best
                 epoch += 1
                 if stop or epoch > settings.epochs:
                     stopping = state.stop_reason
+                release_waiting(strategy, children, stopping)
             if stopping and not children.active:
                 break
             if not children.live:
-                raise JetlabError(f"every worker was lost ({'; '.join(strategy.lost.values())}); the run directory "
+                reasons = "; ".join(lost["reason"] for lost in strategy.lost.values())
+                raise JetlabError(f"every worker was lost ({reasons}); the run directory "
                                   "keeps the last epoch's checkpoint: rerun the same command with --resume")
             if message is None:
                 idle.wait()
     except BaseException:
         _drain(strategy, children, "the master failed", 2 * strategy.timeout_s)
         raise
+    if strategy.lost:
+        log.warning("%s: training finished with %d of %d children; lost: %s", strategy.name, len(children.live),
+                    len(children.last), "; ".join(f"rank {r} in epoch {lost['epoch']} after {lost['after_s']:.1f} s "
+                                                  f"({lost['reason']})" for r, lost in sorted(strategy.lost.items())))
     transport.flush()
 
 
 def _drain(strategy, children: Children, reason: str, seconds: float) -> None:
     """Answer STOP to whatever comes in until every active child has left (bounded)."""
     deadline = time.monotonic() + seconds
+    release_waiting(strategy, children, reason)
     while children.active and time.monotonic() < deadline:
         message = strategy.transport.poll()
         if message is None:
@@ -186,7 +294,7 @@ def _drain(strategy, children: Children, reason: str, seconds: float) -> None:
 def serve_relay(strategy) -> None:
     """A sub-master's loop (module docstring)."""
     transport, link = strategy.transport, strategy.link
-    start = link.start()
+    start = strategy.meet(link.start())
     for net, weights, lr in zip(strategy.nets, start["weights"], start["lr"]):
         net.assign(weights)
         net.lr = lr
@@ -195,6 +303,10 @@ def serve_relay(strategy) -> None:
     reports: dict[int, dict] = collections.defaultdict(dict)
     stopping = None
     idle, checked = Idle(), 0.0
+
+    def handle(message):
+        _handle_child(strategy, children, message, stopping, reports)
+
     try:
         while children.active:
             message = transport.poll()
@@ -203,16 +315,18 @@ def serve_relay(strategy) -> None:
                 if message.source == link.parent:
                     link.last_heard = time.monotonic()
                     stopping = _absorb(strategy, message) or stopping
+                    release_waiting(strategy, children, stopping)
                 else:
-                    _handle_child(strategy, children, message, stopping, reports)
-                    net = strategy.nets[message.net]
-                    if (not stopping and message.kind in REQUESTS and not net.in_flight
-                            and net.exchanges >= len(children.active)):
+                    handle(message)
+                    if message.kind == Kind.SYNC and children.waiting and not stopping:
+                        _ask_up(strategy, max(e for _, e in children.waiting))
+                    elif (not stopping and message.kind in REQUESTS and not
+                          (net := strategy.nets[message.net]).in_flight and net.exchanges >= len(children.active)):
                         _send_up(strategy, net)
                 if time.monotonic() - checked < 0.05:
                     continue
             checked = time.monotonic()
-            _check_silence(strategy, children)
+            _check_silence(strategy, children, handle)
             while _epoch_complete(children, reports.get(epoch, {})):
                 if not stopping:   # the epoch's updates reach the master before its report does
                     stopping = _flush_up(strategy)
@@ -221,7 +335,8 @@ def serve_relay(strategy) -> None:
                 epoch += 1
             if any(net.in_flight for net in strategy.nets):
                 link.check_parent(link.last_heard, time.monotonic())
-            if link.heartbeat_due():
+            if link.heartbeat_due() or WATCH.signals > strategy._alarms:
+                strategy._alarms = WATCH.signals
                 link.send(Message(Kind.HEARTBEAT))
             if message is None:
                 idle.wait()
@@ -229,6 +344,8 @@ def serve_relay(strategy) -> None:
             stopping = _flush_up(strategy)
         for net in strategy.nets:   # every answer from above is received before leaving
             _wait_up(strategy, net)
+        while strategy.asked > strategy.closed and not stopping:
+            stopping = _absorb(strategy, link.receive())
     except BaseException:
         _drain(strategy, children, "its sub-master failed", 2 * strategy.timeout_s)
         raise
@@ -245,13 +362,23 @@ def _send_up(strategy, net) -> None:
     net.exchanges = 0
 
 
+def _ask_up(strategy, epoch: int) -> None:
+    """A sub-master's children wait for epoch ``epoch`` to be closed: ask the master (once)."""
+    if epoch > strategy.closed and epoch > strategy.asked:
+        strategy.link.send(Message(Kind.SYNC, -1, epoch=epoch))
+        strategy.asked = epoch
+
+
 def _absorb(strategy, reply: Message) -> str | None:
-    """The master's answer to a sub-master's round; the stop reason if it says STOP."""
-    net = strategy.nets[reply.net]
-    net.in_flight = False
+    """The master's answer to a sub-master's round or wait; the stop reason if it says STOP."""
+    if reply.net >= 0:
+        strategy.nets[reply.net].in_flight = False
     if reply.kind == Kind.STOP:
+        strategy.asked = strategy.closed = max(strategy.asked, strategy.closed)
         return reply.info or "stopped by the master"
-    strategy.rule.absorb(net, reply)
+    strategy.closed = max(strategy.closed, reply.epoch)
+    if reply.net >= 0:
+        strategy.rule.absorb(strategy.nets[reply.net], reply)
     return None
 
 

@@ -52,6 +52,8 @@ class Kind(enum.IntEnum):
     DONE = 8        # child -> parent: leaving (finished, or told to stop)
     FAILED = 9      # child -> parent: an error ended it (info: the message)
     STOP = 10       # parent -> child: stop training (info: reason)
+    SYNC = 11       # child -> parent (net -1): answer once epoch `epoch` is closed; reply SYNC (epoch: the
+    #                 last closed epoch, which every reply of a parent carries) or STOP
 
 
 @dataclasses.dataclass
