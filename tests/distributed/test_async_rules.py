@@ -314,6 +314,11 @@ def test_easgd_masters_pull_with_alpha_0_9_over_their_children_and_workers_scale
         strategy.setup({"model": local}, {"model": torch.optim.SGD(local.parameters(), lr=1.0)}, DistContext())
         strategy.nets[0].start(torch.zeros(3), 0.1)
         assert strategy.nets[0].optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * p)
+        master = tiny_model([0.0, 0.0, 0.0])   # and keeps doing so with the lr each reply carries
+        link = FakeLink("easgd", {"model": master}, {"model": torch.optim.SGD(master.parameters(), lr=0.2)})
+        set_grad(local, [1.0, 1.0, 1.0])
+        strategy.rule.worker_step(strategy.nets[0], link, tau=1)
+        assert strategy.nets[0].optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * p)
 
 
 def test_gem_over_four_steps_measures_the_central_velocity_from_its_last_pull():
