@@ -49,7 +49,7 @@ from jetlab.viz.scaling import plot_scaling
 
 ALGORITHM_SETTINGS = {   # per algorithm: extra flags (GEM's lr is an SGD step size: 0.1; the rest Adam 1e-3)
     "allreduce": [], "downpour": ["--sync-every", "1"], "easgd": ["--sync-every", "4"],
-    "gem": ["--lr", "0.1"],
+    "gem": ["--gem-lr", "0.1"],
 }
 BATCH = 100
 

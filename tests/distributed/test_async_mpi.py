@@ -103,7 +103,7 @@ def test_each_algorithm_trains_a_tagger_and_the_master_gets_the_messages_it_pres
         tiny_jets_dir, tmp_path, algorithm, tau, per_update):
     run = tmp_path / algorithm
     out = finish(launch(3, *tagger(tiny_jets_dir, run, "--epochs", "2", "--batch-size", "10", "--strategy",
-                                   algorithm, "--sync-every", str(tau), "--lr", "0.01")))
+                                   algorithm, "--sync-every", str(tau), "--gem-lr" if algorithm == "gem" else "--lr", "0.01")))
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["strategy"] == algorithm and 0 <= metrics["accuracy"] <= 1, out
     records = metrics["history"]
