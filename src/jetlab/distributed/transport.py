@@ -152,29 +152,34 @@ class MpiTransport:
 
 
 class Idle:
-    """Back-off for polling loops: poll back to back a few times (an answer usually takes
-    tens of µs), then yield the core, then sleep 50 µs doubling up to 1 ms, so that a rank
-    that waits does not take the CPU from the ranks that compute (oversubscribed cores)."""
+    """Waiting in a polling loop without a millisecond back-off on the hot path, and without
+    burning a core through a long wait.
 
-    SPIN, YIELD = 20, 200
+    For the first ``spin_s`` (1 ms) after the last message it polls back to back, yielding the
+    core between polls (an answer usually takes tens of µs, and a rank sharing its core lets
+    the others compute); then it sleeps 20 µs, doubling up to 200 µs (a request that arrives
+    then waits at most that long); once it has been idle for ``long_s`` (0.1 s: the master
+    validating, a worker waiting for a slow one) the sleeps grow to 1 ms."""
 
-    def __init__(self, longest_s: float = 0.001):
-        self.longest_s = longest_s
-        self.polls = 0
+    def __init__(self, spin_s: float = 1e-3, short_s: float = 2e-4, long_s: float = 0.1, longest_s: float = 1e-3):
+        self.spin_s, self.short_s, self.long_s, self.longest_s = spin_s, short_s, long_s, longest_s
+        self.since: float | None = None
         self.pause = 0.0
 
     def busy(self) -> None:
-        self.polls = 0
+        self.since = None
         self.pause = 0.0
 
     def wait(self) -> None:
-        self.polls += 1
-        if self.polls <= self.SPIN:
-            return
-        if self.polls <= self.YIELD:
+        now = time.perf_counter()
+        if self.since is None:
+            self.since = now
+        idle = now - self.since
+        if idle < self.spin_s:
             os.sched_yield()
             return
-        self.pause = min(self.longest_s, self.pause * 2 if self.pause else 5e-5)
+        cap = self.short_s if idle < self.long_s else self.longest_s
+        self.pause = min(cap, self.pause * 2 if self.pause else 2e-5)
         time.sleep(self.pause)
 
 
