@@ -9,9 +9,13 @@
    baseline (time to target, throughput) measured in the same run.
 2. **Master load**: 4 workers under one master (K = 5) vs under 2 sub-masters (K = 7):
    messages and bytes per second that rank 0 receives.
-3. **Model** (:mod:`jetlab.distributed.scaling`): from the measured compute time per update,
-   bytes per exchange and the master's CPU per exchange (timed in-process: decode, apply,
-   encode), predicted speed-up for 8-512 workers on a stated network (default 25 GB/s, 5 µs),
+3. **Model** (:mod:`jetlab.distributed.scaling`), calibrated on this machine: its inputs
+   measured here (compute time per update from the baseline, the master's CPU per exchange
+   timed in-process, the latency and bandwidth of jetlab's transport from
+   ``bench_transport.py`` under ``mpiexec -n 2``, those of a gloo all-reduce at 2-4 ranks);
+   its throughput predictions for every K the runs used (K ranks sharing the machine's cores)
+   beside the measured throughput speed-ups, with the error; then 8-512 workers with the
+   measured one-host network and with a stated interconnect (``--bandwidth``/``--latency``),
    and where each algorithm stops scaling (efficiency below 50 %), for the DNN and JEDI-net
    (the run's model from the baseline's throughput, the other timed in-process).
 
@@ -24,6 +28,7 @@ Writes OUT/bench_distributed.json and OUT/scaling.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -39,7 +44,7 @@ import torch
 from _timing import timed  # benchmarks/_timing.py, beside this script
 
 from jetlab.distributed.rules import ALGORITHMS, CenterNet
-from jetlab.distributed.scaling import Network, Workload, predict
+from jetlab.distributed.scaling import Network, Workload, predict, shared_cores
 from jetlab.distributed.transport import Kind, Message, decode, encode
 from jetlab.io.layout import HLF_FEATURES
 from jetlab.models import build_tagger
@@ -151,6 +156,81 @@ def workloads(model: torch.nn.Module, step_s: float) -> dict[str, Workload]:
     return out
 
 
+def transport_network(args) -> Network:
+    """Latency and bandwidth of one exchange through jetlab's transport (bench_transport.py's fit)."""
+    out = args.out / "transport"
+    command = [args.mpiexec, "-n", "2", sys.executable, str(Path(__file__).with_name("bench_transport.py")),
+               "--gaps", "0", "--repeats", "300", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    print(done.stdout.strip())
+    fit = json.loads((out / "bench_transport.json").read_text())["fit"]["jetlab"]
+    return Network(bandwidth=fit["bandwidth_Bps"], latency=max(fit["latency_s"], 0.0))
+
+
+def _allreduce_rank(rank: int, world: int, port: int, sizes: list[int], repeats: int, results) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    for size in sizes:
+        buffer = torch.zeros(size // 4)
+        dist.all_reduce(buffer)
+        dist.barrier()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            dist.all_reduce(buffer)
+        if rank == 0:
+            results[(world, size)] = (time.perf_counter() - start) / repeats
+    dist.destroy_process_group()
+
+
+def gloo_network(sizes: list[int], worlds=(2, 3, 4), repeats: int = 200) -> tuple[Network, dict]:
+    """Seconds per gloo all-reduce of each size at 2-4 ranks on this machine, and the L, B that
+    fit the model's ``2⌈log₂N⌉ L + 2 (N−1)/N · S/B`` to them (least squares)."""
+    import math
+    import socket
+
+    import numpy as np
+    import torch.multiprocessing as mp
+
+    times = mp.Manager().dict()
+    for world in worlds:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        mp.spawn(_allreduce_rank, args=(world, port, sizes, repeats, times), nprocs=world, join=True)
+    rows = [(2 * math.ceil(math.log2(n)), 2 * (n - 1) / n * size, t) for (n, size), t in times.items()]
+    (latency, inverse_bandwidth), *_ = np.linalg.lstsq(np.array([[a, b] for a, b, _ in rows]),
+                                                       np.array([t for *_, t in rows]), rcond=None)
+    network = Network(bandwidth=1 / inverse_bandwidth if inverse_bandwidth > 0 else float("inf"),
+                      latency=max(float(latency), 0.0))
+    return network, {f"{n} ranks, {size} B": t for (n, size), t in sorted(times.items())}
+
+
+def calibrate(rows: list[dict], work: dict[str, Workload], async_net: Network, allreduce_net: Network) -> dict:
+    """Predicted vs measured throughput speed-ups for every K of the runs (K ranks on this
+    machine's cores); the mean relative error per algorithm."""
+    from jetlab.distributed.scaling import allreduce_speedup, async_speedup
+
+    cores = os.cpu_count() or 1
+    out = {}
+    for row in rows[1:]:
+        algorithm, ranks = row["algorithm"], row["ranks"]
+        if algorithm == "allreduce":
+            predicted = allreduce_speedup(ranks, shared_cores(work[algorithm], ranks, cores), allreduce_net)
+            predicted *= work[algorithm].step_s / shared_cores(work[algorithm], ranks, cores).step_s
+        else:
+            here = shared_cores(work[algorithm], ranks, cores)
+            predicted = async_speedup(ranks - 1, here, async_net) * work[algorithm].step_s / here.step_s
+        out.setdefault(algorithm, {})[ranks] = {"predicted": predicted, "measured": row["speedup_throughput"]}
+    for algorithm, points in out.items():
+        errors = [abs(p["predicted"] - p["measured"]) / p["measured"] for p in points.values()]
+        points["mean_relative_error"] = sum(errors) / len(errors)
+    return out
+
+
 def _limit(n: int) -> str:
     return "beyond 10^6" if n >= 1 << 20 else str(n)
 
@@ -211,6 +291,15 @@ def main() -> None:
                 print(f"{algorithm}: rank 0 receives {ratio:.2f}x the messages per second under 2 sub-masters")
 
     net = Network(args.bandwidth, args.latency)
+    async_net = transport_network(args)
+    params = sum(p.numel() for p in build_tagger(args.model, n_particles=30, n_features=len(
+        PARTICLE_FEATURES if args.model == "jedinet" else HLF_FEATURES), n_classes=5).parameters())
+    allreduce_net, allreduce_times = gloo_network([4 * 1000, 4 * params, 4 * 100_000])
+    print(f"measured here: jetlab transport latency {async_net.latency * 1e6:.0f} µs, bandwidth "
+          f"{async_net.bandwidth / 1e9:.2f} GB/s; gloo all-reduce latency {allreduce_net.latency * 1e6:.0f} µs, "
+          f"bandwidth {allreduce_net.bandwidth / 1e9:.2f} GB/s")
+    for name, seconds in allreduce_times.items():
+        print(f"  gloo all-reduce {name}: {seconds * 1e6:.0f} µs")
     dnn = build_tagger("dnn", n_particles=30, n_features=len(HLF_FEATURES), n_classes=5)
     jedi = build_tagger("jedinet", n_particles=30, n_features=len(PARTICLE_FEATURES), n_classes=5)
     # one update of the run's model from the baseline's throughput; the other model's timed here
@@ -218,13 +307,23 @@ def main() -> None:
                                                                                       else 50))
               for name, model in (("dnn", dnn), ("jedinet", jedi))}
     predictions = {}
+    run_work = workloads(models[args.model][0], models[args.model][1])
+    checked = calibrate(rows, run_work, async_net, allreduce_net)
+    print(f"\nmodel vs measurement on this machine ({os.cpu_count()} cores; throughput speed-up over one process)")
+    for algorithm, points in checked.items():
+        print(f"{algorithm:>9}: " + ", ".join(f"K={k} predicted {p['predicted']:.2f} measured {p['measured']:.2f}"
+                                             for k, p in points.items() if isinstance(k, int))
+              + f"; mean error {points['mean_relative_error']:.0%}")
     network = f"{args.bandwidth / 1e9:g} GB/s, {args.latency * 1e6:g} µs"
-    print(f"\nmodel past this machine ({network}; throughput speed-up, no compute/communication overlap)")
+    print(f"\nmodel past this machine ({network}; all-reduce and transport as measured here in brackets)")
     for name, (model, step_s) in models.items():
         work = workloads(model, step_s)
         predicted = predict(work, net)
+        here = {"allreduce": predict({"allreduce": work["allreduce"]}, allreduce_net)["allreduce"],
+                **predict({a: w for a, w in work.items() if a != "allreduce"}, async_net)}
         predictions[name] = {"step_s": step_s, "parameters": sum(p.numel() for p in model.parameters()),
-                             "master_s": {a: w.master_s for a, w in work.items()}, "predicted": predicted}
+                             "master_s": {a: w.master_s for a, w in work.items()}, "predicted": predicted,
+                             "predicted_measured_network": here}
         print(f"{name}: t_c = {step_s * 1e3:.2f} ms per update, {predictions[name]['parameters']} parameters, "
               "master CPU per exchange " + ", ".join(f"{a} {w.master_s * 1e6:.0f} µs" for a, w in work.items()
                                                      if a != "allreduce"))
@@ -232,7 +331,7 @@ def main() -> None:
         print(f"{'':>24}" + "".join(f"{n:>7}" for n in workers) + "   efficiency < 50 % from N =")
         for algorithm, entry in predicted.items():
             print(f"{algorithm:>24}" + "".join(f"{entry['speedup'][n]:7.1f}" for n in workers)
-                  + f"   {_limit(entry['limit'])}")
+                  + f"   {_limit(entry['limit'])}  [512: {here[algorithm]['speedup'][512]:.1f}]")
             if "speedup_sqrt_masters" in entry:
                 print(f"{algorithm + ', √N sub-masters':>24}" + "".join(
                     f"{entry['speedup_sqrt_masters'][n]:7.1f}" for n in workers)
@@ -252,8 +351,10 @@ def main() -> None:
                  title=f"{args.model} tagger, batch {BATCH} per worker; {os.cpu_count()} cores "
                        "(K > cores: oversubscribed)", network=network)
     (args.out / "bench_distributed.json").write_text(json.dumps(
-        {"rows": rows, "master_load": load, "model": predictions, "network": {"bandwidth": args.bandwidth,
-                                                                               "latency": args.latency}},
+        {"rows": rows, "master_load": load, "model": predictions, "calibration": checked,
+         "network": {"bandwidth": args.bandwidth, "latency": args.latency},
+         "measured_network": {"transport": dataclasses.asdict(async_net), "gloo_allreduce": dataclasses.asdict(
+             allreduce_net), "gloo_allreduce_s": allreduce_times}},
         indent=1, default=str))
     print(f"\n-> {args.out}/bench_distributed.json, {args.out}/scaling.png")
 

@@ -32,3 +32,11 @@ def test_allreduce_of_a_resnet50_like_model_keeps_about_90_percent_at_512_worker
     efficiency = allreduce_speedup(512, work, Network()) / 512
     assert 0.85 < efficiency < 0.95
     assert predict({"allreduce": work}, Network())["allreduce"]["limit"] > 512
+
+
+def test_ranks_sharing_fewer_cores_take_proportionally_longer_steps():
+    from jetlab.distributed.scaling import shared_cores
+
+    work = Workload(step_s=1e-3, gradient_bytes=1e6, master_s=1e-4)
+    assert shared_cores(work, 3, 2).step_s == pytest.approx(1.5e-3)
+    assert shared_cores(work, 2, 2) == work and shared_cores(work, 1, 2) == work

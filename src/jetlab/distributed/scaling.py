@@ -22,6 +22,15 @@ is not overlapped with compute (conservative).
   workers, so the cap becomes ``min(M, N/M) / t_serve``, largest at M = √N: the cap grows like
   √N instead of staying fixed.
 
+* **on one machine** (:func:`shared_cores`): K compute-bound processes on C < K cores
+  time-share them, so each step takes K/C times longer (an asynchronous master counts: it
+  polls back to back for a millisecond after each message, so under frequent exchanges it is
+  busy). This is what lets the model be checked against runs on a small machine.
+
+The network inputs should be measured where the model is applied: on one host,
+``benchmarks/bench_transport.py`` (jetlab's transport) and the gloo all-reduce timing of
+``benchmarks/bench_distributed.py``; across nodes, the interconnect's.
+
 Shapes: scalars; :func:`predict` returns a dict per N.
 """
 
@@ -30,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["Network", "Workload", "allreduce_speedup", "async_speedup", "predict", "scaling_limit"]
+__all__ = ["Network", "Workload", "allreduce_speedup", "async_speedup", "predict", "scaling_limit", "shared_cores"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +58,11 @@ class Workload:
     bytes_out: float = 0.0      # what it sends per exchange
     master_s: float = 0.0       # t_m: the master's CPU per exchange
     sync_every: int = 1         # τ
+
+
+def shared_cores(work: Workload, processes: int, cores: int) -> Workload:
+    """``work`` when ``processes`` compute-bound ranks share ``cores`` cores: t_c × max(1, K/C)."""
+    return dataclasses.replace(work, step_s=work.step_s * max(1.0, processes / cores))
 
 
 def allreduce_speedup(n: int, work: Workload, net: Network) -> float:
