@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from _timing import timed  # benchmarks/_timing.py, beside this script
 
-from jetlab.distributed.rules import ALGORITHMS, CenterNet
+from jetlab.distributed.rules import ALGORITHMS, CenterNet, WorkerNet
 from jetlab.distributed.scaling import Network, Workload, predict, shared_cores
 from jetlab.distributed.transport import Kind, Message, decode, encode
 from jetlab.io.layout import HLF_FEATURES
@@ -127,6 +127,41 @@ def master_cpu_per_exchange(model: torch.nn.Module, algorithm: str, repeats: int
     return timed(once, repeats, torch.device("cpu"))
 
 
+class _InstantMaster:
+    """A worker's link whose master answers at once (a pre-encoded reply): what is left of an
+    exchange is the worker's own CPU (flatten, encode, decode, adopt the answer)."""
+
+    def __init__(self, reply: Message):
+        self.reply = encode(reply)
+
+    def request(self, message: Message) -> Message:
+        encode(message)
+        return decode(self.reply.copy())
+
+    def send(self, message: Message) -> None:
+        encode(message)
+
+
+def worker_cpu_per_exchange(model: torch.nn.Module, algorithm: str, repeats: int = 300) -> float:
+    """Seconds of a worker's CPU per exchange beyond its training step (τ = 1): the rule's
+    worker step against a master that answers at once."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    params = optimizer_parameters(optimizer)
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    net = WorkerNet(0, params, optimizer)
+    net.start(net.vector().clone(), 1e-3)
+    kind = Kind.ELASTIC if algorithm == "easgd" else Kind.WEIGHTS
+    payload = torch.zeros_like(net.vector()) if algorithm == "easgd" else net.vector().clone()
+    link = _InstantMaster(Message(kind, value=1e-3, payload=payload))
+    rule = ALGORITHMS[algorithm]()
+    with torch.no_grad():
+        exchange = timed(lambda: rule.worker_step(net, link, 1), repeats, torch.device("cpu"))
+        # EASGD's worker step includes its optimizer step, which t_c already counts
+        own_step = timed(optimizer.step, repeats, torch.device("cpu")) if algorithm == "easgd" else 0.0
+    return max(exchange - own_step, 0.0)
+
+
 def train_step_s(name: str, repeats: int) -> float:
     """Seconds of one training step (forward, backward, Adam) of tagger ``name`` (30 particles,
     default hyperparameters) on a batch of 100, one thread."""
@@ -152,21 +187,29 @@ def workloads(model: torch.nn.Module, step_s: float) -> dict[str, Workload]:
         tau = int(ALGORITHM_SETTINGS[algorithm][1]) if "--sync-every" in ALGORITHM_SETTINGS[algorithm] else 1
         out[algorithm] = Workload(step_s, 4 * params, bytes_in=message + (56 if algorithm == "gem" else 0),
                                   bytes_out=message, master_s=master_cpu_per_exchange(model, algorithm),
-                                  sync_every=tau)
+                                  sync_every=tau, worker_s=worker_cpu_per_exchange(model, algorithm))
     return out
 
 
-def transport_network(args) -> Network:
-    """Latency and bandwidth of one exchange through jetlab's transport (bench_transport.py's fit)."""
+def transport_network(args, params: int, step_s: float) -> tuple[Network, Network]:
+    """jetlab's transport measured by bench_transport.py: (back-to-back exchanges: the fit of
+    latency and bandwidth; after ``step_s`` of compute, as in training: the same bandwidth and
+    the latency that gives the median round trip of a ``params`` message, which includes
+    waking up the master and getting a core back on a loaded machine)."""
     out = args.out / "transport"
     command = [args.mpiexec, "-n", "2", sys.executable, str(Path(__file__).with_name("bench_transport.py")),
-               "--gaps", "0", "--repeats", "300", "--out", str(out)]
+               "--gaps", "0", f"{step_s:.6f}", "--params", "0", str(params), "100000", "--repeats", "300",
+               "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     print(done.stdout.strip())
-    fit = json.loads((out / "bench_transport.json").read_text())["fit"]["jetlab"]
-    return Network(bandwidth=fit["bandwidth_Bps"], latency=max(fit["latency_s"], 0.0))
+    report = json.loads((out / "bench_transport.json").read_text())
+    fit = report["fit"]["jetlab"]
+    hot = Network(bandwidth=fit["bandwidth_Bps"], latency=max(fit["latency_s"], 0.0))
+    row = next(r for r in report["rows"] if r["gap_s"] > 0 and r["params"] == params)
+    latency = max((1e-6 * row["jetlab_us"] - 2 * row["bytes"] / hot.bandwidth) / 2, hot.latency)
+    return hot, Network(bandwidth=hot.bandwidth, latency=latency)
 
 
 def _allreduce_rank(rank: int, world: int, port: int, sizes: list[int], repeats: int, results) -> None:
@@ -291,11 +334,12 @@ def main() -> None:
                 print(f"{algorithm}: rank 0 receives {ratio:.2f}x the messages per second under 2 sub-masters")
 
     net = Network(args.bandwidth, args.latency)
-    async_net = transport_network(args)
     params = sum(p.numel() for p in build_tagger(args.model, n_particles=30, n_features=len(
         PARTICLE_FEATURES if args.model == "jedinet" else HLF_FEATURES), n_classes=5).parameters())
+    async_net, after_compute = transport_network(args, params, BATCH / base_rate)
     allreduce_net, allreduce_times = gloo_network([4 * 1000, 4 * params, 4 * 100_000])
-    print(f"measured here: jetlab transport latency {async_net.latency * 1e6:.0f} µs, bandwidth "
+    print(f"measured here: jetlab transport latency {async_net.latency * 1e6:.0f} µs back to back, "
+          f"{after_compute.latency * 1e6:.0f} µs after a step of compute, bandwidth "
           f"{async_net.bandwidth / 1e9:.2f} GB/s; gloo all-reduce latency {allreduce_net.latency * 1e6:.0f} µs, "
           f"bandwidth {allreduce_net.bandwidth / 1e9:.2f} GB/s")
     for name, seconds in allreduce_times.items():
@@ -308,7 +352,7 @@ def main() -> None:
               for name, model in (("dnn", dnn), ("jedinet", jedi))}
     predictions = {}
     run_work = workloads(models[args.model][0], models[args.model][1])
-    checked = calibrate(rows, run_work, async_net, allreduce_net)
+    checked = calibrate(rows, run_work, after_compute, allreduce_net)
     print(f"\nmodel vs measurement on this machine ({os.cpu_count()} cores; throughput speed-up over one process)")
     for algorithm, points in checked.items():
         print(f"{algorithm:>9}: " + ", ".join(f"K={k} predicted {p['predicted']:.2f} measured {p['measured']:.2f}"
@@ -322,11 +366,12 @@ def main() -> None:
         here = {"allreduce": predict({"allreduce": work["allreduce"]}, allreduce_net)["allreduce"],
                 **predict({a: w for a, w in work.items() if a != "allreduce"}, async_net)}
         predictions[name] = {"step_s": step_s, "parameters": sum(p.numel() for p in model.parameters()),
-                             "master_s": {a: w.master_s for a, w in work.items()}, "predicted": predicted,
+                             "master_s": {a: w.master_s for a, w in work.items()},
+                             "worker_s": {a: w.worker_s for a, w in work.items()}, "predicted": predicted,
                              "predicted_measured_network": here}
         print(f"{name}: t_c = {step_s * 1e3:.2f} ms per update, {predictions[name]['parameters']} parameters, "
-              "master CPU per exchange " + ", ".join(f"{a} {w.master_s * 1e6:.0f} µs" for a, w in work.items()
-                                                     if a != "allreduce"))
+              "master / worker CPU per exchange " + ", ".join(
+                  f"{a} {w.master_s * 1e6:.0f} / {w.worker_s * 1e6:.0f} µs" for a, w in work.items() if a != "allreduce"))
         workers = list(next(iter(predicted.values()))["speedup"])
         print(f"{'':>24}" + "".join(f"{n:>7}" for n in workers) + "   efficiency < 50 % from N =")
         for algorithm, entry in predicted.items():
@@ -353,7 +398,8 @@ def main() -> None:
     (args.out / "bench_distributed.json").write_text(json.dumps(
         {"rows": rows, "master_load": load, "model": predictions, "calibration": checked,
          "network": {"bandwidth": args.bandwidth, "latency": args.latency},
-         "measured_network": {"transport": dataclasses.asdict(async_net), "gloo_allreduce": dataclasses.asdict(
+         "measured_network": {"transport": dataclasses.asdict(async_net),
+                              "transport_after_compute": dataclasses.asdict(after_compute), "gloo_allreduce": dataclasses.asdict(
              allreduce_net), "gloo_allreduce_s": allreduce_times}},
         indent=1, default=str))
     print(f"\n-> {args.out}/bench_distributed.json, {args.out}/scaling.png")

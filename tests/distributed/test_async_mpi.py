@@ -150,11 +150,12 @@ def test_a_worker_killed_mid_training_is_dropped_at_once_and_the_run_finishes_wi
     killed = time.time()
     out = finish(process)
     assert process.returncode == 0, out   # the survivors finished: the job succeeded
-    assert "lost rank 2 (a worker): it died (mpiexec reported a death, SIGUSR1" in out, out
-    assert "training finished with 2 of 3 children; lost: rank 2 in epoch" in out
+    assert "training finished with 2 of 3 children; lost: rank 2 in epoch" in out, out
     metrics = json.loads((run / "metrics.json").read_text())
     lost = metrics["distributed"]["workers_lost"]
-    assert list(lost) == ["2"] and "SIGUSR1" in lost["2"]["reason"]
+    # MPI's word, not the time-out: mpiexec's SIGUSR1, or (when the worker died sending) the
+    # receive of its last message failing
+    assert list(lost) == ["2"] and ("SIGUSR1" in lost["2"]["reason"] or "could not be received" in lost["2"]["reason"])
     assert lost["2"]["unix_time"] - killed < 2.0   # dropped within 2 s of its death (the brief's bound)
     records = metrics["history"]
     assert [r["epoch"] for r in records] == list(range(1, 13))

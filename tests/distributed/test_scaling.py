@@ -40,3 +40,9 @@ def test_ranks_sharing_fewer_cores_take_proportionally_longer_steps():
     work = Workload(step_s=1e-3, gradient_bytes=1e6, master_s=1e-4)
     assert shared_cores(work, 3, 2).step_s == pytest.approx(1.5e-3)
     assert shared_cores(work, 2, 2) == work and shared_cores(work, 1, 2) == work
+
+
+def test_the_workers_own_exchange_cost_lengthens_its_cycle():
+    net = Network(bandwidth=1e9, latency=0.0)
+    work = Workload(step_s=1e-3, gradient_bytes=0, master_s=1e-4, worker_s=4e-4)
+    assert async_speedup(1, work, net) == pytest.approx(1e-3 / (1e-3 + 4e-4 + 1e-4))
