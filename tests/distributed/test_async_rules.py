@@ -44,10 +44,12 @@ class FakeLink:
         self.bytes = collections.Counter()
         self.steps = collections.Counter()        # (kind name, network) -> the steps the messages say they carry
         self.payload_sums: dict = {}              # (kind name, network) -> sum of the payloads
+        self.log: list[tuple[str, int]] = []     # (kind name, epoch) of every message, in order
 
     def _carry(self, message: Message) -> Message:
         data = encode(message)
         key = Kind(message.kind).name, message.net
+        self.log.append((key[0], message.epoch))
         self.messages[key] += 1
         self.bytes[key[0]] += data.nbytes
         self.steps[key] += message.count
@@ -263,6 +265,20 @@ def test_downpour_sends_the_steps_a_worker_still_holds_at_the_end_of_each_epoch(
     assert len(computed) == 2 * len(train) == link.steps["UPDATE", 0]   # every step reached the master
     assert link.messages["UPDATE", 0] == 2 * -(-len(train) // 3)
     torch.testing.assert_close(link.payload_sums["UPDATE", 0], torch.stack(computed).sum(0))
+
+
+def test_a_worker_waits_for_the_epoch_before_its_last_to_be_closed_before_training_on():
+    _, _, strategy, engine, train = worker(DownpourSGD, classify_task(), epochs=4)
+    engine.fit(train, None)   # the fake master's replies say no epoch is closed until asked
+    flow = [(kind, epoch) for kind, epoch in strategy.link.log if kind in ("EPOCH", "SYNC", "UPDATE")]
+    marks = [entry for entry in flow if entry[0] != "UPDATE"]
+    # the master answers SYNC(e - 1) with SYNC(e - 1): after epoch e the worker asks again
+    assert marks == [("EPOCH", 1), ("EPOCH", 2), ("SYNC", 1), ("SYNC", 1), ("EPOCH", 3), ("SYNC", 2), ("SYNC", 2),
+                     ("EPOCH", 4), ("SYNC", 3), ("SYNC", 3)]
+    # and sends no update of epoch e + 1 before the answer
+    for e in (2, 3):
+        after = flow.index(("EPOCH", e))
+        assert flow[after + 1:after + 3] == [("SYNC", e - 1), ("SYNC", e - 1)]
 
 
 def test_codec_round_trip_keeps_every_field():
