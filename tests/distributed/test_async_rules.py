@@ -65,6 +65,8 @@ class FakeLink:
         message = self._carry(message)
         if message.kind == Kind.SYNC:   # the master has closed every epoch a worker waits for
             return self._carry(Message(Kind.SYNC, -1, epoch=message.epoch))
+        if message.kind == Kind.DONE:   # the master acknowledges a goodbye
+            return self._carry(Message(Kind.STOP, -1, info="goodbye"))
         return self._carry(self.rule.handle(self.centers[message.net], message))
 
     def send(self, message: Message) -> None:

@@ -205,9 +205,16 @@ class AsyncStrategy(UpdateStrategy):
     def finish(self) -> None:
         if self.position == "worker" and not self._left:
             self._left = True
-            self.link.send(Message(Kind.DONE, count=self.steps))
+            self.say_goodbye(Message(Kind.DONE, count=self.steps))
         if self.transport is not None:
             self.transport.flush()
+
+    def say_goodbye(self, done: Message) -> None:
+        """DONE to the parent, and wait for its answer (a worker or sub-master leaves only once
+        its parent has received everything it sent, so a process gone without one has died)."""
+        reply = self.link.request(done)
+        while reply.kind != Kind.STOP:   # e.g. a heartbeat sent while it waited for an epoch
+            reply = self.link.receive()
 
     def abort(self, error: BaseException) -> None:
         if self.position != "master" and self.link is not None and not self._left:

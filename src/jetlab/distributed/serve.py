@@ -1,16 +1,11 @@
 """The event loops of the asynchronous master and sub-masters (:mod:`jetlab.distributed.asynchronous`).
 
 Both loops poll for messages without blocking (``Improbe``), answer each exchange at once by
-the algorithm's rule, and watch their children. **A dead child** is dropped as soon as
-something says it died: a FAILED message, or mpiexec's SIGUSR1 (hydra under
-``-disable-auto-cleanup`` signals every survivor when a rank dies; the signal does not say
-which): the loop then receives what is still queued and drops each child on its own host
-whose process is gone, and each child elsewhere that has not been heard from since the signal
-within ``max(2 s, 4 × its longest silence so far)`` (live workers answer the signal with a
-heartbeat at their next step). When nothing says so, a child that has sent nothing for
-``worker_timeout`` seconds is dropped (the time the loop itself was busy, e.g. validating,
-does not count against the children). STOP is only ever sent as the answer to a request, and
-a child says DONE before it leaves, so no message is left unreceived at the end.
+the algorithm's rule, and watch their children (:mod:`jetlab.distributed.children`: a dead
+child is dropped as soon as a FAILED message or mpiexec's SIGUSR1 says it died, after
+``worker_timeout`` seconds of silence only when nothing does). STOP is only ever sent as the answer to a request, and
+a child says DONE and waits for its answer before it leaves, so no message is left
+unreceived at the end (and a child whose process is gone without a DONE has died).
 
 Master: when every live child has reported epoch e, merge their numbers (weighted by items)
 and close the epoch with :meth:`Engine.close_epoch` (validation, schedule, early stopping,
@@ -33,10 +28,9 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
-import socket
 import time
 
+from jetlab.distributed.children import Children, check_silence, drop, release_waiting
 from jetlab.distributed.supervise import WATCH
 from jetlab.distributed.transport import Idle, Kind, Message
 from jetlab.errors import JetlabError
@@ -46,48 +40,6 @@ __all__ = ["Children", "merge_reports", "serve_master", "serve_relay"]
 log = logging.getLogger(__name__)
 
 REQUESTS = (Kind.UPDATE, Kind.ELASTIC, Kind.PULL, Kind.PUSH)
-
-
-class Children:
-    """Who of a master's children is still there, and when each was last heard from."""
-
-    def __init__(self, ranks, timeout_s: float):
-        now = time.monotonic()
-        self.live = set(ranks)
-        self.done: set[int] = set()
-        self.last = {r: now for r in ranks}
-        self.timeout_s = timeout_s
-        self._loop = now
-        self.gap: dict[int, float] = {}   # longest silence of each child between two of its messages
-        self.signals = WATCH.signals      # mpiexec's death notices (SIGUSR1) already looked into
-        self.alarm_at: float | None = None
-        self.waiting: list[tuple[int, int]] = []   # (child, epoch): SYNC requests not yet answered
-        self.pinged: dict[int, float] = {}           # when a waiting child last got a heartbeat
-
-    @property
-    def active(self) -> set[int]:
-        return self.live - self.done
-
-    def heard(self, rank: int) -> None:
-        now = time.monotonic()
-        if rank in self.gap or now - self.last[rank] < self.timeout_s / 4:
-            self.gap[rank] = max(self.gap.get(rank, 0.0), now - self.last[rank])
-        else:
-            self.gap[rank] = 0.0   # the first message (after the start-up) sets no gap
-        self.last[rank] = now
-
-    def tick(self) -> None:
-        """Called every loop: time the loop spent busy elsewhere is not the children's silence."""
-        now = time.monotonic()
-        busy = now - self._loop
-        if busy > 0.5:
-            for rank in self.last:
-                self.last[rank] += busy
-        self._loop = now
-
-    def silent(self) -> list[tuple[int, float]]:
-        now = time.monotonic()
-        return [(r, now - self.last[r]) for r in sorted(self.active) if now - self.last[r] > self.timeout_s]
 
 
 def merge_reports(reports) -> dict:
@@ -105,16 +57,6 @@ def _epoch_complete(children: Children, got: dict) -> bool:
     return bool(got) and all(c in got for c in children.active)
 
 
-def _drop(strategy, children: Children, rank: int, why: str) -> None:
-    children.live.discard(rank)
-    children.waiting = [(r, e) for r, e in children.waiting if r != rank]
-    strategy.transport.forget(rank)
-    strategy.note_lost(rank, why)
-    log.warning("lost rank %d (a %s): it %s; training goes on with %d of %d", rank,
-                "sub-master" if strategy.topology.role(rank) == "relay" else "worker", why, len(children.live),
-                len(children.last))
-
-
 def _handle_child(strategy, children: Children, message: Message, stopping, reports, snapshots=None) -> None:
     """One message from a child: answer an exchange, record a report (and, at the master, a
     copy of the central weights at that moment in ``snapshots``), a wait, a goodbye, a failure."""
@@ -122,6 +64,10 @@ def _handle_child(strategy, children: Children, message: Message, stopping, repo
     wants_reply = kind in REQUESTS and (kind != Kind.PUSH or message.count) or kind == Kind.SYNC
     if source in children.live:
         children.heard(source)
+    if kind == Kind.DONE:   # acknowledged: a child leaves only once its goodbye is received, so a
+        children.done.add(source)   # process that is gone without one has died
+        strategy.transport.send(source, Message(Kind.STOP, -1, info="goodbye"))
+        return
     if source not in children.live or (stopping and wants_reply):
         if wants_reply:
             strategy.transport.send(source, Message(Kind.STOP, message.net, info=stopping or "dropped by its master"))
@@ -141,74 +87,8 @@ def _handle_child(strategy, children: Children, message: Message, stopping, repo
         reports[message.epoch][source] = message.info
         if snapshots is not None:
             snapshots[message.epoch] = [net.vector() for net in strategy.nets]
-    elif kind == Kind.DONE:
-        children.done.add(source)
     elif kind == Kind.FAILED:
-        _drop(strategy, children, source, f"failed: {message.info}")
-
-
-def release_waiting(strategy, children: Children, stopping) -> None:
-    """Answer the SYNC requests whose epoch is closed (all of them with STOP when stopping)."""
-    still = []
-    for rank, epoch in children.waiting:
-        if stopping:
-            strategy.transport.send(rank, Message(Kind.STOP, -1, info=stopping))
-        elif strategy.closed >= epoch:
-            strategy.transport.send(rank, Message(Kind.SYNC, -1, epoch=strategy.closed))
-        else:
-            still.append((rank, epoch))
-    children.waiting = still
-
-
-def _check_silence(strategy, children: Children, handle) -> None:
-    """Drop the children known to be dead (module docstring); ``handle(message)`` takes what a
-    child sent before it died."""
-    children.tick()
-    now = time.monotonic()
-    if WATCH.signals > children.signals:   # mpiexec: some rank of the job died
-        children.signals, children.alarm_at = WATCH.signals, now
-        for rank in sorted(children.active):
-            if _process_gone(strategy, rank):
-                while (message := strategy.transport.poll(rank)) is not None:   # its last words first
-                    handle(message)
-                if rank in children.active:
-                    _drop(strategy, children, rank, "died (mpiexec reported a death, SIGUSR1; its process is gone)")
-    if children.alarm_at is not None:   # children on other hosts: silent since the notice
-        for rank in sorted(r for r in children.active if not _same_host(strategy, r)):
-            grace = min(children.timeout_s, max(2.0, 4 * children.gap.get(rank, 0.0)))
-            if children.last[rank] < children.alarm_at and now - children.alarm_at > grace:
-                _drop(strategy, children, rank, f"died (mpiexec reported a death, SIGUSR1, and it has been silent "
-                                                f"since, {now - children.alarm_at:.1f} s)")
-    for rank, seconds in children.silent():
-        _drop(strategy, children, rank, f"sent nothing for {seconds:.0f} s (--worker-timeout {children.timeout_s:g})")
-    for rank in {r for r, _ in children.waiting}:   # a waiting child must not take its parent for dead
-        if now - children.pinged.get(rank, 0.0) > children.timeout_s / 4:
-            children.pinged[rank] = now
-            strategy.transport.send(rank, Message(Kind.HEARTBEAT, -1))
-
-
-def _same_host(strategy, rank: int) -> bool:
-    return rank < len(strategy.peers) and strategy.peers[rank][0] == socket.gethostname()
-
-
-def _process_gone(strategy, rank: int) -> bool:
-    """True when ``rank``'s training process ran on this host and has ended (or is a zombie)."""
-    if not _same_host(strategy, rank):
-        return False
-    pid = strategy.peers[rank][1]
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            pass
-        return False
+        drop(strategy, children, source, f"failed: {message.info}")
 
 
 def serve_master(strategy, engine, state, val, *, stop_after_epoch=None, on_best=None, on_epoch=None) -> None:
@@ -237,7 +117,7 @@ def serve_master(strategy, engine, state, val, *, stop_after_epoch=None, on_best
                 if time.monotonic() - checked < 0.05:
                     continue
             checked = time.monotonic()
-            _check_silence(strategy, children, handle)
+            check_silence(strategy, children, handle)
             while not stopping and _epoch_complete(children, reports.get(epoch, {})):
                 merged = merge_reports(reports.pop(epoch).values())
                 now_weights = [net.vector() for net in strategy.nets]
@@ -326,7 +206,7 @@ def serve_relay(strategy) -> None:
                 if time.monotonic() - checked < 0.05:
                     continue
             checked = time.monotonic()
-            _check_silence(strategy, children, handle)
+            check_silence(strategy, children, handle)
             while _epoch_complete(children, reports.get(epoch, {})):
                 if not stopping:   # the epoch's updates reach the master before its report does
                     stopping = _flush_up(strategy)
@@ -350,8 +230,8 @@ def serve_relay(strategy) -> None:
         _drain(strategy, children, "its sub-master failed", 2 * strategy.timeout_s)
         raise
     strategy._left = True
-    link.send(Message(Kind.DONE, count=strategy.exchanges,
-                      info=None if children.live else "all its workers were lost"))
+    strategy.say_goodbye(Message(Kind.DONE, count=strategy.exchanges,
+                                 info=None if children.live else "all its workers were lost"))
     transport.flush()
 
 

@@ -50,7 +50,7 @@ class Kind(enum.IntEnum):
     WEIGHTS = 5     # parent -> child: central weights; value: learning rate
     EPOCH = 6       # child -> parent: finished epoch `epoch` (info: numbers, items, seconds, updates)
     HEARTBEAT = 7   # child -> parent: still alive
-    DONE = 8        # child -> parent: leaving (finished, or told to stop)
+    DONE = 8        # child -> parent: leaving (finished, or told to stop); reply STOP (net -1)
     FAILED = 9      # child -> parent: an error ended it (info: the message)
     STOP = 10       # parent -> child: stop training (info: reason)
     SYNC = 11       # child -> parent (net -1): answer once epoch `epoch` is closed; reply SYNC (epoch: the
