@@ -9,9 +9,13 @@
    baseline (time to target, throughput) measured in the same run.
 2. **Master load**: 4 workers under one master (K = 5) vs under 2 sub-masters (K = 7):
    messages and bytes per second that rank 0 receives.
-3. **Model** (:mod:`jetlab.distributed.scaling`): from the measured compute time per update,
-   bytes per exchange and the master's CPU per exchange (timed in-process: decode, apply,
-   encode), predicted speed-up for 8-512 workers on a stated network (default 25 GB/s, 5 µs),
+3. **Model** (:mod:`jetlab.distributed.scaling`), calibrated on this machine: its inputs
+   measured here (compute time per update from the baseline, the master's CPU per exchange
+   timed in-process, the latency and bandwidth of jetlab's transport from
+   ``bench_transport.py`` under ``mpiexec -n 2``, those of a gloo all-reduce at 2-4 ranks);
+   its throughput predictions for every K the runs used (K ranks sharing the machine's cores)
+   beside the measured throughput speed-ups, with the error; then 8-512 workers with the
+   measured one-host network and with a stated interconnect (``--bandwidth``/``--latency``),
    and where each algorithm stops scaling (efficiency below 50 %), for the DNN and JEDI-net
    (the run's model from the baseline's throughput, the other timed in-process).
 
@@ -24,6 +28,7 @@ Writes OUT/bench_distributed.json and OUT/scaling.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -36,6 +41,7 @@ import time
 from pathlib import Path
 
 import torch
+from _calibrate import calibrate, gloo_network, transport_network, worker_cpu_per_exchange
 from _timing import timed  # benchmarks/_timing.py, beside this script
 
 from jetlab.distributed.rules import ALGORITHMS, CenterNet
@@ -49,7 +55,7 @@ from jetlab.viz.scaling import plot_scaling
 
 ALGORITHM_SETTINGS = {   # per algorithm: extra flags (GEM's lr is an SGD step size: 0.1; the rest Adam 1e-3)
     "allreduce": [], "downpour": ["--sync-every", "1"], "easgd": ["--sync-every", "4"],
-    "gem": ["--lr", "0.1"],
+    "gem": ["--gem-lr", "0.1"],
 }
 BATCH = 100
 
@@ -147,7 +153,7 @@ def workloads(model: torch.nn.Module, step_s: float) -> dict[str, Workload]:
         tau = int(ALGORITHM_SETTINGS[algorithm][1]) if "--sync-every" in ALGORITHM_SETTINGS[algorithm] else 1
         out[algorithm] = Workload(step_s, 4 * params, bytes_in=message + (56 if algorithm == "gem" else 0),
                                   bytes_out=message, master_s=master_cpu_per_exchange(model, algorithm),
-                                  sync_every=tau)
+                                  sync_every=tau, worker_s=worker_cpu_per_exchange(model, algorithm))
     return out
 
 
@@ -211,6 +217,16 @@ def main() -> None:
                 print(f"{algorithm}: rank 0 receives {ratio:.2f}x the messages per second under 2 sub-masters")
 
     net = Network(args.bandwidth, args.latency)
+    params = sum(p.numel() for p in build_tagger(args.model, n_particles=30, n_features=len(
+        PARTICLE_FEATURES if args.model == "jedinet" else HLF_FEATURES), n_classes=5).parameters())
+    async_net, after_compute = transport_network(args, params, BATCH / base_rate)
+    allreduce_net, allreduce_times = gloo_network([4 * 1000, 4 * params, 4 * 100_000])
+    print(f"measured here: jetlab transport latency {async_net.latency * 1e6:.0f} µs back to back, "
+          f"{after_compute.latency * 1e6:.0f} µs after a step of compute, bandwidth "
+          f"{async_net.bandwidth / 1e9:.2f} GB/s; gloo all-reduce latency {allreduce_net.latency * 1e6:.0f} µs, "
+          f"bandwidth {allreduce_net.bandwidth / 1e9:.2f} GB/s")
+    for name, seconds in allreduce_times.items():
+        print(f"  gloo all-reduce {name}: {seconds * 1e6:.0f} µs")
     dnn = build_tagger("dnn", n_particles=30, n_features=len(HLF_FEATURES), n_classes=5)
     jedi = build_tagger("jedinet", n_particles=30, n_features=len(PARTICLE_FEATURES), n_classes=5)
     # one update of the run's model from the baseline's throughput; the other model's timed here
@@ -218,21 +234,32 @@ def main() -> None:
                                                                                       else 50))
               for name, model in (("dnn", dnn), ("jedinet", jedi))}
     predictions = {}
+    run_work = workloads(models[args.model][0], models[args.model][1])
+    checked = calibrate(rows, run_work, after_compute, allreduce_net)
+    print(f"\nmodel vs measurement on this machine ({os.cpu_count()} cores; throughput speed-up over one process)")
+    for algorithm, points in checked.items():
+        print(f"{algorithm:>9}: " + ", ".join(f"K={k} predicted {p['predicted']:.2f} measured {p['measured']:.2f}"
+                                             for k, p in points.items() if isinstance(k, int))
+              + f"; mean error {points['mean_relative_error']:.0%}")
     network = f"{args.bandwidth / 1e9:g} GB/s, {args.latency * 1e6:g} µs"
-    print(f"\nmodel past this machine ({network}; throughput speed-up, no compute/communication overlap)")
+    print(f"\nmodel past this machine ({network}; all-reduce and transport as measured here in brackets)")
     for name, (model, step_s) in models.items():
         work = workloads(model, step_s)
         predicted = predict(work, net)
+        here = {"allreduce": predict({"allreduce": work["allreduce"]}, allreduce_net)["allreduce"],
+                **predict({a: w for a, w in work.items() if a != "allreduce"}, async_net)}
         predictions[name] = {"step_s": step_s, "parameters": sum(p.numel() for p in model.parameters()),
-                             "master_s": {a: w.master_s for a, w in work.items()}, "predicted": predicted}
+                             "master_s": {a: w.master_s for a, w in work.items()},
+                             "worker_s": {a: w.worker_s for a, w in work.items()}, "predicted": predicted,
+                             "predicted_measured_network": here}
         print(f"{name}: t_c = {step_s * 1e3:.2f} ms per update, {predictions[name]['parameters']} parameters, "
-              "master CPU per exchange " + ", ".join(f"{a} {w.master_s * 1e6:.0f} µs" for a, w in work.items()
-                                                     if a != "allreduce"))
+              "master / worker CPU per exchange " + ", ".join(
+                  f"{a} {w.master_s * 1e6:.0f} / {w.worker_s * 1e6:.0f} µs" for a, w in work.items() if a != "allreduce"))
         workers = list(next(iter(predicted.values()))["speedup"])
         print(f"{'':>24}" + "".join(f"{n:>7}" for n in workers) + "   efficiency < 50 % from N =")
         for algorithm, entry in predicted.items():
             print(f"{algorithm:>24}" + "".join(f"{entry['speedup'][n]:7.1f}" for n in workers)
-                  + f"   {_limit(entry['limit'])}")
+                  + f"   {_limit(entry['limit'])}  [512: {here[algorithm]['speedup'][512]:.1f}]")
             if "speedup_sqrt_masters" in entry:
                 print(f"{algorithm + ', √N sub-masters':>24}" + "".join(
                     f"{entry['speedup_sqrt_masters'][n]:7.1f}" for n in workers)
@@ -252,8 +279,11 @@ def main() -> None:
                  title=f"{args.model} tagger, batch {BATCH} per worker; {os.cpu_count()} cores "
                        "(K > cores: oversubscribed)", network=network)
     (args.out / "bench_distributed.json").write_text(json.dumps(
-        {"rows": rows, "master_load": load, "model": predictions, "network": {"bandwidth": args.bandwidth,
-                                                                               "latency": args.latency}},
+        {"rows": rows, "master_load": load, "model": predictions, "calibration": checked,
+         "network": {"bandwidth": args.bandwidth, "latency": args.latency},
+         "measured_network": {"transport": dataclasses.asdict(async_net),
+                              "transport_after_compute": dataclasses.asdict(after_compute), "gloo_allreduce": dataclasses.asdict(
+             allreduce_net), "gloo_allreduce_s": allreduce_times}},
         indent=1, default=str))
     print(f"\n-> {args.out}/bench_distributed.json, {args.out}/scaling.png")
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from jetlab.distributed.asynchronous import DownpourSGD, ElasticAveragingSGD, GradientEnergyMatching
 from jetlab.distributed.env import DistContext
-from jetlab.distributed.rules import ALGORITHMS, CenterNet, WorkerNet, gem_update
+from jetlab.distributed.rules import ALGORITHMS, CenterNet, WorkerNet, flat_grad, gem_update
 from jetlab.distributed.serve import merge_reports
 from jetlab.distributed.topology import Topology
 from jetlab.distributed.transport import Kind, Message, decode, encode
@@ -42,11 +42,19 @@ class FakeLink:
         self.modules = modules
         self.messages = collections.Counter()     # (kind name, network) -> count
         self.bytes = collections.Counter()
+        self.steps = collections.Counter()        # (kind name, network) -> the steps the messages say they carry
+        self.payload_sums: dict = {}              # (kind name, network) -> sum of the payloads
+        self.log: list[tuple[str, int]] = []     # (kind name, epoch) of every message, in order
 
     def _carry(self, message: Message) -> Message:
         data = encode(message)
-        self.messages[Kind(message.kind).name, message.net] += 1
-        self.bytes[Kind(message.kind).name] += data.nbytes
+        key = Kind(message.kind).name, message.net
+        self.log.append((key[0], message.epoch))
+        self.messages[key] += 1
+        self.bytes[key[0]] += data.nbytes
+        self.steps[key] += message.count
+        if message.payload is not None:
+            self.payload_sums[key] = self.payload_sums.get(key, 0) + message.payload.clone()
         return decode(data)
 
     def start(self) -> dict:
@@ -55,6 +63,10 @@ class FakeLink:
 
     def request(self, message: Message) -> Message:
         message = self._carry(message)
+        if message.kind == Kind.SYNC:   # the master has closed every epoch a worker waits for
+            return self._carry(Message(Kind.SYNC, -1, epoch=message.epoch))
+        if message.kind == Kind.DONE:   # the master acknowledges a goodbye
+            return self._carry(Message(Kind.STOP, -1, info="goodbye"))
         return self._carry(self.rule.handle(self.centers[message.net], message))
 
     def send(self, message: Message) -> None:
@@ -227,14 +239,48 @@ def test_messages_per_update_are_those_of_the_algorithm(strategy_class, tau, per
     engine.fit(train, None)
     link = strategy.link
     updates = 3 * len(train)   # per network
+    # Downpour also sends each epoch's last partial sum; the others count τ across epochs
+    exchanges = 3 * -(-len(train) // tau) if strategy_class is DownpourSGD else updates // tau
     for net in (0, 1):
         for kind, per in per_exchange.items():
-            assert link.messages[kind, net] == per * (updates // tau), (kind, net)
+            assert link.messages[kind, net] == per * exchanges, (kind, net)
     assert link.messages["EPOCH", 0] == 3 and link.messages["DONE", 0] == 1
     sizes = {name: sum(p.numel() for p in module.parameters()) for name, module in task.modules.items()}
-    exchanged = sum((4 * sizes[name] + 56) * (updates // tau) for name in ("a", "b"))
+    exchanged = sum((4 * sizes[name] + 56) * exchanges for name in ("a", "b"))
     request = "PUSH" if strategy_class is GradientEnergyMatching else next(iter(per_exchange))
     assert link.bytes[request] == (exchanged if request != "ELASTIC" else 2 * exchanged)
+
+
+def test_downpour_sends_the_steps_a_worker_still_holds_at_the_end_of_each_epoch(monkeypatch):
+    task, _, strategy, engine, train = worker(DownpourSGD, classify_task(), sync_every=3, epochs=2)
+    assert len(train) % 3   # each epoch ends with a partial sum of fewer than τ steps
+    computed = []
+    step = strategy.rule.worker_step
+
+    def recording(w, link, tau):
+        computed.append(flat_grad(w.params).clone())
+        return step(w, link, tau)
+
+    monkeypatch.setattr(strategy.rule, "worker_step", recording)
+    engine.fit(train, None)
+    link = strategy.link
+    assert len(computed) == 2 * len(train) == link.steps["UPDATE", 0]   # every step reached the master
+    assert link.messages["UPDATE", 0] == 2 * -(-len(train) // 3)
+    torch.testing.assert_close(link.payload_sums["UPDATE", 0], torch.stack(computed).sum(0))
+
+
+def test_a_worker_waits_for_the_epoch_before_its_last_to_be_closed_before_training_on():
+    _, _, strategy, engine, train = worker(DownpourSGD, classify_task(), epochs=4)
+    engine.fit(train, None)   # the fake master's replies say no epoch is closed until asked
+    flow = [(kind, epoch) for kind, epoch in strategy.link.log if kind in ("EPOCH", "SYNC", "UPDATE")]
+    marks = [entry for entry in flow if entry[0] != "UPDATE"]
+    # the master answers SYNC(e - 1) with SYNC(e - 1): after epoch e the worker asks again
+    assert marks == [("EPOCH", 1), ("EPOCH", 2), ("SYNC", 1), ("SYNC", 1), ("EPOCH", 3), ("SYNC", 2), ("SYNC", 2),
+                     ("EPOCH", 4), ("SYNC", 3), ("SYNC", 3)]
+    # and sends no update of epoch e + 1 before the answer
+    for e in (2, 3):
+        after = flow.index(("EPOCH", e))
+        assert flow[after + 1:after + 3] == [("SYNC", e - 1), ("SYNC", e - 1)]
 
 
 def test_codec_round_trip_keeps_every_field():
@@ -265,3 +311,59 @@ def test_epoch_reports_merge_weighted_by_items():
     merged = merge_reports([{"numbers": {"loss": 1.0}, "items": 30, "updates": 3, "seconds": 1.0},
                             {"numbers": {"loss": 2.0}, "items": 10, "updates": 1, "seconds": 2.0, "workers": 2}])
     assert merged == {"numbers": {"loss": 1.25}, "items": 40, "updates": 4, "seconds": 2.0, "workers": 3}
+
+
+@pytest.mark.parametrize("world, masters, rank, p", [(4, 1, 0, 3), (7, 2, 0, 2), (8, 2, 1, 3), (8, 2, 2, 2)])
+def test_easgd_masters_pull_with_alpha_0_9_over_their_children_and_workers_scale_their_lr(world, masters, rank, p):
+    model = tiny_model([0.0, 0.0, 0.0])
+    center = ElasticAveragingSGD(context=DistContext(rank=rank, world_size=world), masters=masters)
+    center.link = object()   # a sub-master's link to the top (unused here)
+    center.setup({"model": model}, {"model": torch.optim.SGD(model.parameters(), lr=0.1)}, DistContext())
+    reply = center.rule.handle(center.nets[0], Message(Kind.ELASTIC, 0, payload=torch.tensor([1.0, -2.0, 0.5])))
+    # e = (0.9 / p) (x - center), the center moves by +e
+    torch.testing.assert_close(reply.payload, 0.9 / p * torch.tensor([1.0, -2.0, 0.5]))
+    torch.testing.assert_close(model.weight.detach()[0], 0.9 / p * torch.tensor([1.0, -2.0, 0.5]))
+    # a worker under that master steps at p x the master's learning rate
+    child = Topology(world, masters).children(rank)[0]
+    if Topology(world, masters).role(child) == "worker":
+        local = tiny_model([0.0, 0.0, 0.0])
+        strategy = ElasticAveragingSGD(context=DistContext(rank=child, world_size=world), masters=masters)
+        strategy.link = object()
+        strategy.setup({"model": local}, {"model": torch.optim.SGD(local.parameters(), lr=1.0)}, DistContext())
+        strategy.nets[0].start(torch.zeros(3), 0.1)
+        assert strategy.nets[0].optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * p)
+        master = tiny_model([0.0, 0.0, 0.0])   # and keeps doing so with the lr each reply carries
+        link = FakeLink("easgd", {"model": master}, {"model": torch.optim.SGD(master.parameters(), lr=0.2)})
+        set_grad(local, [1.0, 1.0, 1.0])
+        strategy.rule.worker_step(strategy.nets[0], link, tau=1)
+        assert strategy.nets[0].optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * p)
+
+
+def test_gem_over_four_steps_measures_the_central_velocity_from_its_last_pull():
+    """Oracle: GEM written out step by step (m, pull, v = pull - previous pull, pi, push) while
+    another worker moves the center between this worker's steps."""
+    lr, mu, kappa = 0.05, 0.9, 2.0
+    start = torch.tensor([0.3, -0.2, 0.1])
+    worker_model, center_model = tiny_model(start.tolist()), tiny_model(start.tolist())
+    w = WorkerNet(0, list(worker_model.parameters()), torch.optim.SGD(worker_model.parameters(), lr=lr),
+                  momentum=mu, kappa=kappa)
+    link = FakeLink("gem", {"model": center_model}, {"model": torch.optim.SGD(center_model.parameters(), lr=lr)})
+    w.start(start.clone(), lr)
+    rule = ALGORITHMS["gem"]()
+    g = torch.Generator().manual_seed(1)
+    center, m, last = start.clone(), torch.zeros(3), start.clone()
+    for _ in range(4):
+        other = 0.02 * torch.randn(3, generator=g)   # another worker's push
+        with torch.no_grad():
+            center_model.weight += other
+        center = center + other
+        grad = torch.randn(3, generator=g)
+        set_grad(worker_model, grad.tolist())
+        rule.worker_step(w, link, tau=1)
+        m = mu * m - lr * grad
+        pulled = center
+        pi = ((kappa * m.abs() - (pulled - last).abs()) / (lr * grad.abs())).clamp(0, 5)
+        center = pulled - pi * lr * grad
+        last = pulled
+    torch.testing.assert_close(center_model.weight.detach()[0], center)
+    torch.testing.assert_close(worker_model.weight.detach()[0], center)

@@ -32,3 +32,17 @@ def test_allreduce_of_a_resnet50_like_model_keeps_about_90_percent_at_512_worker
     efficiency = allreduce_speedup(512, work, Network()) / 512
     assert 0.85 < efficiency < 0.95
     assert predict({"allreduce": work}, Network())["allreduce"]["limit"] > 512
+
+
+def test_ranks_sharing_fewer_cores_take_proportionally_longer_steps():
+    from jetlab.distributed.scaling import shared_cores
+
+    work = Workload(step_s=1e-3, gradient_bytes=1e6, master_s=1e-4)
+    assert shared_cores(work, 3, 2).step_s == pytest.approx(1.5e-3)
+    assert shared_cores(work, 2, 2) == work and shared_cores(work, 1, 2) == work
+
+
+def test_the_workers_own_exchange_cost_lengthens_its_cycle():
+    net = Network(bandwidth=1e9, latency=0.0)
+    work = Workload(step_s=1e-3, gradient_bytes=0, master_s=1e-4, worker_s=4e-4)
+    assert async_speedup(1, work, net) == pytest.approx(1e-3 / (1e-3 + 4e-4 + 1e-4))

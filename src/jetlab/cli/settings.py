@@ -118,8 +118,5 @@ def build_config(cls, args: argparse.Namespace, *, out, resume: bool, overrides:
         config = load_config(cls, args.config) if getattr(args, "config", None) else cls()
         config = dataclasses.replace(config, **given)
         source = getattr(args, "config", None) or "options"
-        if getattr(config, "strategy", None) == "gem" and given.get("sync_every", 1) != 1:
-            raise JetlabError("--sync-every: gem exchanges with the master after every update; sync-every applies "
-                              "to downpour and easgd")
     config.validate(source)
     return config

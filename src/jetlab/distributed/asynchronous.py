@@ -34,6 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
+import time
 from typing import Any
 
 import torch
@@ -79,8 +82,13 @@ class AsyncStrategy(UpdateStrategy):
         self.transport = None     # MPI messages of this rank
         self.nets: list = []
         self.index: dict[str, int] = {}
-        self.lost: dict[int, str] = {}
+        self.lost: dict[int, dict] = {}
         self.exchanges = 0
+        self.closed = 0           # the last epoch the master has closed (as far as this rank knows)
+        self.asked = 0            # a sub-master: the epoch it asked the master to close (SYNC)
+        self.peers: list = []     # (host, pid) of every rank's training process
+        self.started = time.monotonic()
+        self._alarms = 0          # SIGUSR1s this worker has answered with a heartbeat
         self.stats: dict[str, Any] = {}
         self._left = False
         self._reported = 0
@@ -104,6 +112,10 @@ class AsyncStrategy(UpdateStrategy):
         if self.position == "worker":
             self.nets = [WorkerNet(i, optimizer_parameters(opt), opt, self.momentum, self.gem_kappa)
                          for i, opt in enumerate(optimizers.values())]
+            if self.algorithm == "easgd":   # rules.py: the center moves at one worker's pace
+                siblings = len(self.topology.children(self.topology.parent(self.rank)))
+                for net in self.nets:
+                    net.lr_scale = float(siblings)
         else:
             children = len(self.topology.children(self.rank))
             alpha = self.elastic_alpha if self.elastic_alpha is not None else EASGD_BETA / children
@@ -125,9 +137,18 @@ class AsyncStrategy(UpdateStrategy):
                 "epoch": int(start_epoch)}
 
     # ------------------------------------------------------------------ worker
+    def meet(self, start: dict) -> dict:
+        """After the start message: every rank learns where every other rank's process runs
+        (so a master can tell a dead child from a slow one when mpiexec reports a death)."""
+        if self.transport is not None:
+            self.peers = self.transport.comm.allgather((socket.gethostname(), os.getpid()))
+        self.closed = int(start["epoch"]) - 1
+        self.started = time.monotonic()
+        return start
+
     def join(self) -> int:
         """Take the master's weights and learning rates; the first epoch to train."""
-        start = self.link.start()
+        start = self.meet(self.link.start())
         for net, weights, lr in zip(self.nets, start["weights"], start["lr"]):
             net.start(weights, lr)
         return int(start["epoch"])
@@ -142,27 +163,58 @@ class AsyncStrategy(UpdateStrategy):
         self.steps += 1
         if reply is not None:
             self.exchanges += 1
-            if reply.kind == Kind.STOP:
-                self.stop_requested = True
-                log.info("rank %d: the master says stop (%s)", self.rank, reply.info)
-        elif self.link.heartbeat_due():
+            self._reply(reply)
+        if reply is None and self.link.heartbeat_due() or WATCH.signals > self._alarms:
+            # mpiexec reported a death (SIGUSR1): tell the master at once that it is not this rank
+            self._alarms = WATCH.signals
             self.link.send(Message(Kind.HEARTBEAT))
 
+    def _reply(self, reply: Message) -> None:
+        """Every answer from the master carries the last epoch it closed; STOP ends training."""
+        if reply.kind == Kind.STOP:
+            if not self.stop_requested:
+                log.info("rank %d: the master says stop (%s)", self.rank, reply.info)
+            self.stop_requested = True
+        else:
+            self.closed = max(self.closed, reply.epoch)
+
     def report_epoch(self, epoch: int, numbers: dict[str, float], items: int, seconds: float) -> None:
+        """End of a worker's epoch: send what it still holds (Downpour's partial sums), then the
+        report; then wait, if need be, until the master has closed the epoch before this one,
+        so that no worker trains more than one epoch ahead of the epoch the master closes."""
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         if bad:
             raise JetlabError(f"rank {self.rank}: training diverged in epoch {epoch} ({bad}); "
                               "lower the learning rate (--lr)")
+        for net in self.nets:
+            reply = self.rule.flush(net, self.link)
+            if reply is not None:
+                self.exchanges += 1
+                self._reply(reply)
+        if self.stop_requested:
+            return
         self.link.send(Message(Kind.EPOCH, epoch=epoch, info={"numbers": numbers, "items": items, "seconds": seconds,
                                                                "updates": self.steps - self._reported}))
         self._reported = self.steps
+        if self.closed < epoch - 1:
+            reply = self.link.request(Message(Kind.SYNC, net=-1, epoch=epoch - 1))
+            while reply.kind == Kind.HEARTBEAT:   # the master says it is alive while this worker waits
+                reply = self.link.receive()
+            self._reply(reply)
 
     def finish(self) -> None:
         if self.position == "worker" and not self._left:
             self._left = True
-            self.link.send(Message(Kind.DONE, count=self.steps))
+            self.say_goodbye(Message(Kind.DONE, count=self.steps))
         if self.transport is not None:
             self.transport.flush()
+
+    def say_goodbye(self, done: Message) -> None:
+        """DONE to the parent, and wait for its answer (a worker or sub-master leaves only once
+        its parent has received everything it sent, so a process gone without one has died)."""
+        reply = self.link.request(done)
+        while reply.kind != Kind.STOP:   # e.g. a heartbeat sent while it waited for an epoch
+            reply = self.link.receive()
 
     def abort(self, error: BaseException) -> None:
         if self.position != "master" and self.link is not None and not self._left:
@@ -185,14 +237,16 @@ class AsyncStrategy(UpdateStrategy):
             serve_relay(self)
 
     def note_lost(self, rank: int, why: str) -> None:
-        self.lost[rank] = why
+        """Record a lost child: why, when (seconds into the run) and the epoch being closed."""
+        self.lost[rank] = {"reason": why, "after_s": round(time.monotonic() - self.started, 3),
+                           "epoch": self.closed + 1, "unix_time": time.time()}
         WATCH.lost.add(rank)
 
     # ------------------------------------------------------------------ bookkeeping
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"sync_every": self.tau, "masters": self.topology.masters,
                                "workers": len(self.topology.workers),
-                               "workers_lost": {str(r): why for r, why in sorted(self.lost.items())},
+                               "workers_lost": {str(r): lost for r, lost in sorted(self.lost.items())},
                                "exchanges": self.exchanges, **self.stats}
         if self.transport is not None:
             out["messages"] = self.transport.counters()

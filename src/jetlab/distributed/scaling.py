@@ -12,15 +12,25 @@ is not overlapped with compute (conservative).
   use for large buffers): each step costs ``t_c + 2⌈log₂N⌉ L + 2 (N−1)/N · S/B`` for a
   gradient of S bytes, so ``speedup = N t_c / (t_c + t_comm)``: it scales until the log-N
   latency term and the (bounded) bandwidth term are comparable with t_c.
-* **master/worker** (Downpour, EASGD, GEM): a worker spends ``τ t_c`` computing, then one round
-  trip ``t_rt = 2L + (s_in + s_out)/B + t_m``; the master handles exchanges one at a time,
+* **master/worker** (Downpour, EASGD, GEM): a worker spends ``τ t_c`` computing and ``t_w`` on
+  its side of the exchange (flatten, encode, decode, adopt the answer: measured), then one
+  round trip ``t_rt = 2L + (s_in + s_out)/B + t_m``; the master handles exchanges one at a time,
   each costing ``t_m + (s_in + s_out)/B`` of its time (``t_m``: its CPU per exchange: decode,
-  apply, encode — measured). N workers ask for ``N / (τ t_c + t_rt)`` exchanges per second, the
+  apply, encode — measured). N workers ask for ``N / (τ t_c + t_w + t_rt)`` exchanges per second, the
   master serves at most ``1 / t_serve``: throughput grows linearly until
-  ``N* = (τ t_c + t_rt) / t_serve`` and is flat beyond (the single-master bottleneck).
+  ``N* = (τ t_c + t_w + t_rt) / t_serve`` and is flat beyond (the single-master bottleneck).
 * **with M sub-masters**, each serves N/M workers and forwards one message per round of its
   workers, so the cap becomes ``min(M, N/M) / t_serve``, largest at M = √N: the cap grows like
   √N instead of staying fixed.
+
+* **on one machine** (:func:`shared_cores`): K compute-bound processes on C < K cores
+  time-share them, so each step takes K/C times longer (an asynchronous master counts: it
+  polls back to back for a millisecond after each message, so under frequent exchanges it is
+  busy). This is what lets the model be checked against runs on a small machine.
+
+The network inputs should be measured where the model is applied: on one host,
+``benchmarks/bench_transport.py`` (jetlab's transport) and the gloo all-reduce timing of
+``benchmarks/bench_distributed.py``; across nodes, the interconnect's.
 
 Shapes: scalars; :func:`predict` returns a dict per N.
 """
@@ -30,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["Network", "Workload", "allreduce_speedup", "async_speedup", "predict", "scaling_limit"]
+__all__ = ["Network", "Workload", "allreduce_speedup", "async_speedup", "predict", "scaling_limit", "shared_cores"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +59,12 @@ class Workload:
     bytes_out: float = 0.0      # what it sends per exchange
     master_s: float = 0.0       # t_m: the master's CPU per exchange
     sync_every: int = 1         # τ
+    worker_s: float = 0.0       # t_w: a worker's CPU per exchange beyond its step
+
+
+def shared_cores(work: Workload, processes: int, cores: int) -> Workload:
+    """``work`` when ``processes`` compute-bound ranks share ``cores`` cores: t_c × max(1, K/C)."""
+    return dataclasses.replace(work, step_s=work.step_s * max(1.0, processes / cores))
 
 
 def allreduce_speedup(n: int, work: Workload, net: Network) -> float:
@@ -65,7 +81,7 @@ def _serve_s(work: Workload, net: Network) -> float:
 def async_speedup(n: int, work: Workload, net: Network, masters: int = 1) -> float:
     """Throughput speed-up of n workers under one master (masters = 1) or ``masters`` sub-masters."""
     serve = _serve_s(work, net)
-    cycle = work.sync_every * work.step_s + 2 * net.latency + (work.bytes_in + work.bytes_out) / net.bandwidth \
+    cycle = work.sync_every * work.step_s + work.worker_s + 2 * net.latency + (work.bytes_in + work.bytes_out) / net.bandwidth \
         + work.master_s
     demand = n / cycle                                    # exchanges per second asked for
     cap = (min(masters, n / masters) if masters > 1 else 1) / serve

@@ -19,6 +19,11 @@ on without every rank: when its collective fails (gloo: "connection closed by pe
 with a one-line error naming ``--resume``, and when the collective hangs instead, its
 supervisor ends it after ten seconds with the same line.
 
+Exit status: under an asynchronous strategy a worker's (or sub-master's) supervisor exits 0
+whatever became of its child, after saying so on stderr: the master drops the lost rank and
+goes on, and rank 0's status (0 when it finished training with the survivors, non-zero when
+the run could not finish) is what ``mpiexec`` reports for the job.
+
 ``MPI_Finalize`` waits for every rank — for a dead one, forever. A process that knows a rank
 died (SIGUSR1, or it dropped a silent child) therefore leaves without it, and the supervisor
 ends a child that is still inside ``MPI_Finalize`` two seconds after a SIGUSR1, passing on the
@@ -58,6 +63,7 @@ class RankWatch:
 
     def __init__(self) -> None:
         self.fired = False
+        self.signals = 0          # SIGUSR1s received so far (hydra sends one per rank that leaves)
         self.lost: set[int] = set()
         self.collective = False
 
@@ -73,6 +79,7 @@ class RankWatch:
             log.warning("rank %s: mpiexec reports that a process of this job died (SIGUSR1)",
                         os.environ.get("PMI_RANK", "?"))
         self.fired = True
+        self.signals += 1
 
     @property
     def broken(self) -> bool:
@@ -181,8 +188,15 @@ def _wait(child: subprocess.Popen, reader: int, signals: list[float]) -> int:
                 child.wait()
                 print(f"jetlab: error: {COLLECTIVE_ERROR}", file=sys.stderr)
                 return 1
+    rank = os.environ.get("PMI_RANK", "?")
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        print(f"jetlab: rank {os.environ.get('PMI_RANK', '?')}: the process was killed by {name}", file=sys.stderr)
-        return 128 - code
+        print(f"jetlab: rank {rank}: the process was killed by {name}", file=sys.stderr)
+        code = 128 - code
+    if code and mode == "asynchronous" and rank not in ("0", "?"):
+        # an asynchronous worker's end is the master's business: it goes on without the rank
+        # and its own exit status (0: it finished with the survivors) is the job's
+        print(f"jetlab: rank {rank}: lost (exit status {code}); rank 0 decides the job's exit status",
+              file=sys.stderr)
+        return 0
     return code

@@ -22,6 +22,7 @@ import enum
 import logging
 import os
 import pickle
+import struct
 import time
 from typing import Any
 
@@ -49,9 +50,11 @@ class Kind(enum.IntEnum):
     WEIGHTS = 5     # parent -> child: central weights; value: learning rate
     EPOCH = 6       # child -> parent: finished epoch `epoch` (info: numbers, items, seconds, updates)
     HEARTBEAT = 7   # child -> parent: still alive
-    DONE = 8        # child -> parent: leaving (finished, or told to stop)
+    DONE = 8        # child -> parent: leaving (finished, or told to stop); reply STOP (net -1)
     FAILED = 9      # child -> parent: an error ended it (info: the message)
     STOP = 10       # parent -> child: stop training (info: reason)
+    SYNC = 11       # child -> parent (net -1): answer once epoch `epoch` is closed; reply SYNC (epoch: the
+    #                 last closed epoch, which every reply of a parent carries) or STOP
 
 
 @dataclasses.dataclass
@@ -66,25 +69,33 @@ class Message:
     source: int = -1
 
 
+_HEADER = struct.Struct("<6qd")
+_KINDS = {int(k): k for k in Kind}
+
+
 def encode(message: Message) -> np.ndarray:
-    """The bytes of ``message`` (uint8 array) as sent over MPI."""
-    payload = b"" if message.payload is None else \
-        message.payload.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    """The bytes of ``message`` (uint8 array) as sent over MPI: one buffer, the payload copied once."""
+    payload = None if message.payload is None else \
+        message.payload.detach().to("cpu", torch.float32).contiguous().numpy().view(np.uint8)
+    n_payload = 0 if payload is None else payload.size
     info = b"" if message.info is None else pickle.dumps(message.info, protocol=pickle.HIGHEST_PROTOCOL)
-    head = np.array([int(message.kind), message.net, message.epoch, message.count, len(payload), len(info)],
-                    dtype=np.int64).tobytes() + np.float64(message.value).tobytes()
-    return np.frombuffer(head + payload + info, dtype=np.uint8).copy()
+    data = np.empty(_HEADER_BYTES + n_payload + len(info), dtype=np.uint8)
+    _HEADER.pack_into(data, 0, int(message.kind), message.net, message.epoch, message.count, n_payload, len(info),
+                      float(message.value))
+    if n_payload:
+        data[_HEADER_BYTES:_HEADER_BYTES + n_payload] = payload
+    if info:
+        data[_HEADER_BYTES + n_payload:] = np.frombuffer(info, dtype=np.uint8)
+    return data
 
 
 def decode(data: np.ndarray, source: int = -1) -> Message:
     """Inverse of :func:`encode` (the payload tensor shares ``data``'s memory)."""
-    head = data[:8 * _HEADER_INTS].view(np.int64)
-    kind, net, epoch, count, n_payload, n_info = (int(v) for v in head)
-    value = float(data[8 * _HEADER_INTS:_HEADER_BYTES].view(np.float64)[0])
+    kind, net, epoch, count, n_payload, n_info, value = _HEADER.unpack_from(data, 0)
     end = _HEADER_BYTES + n_payload
     payload = torch.from_numpy(data[_HEADER_BYTES:end].view(np.float32)) if n_payload else None
     info = pickle.loads(data[end:end + n_info].tobytes()) if n_info else None
-    return Message(Kind(kind), net, epoch, count, value, payload, info, source)
+    return Message(_KINDS[kind], net, epoch, count, value, payload, info, source)
 
 
 class MpiTransport:
@@ -150,29 +161,35 @@ class MpiTransport:
 
 
 class Idle:
-    """Back-off for polling loops: poll back to back a few times (an answer usually takes
-    tens of µs), then yield the core, then sleep 50 µs doubling up to 1 ms, so that a rank
-    that waits does not take the CPU from the ranks that compute (oversubscribed cores)."""
+    """Waiting in a polling loop without a millisecond back-off on the hot path, and without
+    burning a core through a long wait.
 
-    SPIN, YIELD = 20, 200
+    For the first ``spin_s`` (1 ms) after the last message it polls back to back, after the
+    first 50 µs yielding the core between polls (an answer usually takes tens of µs, and a
+    rank sharing its core lets the others compute); then it sleeps 20 µs, doubling up to 200 µs (a request that arrives
+    then waits at most that long); once it has been idle for ``long_s`` (0.1 s: the master
+    validating, a worker waiting for a slow one) the sleeps grow to 1 ms."""
 
-    def __init__(self, longest_s: float = 0.001):
-        self.longest_s = longest_s
-        self.polls = 0
+    def __init__(self, spin_s: float = 1e-3, short_s: float = 2e-4, long_s: float = 0.1, longest_s: float = 1e-3):
+        self.spin_s, self.short_s, self.long_s, self.longest_s = spin_s, short_s, long_s, longest_s
+        self.since: float | None = None
         self.pause = 0.0
 
     def busy(self) -> None:
-        self.polls = 0
+        self.since = None
         self.pause = 0.0
 
     def wait(self) -> None:
-        self.polls += 1
-        if self.polls <= self.SPIN:
+        now = time.perf_counter()
+        if self.since is None:
+            self.since = now
+        idle = now - self.since
+        if idle < self.spin_s:
+            if idle > 5e-5:   # a fast answer is caught without giving the core away
+                os.sched_yield()
             return
-        if self.polls <= self.YIELD:
-            os.sched_yield()
-            return
-        self.pause = min(self.longest_s, self.pause * 2 if self.pause else 5e-5)
+        cap = self.short_s if idle < self.long_s else self.longest_s
+        self.pause = min(cap, self.pause * 2 if self.pause else 2e-5)
         time.sleep(self.pause)
 
 

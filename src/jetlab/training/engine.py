@@ -234,6 +234,8 @@ class Engine:
                     if strategy.stop_requested:
                         break
                     strategy.report_epoch(epoch, numbers, seen, seconds)
+                    if strategy.stop_requested:
+                        break
             else:
                 for epoch in range(state.start_epoch, self.settings.epochs + 1):
                     train.set_epoch(epoch)

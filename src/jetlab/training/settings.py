@@ -21,12 +21,22 @@ import torch
 
 from jetlab.errors import JetlabError
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TrainSettings", "make_optimizer", "make_scheduler",
+__all__ = ["ASYNC_NAMES", "GEM_LR", "OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TrainSettings", "make_optimizer", "make_scheduler",
            "setting", "strategy_settings", "validate_settings"]
 
 SCHEDULES = ("plateau", "cosine", "none")
 OPTIMIZERS = ("adam", "adadelta", "sgd")
 STRATEGY_NAMES = ("auto", "local", "allreduce", "downpour", "easgd", "gem")
+ASYNC_NAMES = ("downpour", "easgd", "gem")
+#: GEM's step size η: 0.05 as in the paper's experiments (NNLO's default is 0.01); the 3-rank
+#: DNN check in docs/scale.md learns at both, and does not at Adam's 1e-3
+GEM_LR = 0.05
+#: settings that only some strategies use: (setting, the strategies that use it)
+STRATEGY_ONLY = (("sync_every", ("downpour", "easgd")), ("elastic_alpha", ("easgd",)),
+                 ("gem_kappa", ("gem",)), ("gem_lr", ("gem",)), ("masters", ASYNC_NAMES),
+                 ("worker_timeout", ASYNC_NAMES))
+#: settings gem ignores (its step is --gem-lr's plain SGD step, rescaled; no optimizer steps)
+GEM_IGNORES = ("lr", "lr_g", "lr_d", "optimizer")
 
 
 def setting(default: Any = None, help: str | None = None, *, type: Any = None, choices=None,  # noqa: A002
@@ -63,13 +73,16 @@ class TrainSettings:
                                     "allreduce, or under mpiexec the asynchronous master/worker algorithms downpour, "
                                     "easgd, gem (rank 0 is the master)", choices=STRATEGY_NAMES)
     sync_every: int = setting(1, "downpour, easgd: exchange with the master after every τ updates of a network "
-                                 "(gem exchanges every update)", metavar="TAU")
+                                 "(gem exchanges every update; downpour's workers take τ-1 plain SGD steps of --lr "
+                                 "in between, easgd's their own --optimizer steps)", metavar="TAU")
     masters: int = setting(1, "asynchronous: M >= 2 puts the workers under M sub-masters (ranks 1..M) that talk to "
                               "the master, bounding the messages any rank receives; 1: one master", resumable=True,
                            metavar="M")
     elastic_alpha: float | None = setting(None, "easgd: elastic rate alpha (default 0.9/p, p the workers of a master)",
                                           type=float)
-    gem_kappa: float = setting(2.0, "gem: proxy amplification kappa (momentum and lr are --momentum, --lr)")
+    gem_kappa: float = setting(2.0, "gem: proxy amplification kappa (its momentum mu is --momentum)")
+    gem_lr: float = setting(GEM_LR, "gem: the step size eta of the plain SGD step each worker rescales (gem's "
+                                    "learning rate; --lr and --optimizer do not apply to gem)", metavar="ETA")
     worker_timeout: float = setting(60.0, "asynchronous: a worker silent this many seconds is taken as dead and "
                                           "dropped (raise it above the time of sync-every steps)", resumable=True,
                                     metavar="S")
@@ -112,8 +125,9 @@ def validate_settings(config: TrainSettings, source: str = "options") -> None:
             raise JetlabError(f"{source}: {name.replace('_', '-')} must be a positive integer, got {value!r}")
     if config.elastic_alpha is not None and not 0 < config.elastic_alpha < 1:
         raise JetlabError(f"{source}: elastic-alpha must be in (0, 1), got {config.elastic_alpha}")
-    if not config.gem_kappa > 0 or not config.worker_timeout > 0:
-        raise JetlabError(f"{source}: gem-kappa and worker-timeout must be positive")
+    if not config.gem_kappa > 0 or not config.gem_lr > 0 or not config.worker_timeout > 0:
+        raise JetlabError(f"{source}: gem-kappa, gem-lr and worker-timeout must be positive")
+    _refuse_unused(config, source)
     if config.time_limit_min < 0:
         raise JetlabError(f"{source}: time-limit-min must be >= 0, got {config.time_limit_min}")
     fractions = config.fractions
@@ -124,6 +138,25 @@ def validate_settings(config: TrainSettings, source: str = "options") -> None:
         raise JetlabError(f"{source}: device must be cpu or cuda, got {config.device!r}")
 
 
+def _refuse_unused(config: TrainSettings, source: str) -> None:
+    """A setting changed from its default that the chosen strategy ignores is an error, not a no-op."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    changed = [name for name, default in defaults.items() if getattr(config, name) != default]
+    strategy = config.strategy
+    for name in changed:
+        users = dict(STRATEGY_ONLY).get(name)
+        if users is not None and strategy not in users:
+            raise JetlabError(f"{source}: {_flag(name)} applies to --strategy {'/'.join(users)} only, not "
+                              f"{strategy}; drop it")
+        if strategy == "gem" and name in GEM_IGNORES:
+            raise JetlabError(f"{source}: --strategy gem does not use {_flag(name)} (its step size is --gem-lr, "
+                              f"default {GEM_LR}); drop it")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def strategy_settings(config: TrainSettings) -> dict[str, Any]:
     """The settings an update strategy takes (:func:`jetlab.training.strategies.make_strategy`)."""
     return {name: getattr(config, name) for name in ("sync_every", "masters", "elastic_alpha", "gem_kappa",
@@ -132,8 +165,13 @@ def strategy_settings(config: TrainSettings) -> dict[str, Any]:
 
 def make_optimizer(config: TrainSettings, parameters, *, lr: float | None = None, weight_decay: float = 0.0,
                    betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """The optimizer ``config.optimizer`` names over ``parameters`` (``lr`` defaults to ``config.lr``)."""
+    """The optimizer ``config.optimizer`` names over ``parameters`` (``lr`` defaults to ``config.lr``).
+
+    Under ``--strategy gem`` its learning rate is ``config.gem_lr`` for every network: GEM
+    takes no optimizer step, the optimizer only carries η (and the schedule's changes of it)."""
     lr = config.lr if lr is None else lr
+    if config.strategy == "gem":
+        lr = config.gem_lr
     if config.optimizer == "adadelta":
         return torch.optim.Adadelta(parameters, lr=lr, weight_decay=weight_decay)
     if config.optimizer == "sgd":
