@@ -52,6 +52,12 @@ def test_suggestions_become_the_config_a_trial_trains_with():
     assert space.decode(trial.params) == chosen  # a finished trial's stored values read back the same
 
 
+def test_a_searched_lr_is_gems_step_size_under_gem():
+    chosen = {"settings": {"optimizer": "adam", "lr": 0.02}, "hparams": {}}
+    config = apply_params(TaggerTrainConfig(model="dnn", strategy="gem"), recipe_for("dnn"), chosen)
+    assert (config.gem_lr, config.lr) == (0.02, TaggerTrainConfig().lr)  # and validate() did not refuse it
+
+
 def test_generator_network_options_go_to_their_network():
     chosen = {"settings": {"lr_g": 2e-4}, "hparams": {"generator.hidden": 48, "discriminator.n_layers": 3}}
     config = apply_params(GeneratorConfig(model="gan"), recipe_for("gan"), chosen)

@@ -102,8 +102,13 @@ def check_space(space, recipe: Recipe, model: str, particles: int) -> None:
 
 
 def apply_params(config, recipe: Recipe, chosen: dict[str, dict[str, Any]]):
-    """A copy of ``config`` with a trial's ``{"settings": ..., "hparams": ...}`` applied, validated."""
-    config = dataclasses.replace(config, **chosen.get("settings", {}))
+    """A copy of ``config`` with a trial's ``{"settings": ..., "hparams": ...}`` applied, validated.
+
+    Under ``--strategy gem`` a searched ``lr`` is GEM's step size (``gem_lr``): GEM ignores ``lr``."""
+    settings = dict(chosen.get("settings", {}))
+    if getattr(config, "strategy", None) == "gem" and "lr" in settings and "gem_lr" not in settings:
+        settings["gem_lr"] = settings.pop("lr")
+    config = dataclasses.replace(config, **settings)
     for key, value in chosen.get("hparams", {}).items():
         field, name = _hparam_field(recipe, key)
         setattr(config, field, {**getattr(config, field), name: value})
