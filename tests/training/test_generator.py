@@ -341,3 +341,15 @@ def test_sample_plot_helpers_against_hand_computed_values(tmp_path):
     real, real_mask = synthetic_jets(20, 10, seed=2)
     plot_jet_feature_histograms(real, real_mask, real[:10], real_mask[:10], tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("model, data, tag, title", [
+    ("vae", "jets:t", "evaluation", "VAE, t jets: generated vs held-out real"),
+    ("flow", "jets:g", "epoch0020", "flow matching, g jets: epoch 20"),
+    ("gan", "mnist-superpixels", "final", "GAN, MNIST superpixels: final model"),
+    ("vae", "mnist:/data/digits.h5", "epoch0003", "VAE, MNIST digits.h5: epoch 3"),
+])
+def test_sample_plot_titles_are_words(model, data, tag, title):
+    from jetlab.training.generator_run import plot_title
+
+    assert plot_title(model, data, tag) == title

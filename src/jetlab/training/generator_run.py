@@ -115,7 +115,27 @@ def write_sample_plots(task, data: PointSets, run_dir: Path, tag: str, n: int, s
     n = max(8, min(n, len(real)))
     gen, gen_mask = task.generate(n, seed=seed + 7919)
     return _plot_comparison(data.kind, real[:n], real_mask[:n], gen, gen_mask, run_dir, tag,
-                            f"{task.name} {data.name} {tag}")
+                            plot_title(task.name, data.name, tag))
+
+
+_MODEL_WORDS = {"vae": "VAE", "gan": "GAN", "flow": "flow matching"}
+
+
+def plot_title(model: str, data_name: str, tag: str) -> str:
+    """A sample plot's title in words: ``("vae", "jets:t", "evaluation")`` → "VAE, t jets:
+    generated vs held-out real"; tags ``epoch0020`` → "epoch 20", ``final`` → "final model"."""
+    kind, _, detail = data_name.partition(":")
+    if kind == "jets":
+        data = f"{detail} jets"
+    elif kind.startswith("mnist"):
+        data = "MNIST " + (kind.removeprefix("mnist-") if kind != "mnist" else Path(detail).name)
+    else:
+        data = data_name
+    if tag.startswith("epoch") and tag[5:].isdigit():
+        when = f"epoch {int(tag[5:])}"
+    else:
+        when = {"final": "final model", "evaluation": "generated vs held-out real"}.get(tag, tag)
+    return f"{_MODEL_WORDS.get(model, model)}, {data}: {when}"
 
 
 def _plot_comparison(kind: str, real, real_mask, gen, gen_mask, run_dir: Path, tag: str, title: str) -> list[str]:
@@ -234,7 +254,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
         metrics = _mnist_w1(real, real_mask, points, mask, sets.feature_names)
         table = "\n".join(f"{k:<14} {v['generated']:.4g}   (truth-vs-truth {v['truth']:.4g})" for k, v in metrics.items())
     plots = _plot_comparison(sets.kind, real, real_mask, points, mask, run_dir, "evaluation",
-                             f"{gen.config.model} {sets.name}: evaluation")
+                             plot_title(gen.config.model, sets.name, "evaluation"))
     result = {"metrics": metrics, "n_real": int(n), "n_generated": int(n), "data": source,
               "epoch": gen.epoch, "plots": plots, "table": table, "notes": notes}
     atomic_write_json(run_dir / "evaluation.json", result)
