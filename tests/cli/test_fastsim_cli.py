@@ -85,7 +85,7 @@ def test_train_sample_evaluate_end_to_end(capsys, tmp_path, tiny_gluon_file):
         "discriminator_options": {"hidden": 16, "n_layers": 1},
     }))
     argv = ["fastsim", "train", "--model", "gan", "--data", str(tiny_gluon_file), "--jet-class", "g",
-            "--epochs", "1", "--out", str(run), "--config", str(config), "--seed", "3"]
+            "--epochs", "1", "--out", str(run), "--config", str(config), "--seed", "3", "--plot-every", "1"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "trained gan" in out

@@ -215,7 +215,7 @@ def test_vae_on_tiny_mnist_writes_the_sample_plot(tmp_path):
     data = build_mnist_points("superpixels", tmp_path / "mnist_superpixels.h5", limit=60)
     run = tmp_path / "mnist_run"
     config = GeneratorConfig(model="vae", data=str(data), epochs=1, batch_size=16, latent_dim=4, seed=0,
-                             plot_samples=16, vae_options={"hidden": 16})
+                             plot_every=1, plot_samples=16, vae_options={"hidden": 16})
     history = train_fastsim(config, run)
     assert (run / "epoch0001_samples.png").stat().st_size > 1000
     assert (run / "final_samples.png").stat().st_size > 1000

@@ -106,7 +106,7 @@ class GeneratorConfig(TrainSettings):
     discriminator_options: dict = setting(help=None, factory=dict)
     flow_options: dict = setting(help=None, factory=dict)
     # monitoring
-    plot_every: int = setting(1, "sample plots every k epochs and at the end (0: only at the end)", resumable=True)
+    plot_every: int = setting(10, "sample plots every k epochs and at the end (0: only at the end)", resumable=True)
     plot_samples: int = setting(1000, "sets generated for the plots", resumable=True)
     metrics_samples: int = setting(1000, "jets: generated jets compared with validation jets, per epoch (W1-M) and "
                                          "at the end (all metrics); 0: off")
