@@ -12,6 +12,7 @@ from jetlab.cli.main import main
 from jetlab.errors import JetlabError
 from jetlab.export.hls4ml import check_precision, hls_sequential, multiplication_counts, scan_precisions
 from jetlab.models import build_tagger
+from jetlab.training.run_dir import mark_finished
 
 pytest.importorskip("hls4ml")
 
@@ -81,6 +82,7 @@ def test_fixed_point_emulation_of_a_trained_dnn(trained_run, tmp_path, capsys):
     saved = torch.load(run / "model.pt", weights_only=True)
     saved["state_dict"]["mlp.layers.0.weight"][:10, :10] = 0.0
     torch.save(saved, run / "model.pt")
+    mark_finished(run, ["model.pt", "metrics.json", "predictions.npz"])  # the edited model is the run's
 
     out = tmp_path / "hls"
     argv = ["tagger", "export", str(run), "--format", "hls4ml", "--precision", "ap_fixed<16,6>",

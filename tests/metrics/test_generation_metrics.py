@@ -281,6 +281,15 @@ def test_evaluate_generated_with_the_classifier_test():
     assert "classifier: garnet, 12 + 12 training" in format_metrics_table(result)
 
 
+def test_too_few_jets_for_the_classifier_test_skip_it_and_say_so():
+    rng = np.random.default_rng(24)
+    real, real_mask = make_jets(rng, n_jets=6)  # truth halves of 3 jets: fewer than the test takes
+    result = evaluate_generated(real, real, real_mask=real_mask, generated_mask=real_mask, num_batches=1,
+                                cov_mmd_samples=2, cov_mmd_batches=1, classifier=dict(epochs=1))
+    assert "classifier_auc" not in result["generated"] and "classifier_auc" not in result["truth"]
+    assert any(note.startswith("classifier test skipped: it needs 4 jets") for note in result["notes"])
+
+
 def test_evaluate_generated_needs_enough_jets(jets):
     particles, mask = jets
     with pytest.raises(JetlabError, match="at least 4 jets"):

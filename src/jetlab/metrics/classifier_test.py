@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.metrics.jet_samples import as_particles
+from jetlab.metrics.jet_samples import CLASSIFIER_MIN_JETS, as_particles
 from jetlab.metrics.tagging import roc_auc, roc_curve
 
-__all__ = ["CLASSIFIER_MODELS", "classifier_two_sample_test", "particle_inputs"]
+__all__ = ["CLASSIFIER_MIN_JETS", "CLASSIFIER_MODELS", "classifier_two_sample_test", "particle_inputs"]
 
 CLASSIFIER_MODELS = ("garnet", "jedinet-sumo")
 
@@ -73,8 +73,8 @@ def classifier_two_sample_test(real, generated, *, real_mask=None, generated_mas
         raise JetlabError(f"real jets have {real.shape[1]} particle slots, generated jets "
                           f"{generated.shape[1]}")
     n = min(len(real), len(generated))
-    if n < 4:
-        raise JetlabError(f"the classifier test needs at least 4 jets in each sample, got {n}")
+    if n < CLASSIFIER_MIN_JETS:
+        raise JetlabError(f"the classifier test needs at least {CLASSIFIER_MIN_JETS} jets in each sample, got {n}")
     rng = np.random.default_rng(seed)
     pick_real, pick_gen = rng.permutation(len(real))[:n], rng.permutation(len(generated))[:n]
     half = n // 2

@@ -46,7 +46,7 @@ from jetlab.errors import JetlabError
 from jetlab.metrics.efp import JETNET_W1EFP_COLUMNS, efps_d4
 from jetlab.metrics.emd import coverage_mmd, coverage_mmd_batches, emd, emd_matrix
 from jetlab.metrics.feature_distances import fpd, frechet_distance, kpd
-from jetlab.metrics.jet_samples import Score, as_particles, check_nonnegative_pt, eval_size, score
+from jetlab.metrics.jet_samples import CLASSIFIER_MIN_JETS, Score, as_particles, check_nonnegative_pt, eval_size, score
 from jetlab.metrics.w1 import (_w1_columns_batches, _w1p_batches, fd6, jet_features, jet_mass,
                                w1efp, w1m, w1p)
 
@@ -120,7 +120,10 @@ def _row_scores(reference, reference_efps, other, *, w1_size, num_batches, cov_m
     cov_mmd = coverage_mmd_batches(ref, ref_mask, jets, mask, cov_mmd_size, cov_mmd_batches,
                                     True, (seed, 4), 1.0, emd_norm, show_progress, desc)
     scores["cov"], scores["mmd"] = score(cov_mmd[:, 0]), score(cov_mmd[:, 1])
-    if classifier is not None:
+    if classifier is not None and min(len(ref), len(jets)) < CLASSIFIER_MIN_JETS:
+        sizes["classifier_skipped"] = (f"classifier test skipped: it needs {CLASSIFIER_MIN_JETS} jets in each "
+                                       f"sample, got {min(len(ref), len(jets))}")
+    elif classifier is not None:
         from jetlab.metrics.classifier_test import classifier_two_sample_test
 
         result = classifier_two_sample_test(ref, jets, real_mask=ref_mask, generated_mask=mask,
@@ -207,6 +210,7 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
                 "fpd_kpd_features": "36 EFPs, d <= 4", **sizes["generated"]}
     if "classifier" in sizes["truth"]:
         settings["classifier_truth"] = sizes["truth"]["classifier"]
+    settings.pop("classifier_skipped", None)
     return {
         "generated": _scores_to_dict(rows["generated"]),
         "truth": _scores_to_dict(rows["truth"]),
@@ -216,7 +220,8 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
         "n_truth": int(len(half_b)),
         "n_compared": int(n_compared),
         "settings": settings,
-        "notes": _size_notes(settings),
+        "notes": _size_notes(settings) + ([sizes["generated"]["classifier_skipped"]]
+                                          if "classifier_skipped" in sizes["generated"] else []),
     }
 
 

@@ -17,6 +17,9 @@ from jetlab.errors import JetlabError
 __all__ = ["Score", "as_particles", "check_nonnegative_pt", "draw", "eval_size", "matmul", "score",
            "to_numpy"]
 
+#: fewest jets of each sample the classifier two-sample test takes (half to train, half to score)
+CLASSIFIER_MIN_JETS = 4
+
 
 class Score(NamedTuple):
     """Mean and standard deviation of a metric over its bootstrap batches."""
