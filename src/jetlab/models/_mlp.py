@@ -19,7 +19,8 @@ from torch import nn
 
 from jetlab.errors import JetlabError
 
-__all__ = ["ACTIVATIONS", "MLP", "MaskedBatchNorm", "activation_function", "check_hyperparameters", "init_tagger"]
+__all__ = ["ACTIVATIONS", "MLP", "MaskedBatchNorm", "activation_function", "check_hyperparameters", "init_tagger",
+           "is_width_list"]
 
 #: activation name -> ``f(x, inplace)``; in-place is only used on fresh temporaries
 ACTIVATIONS: dict[str, Callable[[torch.Tensor, bool], torch.Tensor]] = {
@@ -64,6 +65,11 @@ def check_hyperparameters(model_name: str, given: dict, known: dict) -> None:
         if not ok:
             raise JetlabError(f"{model_name}: hyperparameter {name} must be a {type(default).__name__} "
                               f"like its default {default!r}, got {value!r}")
+
+
+def is_width_list(value) -> bool:
+    """Whether ``value`` is a non-empty list of positive integer layer widths (``[64, 64, 64]``)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(w, int) and w > 0 for w in value)
 
 
 def init_tagger(model: nn.Module, n_particles: int, n_features: int, n_classes: int, given: dict) -> dict:

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, init_tagger
+from jetlab.models._mlp import MLP, init_tagger, is_width_list
 from jetlab.models.part_pairs import PAIR_FEATURES, pair_embedding, particle_kinematics
 from jetlab.models.particlenet import PARTICLE_NET_FEATURES
 
@@ -107,7 +107,7 @@ class ParticleTransformer(nn.Module):
         super().__init__()
         hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
         for key in ("embed_dims", "pair_embed_dims"):
-            if not (isinstance(hp[key], list) and hp[key] and all(isinstance(w, int) and w > 0 for w in hp[key])):
+            if not is_width_list(hp[key]):
                 raise JetlabError(f"{self.name}: {key} must be a non-empty list of positive widths, got {hp[key]!r}")
         if min(int(hp["n_heads"]), int(hp["n_layers"]), int(hp["ffn_ratio"])) < 1 or int(hp["n_cls_layers"]) < 1:
             raise JetlabError(f"{self.name}: n_heads, n_layers, n_cls_layers and ffn_ratio must be >= 1")

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MaskedBatchNorm, init_tagger
+from jetlab.models._mlp import MaskedBatchNorm, init_tagger, is_width_list
 
 __all__ = ["EdgeConvBlock", "PARTICLE_NET_FEATURES", "ParticleNet", "ParticleNetLite", "knn"]
 
@@ -109,8 +109,7 @@ class ParticleNet(nn.Module):
         super().__init__()
         hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
         widths = hp["conv_widths"]
-        if (int(hp["k"]) < 1 or not widths or not all(isinstance(w, list) and w and all(isinstance(c, int) and c > 0
-                                                                                    for c in w) for w in widths)):
+        if int(hp["k"]) < 1 or not widths or not all(is_width_list(w) for w in widths):
             raise JetlabError(f"{self.name}: k >= 1 and conv_widths a list of blocks of positive widths "
                               f"(e.g. [[64,64,64],[128,128,128]]) required, got k={hp['k']!r}, {widths!r}")
         if not 0 <= float(hp["dropout"]) < 1 or int(hp["fc_dim"]) < 1:
