@@ -119,7 +119,18 @@ class _TransformerNetwork(nn.Module):
 
 class FlowGenerator(nn.Module):
     """The velocity network of a flow-matching point-set generator, and its sampler
-    (module docstring). ``n_cond`` extra condition values per set (0: none).
+    (Lipman et al., arXiv:2210.02747; Birk et al., arXiv:2310.00049; module docstring).
+
+    Args:
+        n_points: P, particles per set.
+        n_features: F, features per particle.
+        n_cond: extra condition values per set (0: none).
+        net: the velocity network, ``"epic"`` or ``"transformer"``.
+        hidden: particle width of the network.
+        global_dim: width of the EPiC global vector (``"epic"`` only).
+        n_layers: EPiC layers or attention blocks.
+        time_dim: size of the Fourier embedding of t.
+        heads: attention heads (``"transformer"`` only; must divide ``hidden``).
 
     Sizes: the defaults (particle width 16, global width 64, 3 layers) are chosen for speed
     on one CPU core: the cost is per particle (O(P hidden²)), the global vector is paid once
@@ -127,7 +138,7 @@ class FlowGenerator(nn.Module):
     costs ~60-70 µs on a loaded core; hidden 32 / global 32 is ~2x slower and somewhat more
     faithful (BENCHMARKS.md)."""
 
-    def __init__(self, n_points: int, n_features: int, n_cond: int = 0, net: str = "epic", hidden: int = 16,
+    def __init__(self, n_points: int, n_features: int, *, n_cond: int = 0, net: str = "epic", hidden: int = 16,
                  global_dim: int = 64, n_layers: int = 3, time_dim: int = 16, heads: int = 4):
         super().__init__()
         if net not in FLOW_NETWORKS:
@@ -151,6 +162,24 @@ class FlowGenerator(nn.Module):
         return torch.cat(parts, -1)
 
     def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        """The velocity v_θ(x_t, t, c).
+
+        Args:
+            x: the sets at time t (standardised units).
+            t: the time of every set, in [0, 1].
+            mask: which particles are real (``None``: all).
+            cond: extra condition values (with ``n_cond > 0``).
+
+        Returns:
+            The velocity, padded rows 0.
+
+        Shapes:
+            - x: ``(batch, n_points, n_features)``
+            - t: ``(batch,)``
+            - mask: ``(batch, n_points)`` bool
+            - cond: ``(batch, n_cond)``
+            - returns: ``(batch, n_points, n_features)``
+        """
         return self.net(_zero_padding(x, mask), self.condition(t, mask, cond), mask)
 
     @torch.no_grad()
