@@ -5,9 +5,9 @@ by griffe as ``mkdocs build`` parses them):
   ``__all__``): the paper it implements (``arXiv:``, in its docstring or its module's),
   ``Args:`` naming exactly its constructor's parameters, and a ``forward`` with ``Args:``,
   ``Returns:`` and ``Shapes:`` (tensor shapes with named dimensions);
-* every public function of :mod:`jetlab.metrics`: ``Args:`` naming exactly its
-  parameters, ``Returns:`` (unless it returns None) and ``Shapes:`` (unless it takes and
-  gives plain numbers only: ``NO_SHAPES``).
+* every public function of :mod:`jetlab.metrics` and of the model modules: ``Args:``
+  naming exactly its parameters, ``Returns:`` (unless it returns None) and ``Shapes:``
+  (unless it takes and gives plain numbers only: ``NO_SHAPES``).
 
 An ``Args:`` entry for a parameter that does not exist also fails ``mkdocs build --strict``
 (griffe's warning); a parameter left out is caught here only.
@@ -29,6 +29,7 @@ NO_SHAPES = {
     "jetlab.metrics.jet_samples.eval_size",
     "jetlab.metrics.tagging.auc_standard_error",
     "jetlab.metrics.generation.format_metrics_table",
+    "jetlab.models.jedinet_triton.tile_sizes",
 }
 
 
@@ -134,7 +135,7 @@ def api_problems(package) -> list[str]:
         for module, obj in _public_objects(package, subpackage):
             if obj.is_class and subpackage == "models" and _is_module_class(obj, package):
                 problems += model_class_problems(obj, module, package)
-            elif obj.is_function and subpackage == "metrics":
+            elif obj.is_function:
                 problems += docstring_problems(obj, shapes=obj.path not in NO_SHAPES,
                                                returns=str(obj.returns) != "None")
     return problems

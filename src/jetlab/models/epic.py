@@ -39,8 +39,20 @@ def _leaky(x: Tensor) -> Tensor:
 
 
 def masked_mean_sum(h: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Mean and sum of ``h`` (B, P, H) over the real particles: two (B, H). ``h`` must have
-    zero padded rows (an empty set pools to zeros)."""
+    """Mean and sum of the particle features over the real particles (an empty set pools to zeros).
+
+    Args:
+        h: particle features, padded rows 0.
+        mask: which particles are real (``None``: all; the mean is then over every row).
+
+    Returns:
+        ``(mean, sum)``.
+
+    Shapes:
+        - h: ``(batch, particles, hidden)``
+        - mask: ``(batch, particles)`` bool
+        - mean, sum: ``(batch, hidden)``
+    """
     total = h.sum(1)
     if mask is None:
         return total / h.shape[1], total

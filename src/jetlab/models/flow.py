@@ -46,7 +46,20 @@ SOLVER_EVALUATIONS = {"euler": 1, "midpoint": 2, "heun": 2}
 
 
 def fourier_time_embedding(t: Tensor, dim: int) -> Tensor:
-    """(B,) times in [0, 1] -> (B, dim): sin and cos of 2π f t, f log-spaced in [1, 64]."""
+    """Sinusoidal embedding of the flow time: sin and cos of 2π f t, f log-spaced in [1, 64]
+    (zero-padded to ``dim``).
+
+    Args:
+        t: times in [0, 1].
+        dim: size of the embedding.
+
+    Returns:
+        The embedding.
+
+    Shapes:
+        - t: ``(batch,)``
+        - returns: ``(batch, dim)``
+    """
     half = dim // 2
     freqs = 2 * math.pi * torch.logspace(0, math.log10(64.0), half, device=t.device, dtype=t.dtype)
     angles = t.unsqueeze(-1) * freqs
@@ -55,7 +68,20 @@ def fourier_time_embedding(t: Tensor, dim: int) -> Tensor:
 
 
 def integrate(velocity: Callable[[Tensor, float], Tensor], x0: Tensor, steps: int, solver: str = "midpoint") -> Tensor:
-    """x(1) of dx/dt = velocity(x, t) from x(0) = x0 in ``steps`` equal steps (module docstring)."""
+    """x(1) of dx/dt = velocity(x, t) from x(0) = x0 in ``steps`` equal steps (module docstring).
+
+    Args:
+        velocity: ``velocity(x, t)``, the same shape as ``x``.
+        x0: the state at t = 0.
+        steps: equal time steps (≥ 1).
+        solver: ``"euler"``, ``"midpoint"`` or ``"heun"``.
+
+    Returns:
+        The state at t = 1.
+
+    Shapes:
+        - x0, returns: ``(batch, particles, features)`` (any shape the velocity takes)
+    """
     if solver not in ODE_SOLVERS:
         raise ValueError(f"unknown ODE solver {solver!r}; known: {', '.join(ODE_SOLVERS)}")
     if steps < 1:

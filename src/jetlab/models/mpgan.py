@@ -89,15 +89,39 @@ def _resolve_activations(output_activation: str | Sequence[str], n_features: int
 
 
 def apply_output_activation(x: Tensor, names: Sequence[str]) -> Tensor:
-    """Apply ``names[k]`` to feature column k of ``x`` (..., D)."""
+    """Apply ``names[k]`` to feature column k of ``x``.
+
+    Args:
+        x: generated points.
+        names: one output activation per feature (``"none"``, ``"sigmoid"``, ``"softplus"``,
+            ``"tanh"``).
+
+    Returns:
+        ``x`` with every column activated.
+
+    Shapes:
+        - x, returns: ``(..., features)``, ``len(names) == features``
+    """
     if all(n == "none" for n in names):
         return x
     return torch.stack([_OUTPUT_ACTIVATIONS[n](x[..., k]) for k, n in enumerate(names)], dim=-1)
 
 
 def masked_mean_max(h: Tensor, mask: Tensor | None) -> Tensor:
-    """Concatenated mean and max over the real points: (B, N, H) -> (B, 2H).
-    A set with no real point pools to zeros."""
+    """Concatenated mean and max over the real points. A set with no real point pools to zeros.
+
+    Args:
+        h: point features.
+        mask: which points are real (``None``: all).
+
+    Returns:
+        ``[mean; max]`` of every set.
+
+    Shapes:
+        - h: ``(batch, points, hidden)``
+        - mask: ``(batch, points)`` bool
+        - returns: ``(batch, 2 * hidden)``
+    """
     if mask is None:
         return torch.cat([h.mean(1), h.amax(1)], dim=-1)
     weight = mask.unsqueeze(-1).to(h.dtype)

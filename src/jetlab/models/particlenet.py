@@ -47,11 +47,23 @@ PARTICLE_NET_FEATURES = ("etarel", "phirel", "log_pt", "log_e", "log_ptrel", "lo
 
 
 def knn(coordinates: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` nearest real neighbours of every particle: ``(index (B, N, k'), valid (B, N, k'))``.
+    """The ``k`` nearest real neighbours of every particle (Qu & Gouskos, arXiv:1902.08570).
 
-    ``coordinates (B, N, D)``, ``mask (B, N)`` bool; ``k' = min(k, N - 1)``. Squared distances
-    ``|c_i|² + |c_j|² − 2 c_i·c_j`` with +inf to padded particles and to ``i`` itself, so a
-    neighbour is ``valid`` when its distance is finite and ``i`` is real.
+    Squared distances ``|c_i|² + |c_j|² − 2 c_i·c_j`` with +inf to padded particles and to
+    ``i`` itself, so a neighbour is ``valid`` when its distance is finite and ``i`` is real.
+
+    Args:
+        coordinates: the space the neighbours are found in.
+        mask: which particles are real.
+        k: neighbours per particle (at most ``particles - 1`` are returned).
+
+    Returns:
+        ``(index, valid)``: the neighbours' indices and whether each is a real neighbour.
+
+    Shapes:
+        - coordinates: ``(batch, particles, dims)``
+        - mask: ``(batch, particles)`` bool
+        - index, valid: ``(batch, particles, min(k, particles - 1))``
     """
     B, N, _ = coordinates.shape
     k = min(int(k), N - 1)
