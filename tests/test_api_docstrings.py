@@ -7,7 +7,8 @@ by griffe as ``mkdocs build`` parses them):
   ``Returns:`` and ``Shapes:`` (tensor shapes with named dimensions);
 * every public function of :mod:`jetlab.metrics` and of the model modules: ``Args:``
   naming exactly its parameters, ``Returns:`` (unless it returns None) and ``Shapes:``
-  (unless it takes and gives plain numbers only: ``NO_SHAPES``).
+  (unless it takes and gives plain numbers only: ``NO_SHAPES``); the same for the
+  formulas of :mod:`jetlab.physics.kinematics` and :mod:`jetlab.physics.constituents`.
 
 An ``Args:`` entry for a parameter that does not exist also fails ``mkdocs build --strict``
 (griffe's warning); a parameter left out is caught here only.
@@ -23,6 +24,8 @@ griffe = pytest.importorskip("griffe", reason="griffe comes with the docs extra 
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "metrics")
+#: the physics modules whose public functions are checked too: the formulas written once
+PHYSICS_MODULES = ("jetlab.physics.kinematics", "jetlab.physics.constituents")
 #: functions whose arguments and results are all plain numbers (nothing to give a shape to)
 NO_SHAPES = {
     "jetlab.metrics.feature_distances.fpd_sample_sizes",
@@ -138,6 +141,14 @@ def api_problems(package) -> list[str]:
             elif obj.is_function:
                 problems += docstring_problems(obj, shapes=obj.path not in NO_SHAPES,
                                                returns=str(obj.returns) != "None")
+    for path in PHYSICS_MODULES:
+        module = package.get_member(path.removeprefix("jetlab.")) if "physics" in package.members else None
+        if module is None:  # a package without them (the checker's own test)
+            continue
+        for name in module.exports or ():
+            obj = module.members.get(str(name))
+            if obj is not None and not obj.is_alias and obj.is_function:
+                problems += docstring_problems(obj, returns=str(obj.returns) != "None")
     return problems
 
 
@@ -157,6 +168,8 @@ def test_the_check_sees_public_models_and_metrics(jetlab_api):
     for path in ("jetlab.models.jedinet.JEDINet", "jetlab.models.vae.SetVAE", "jetlab.models.flow.FlowGenerator",
                  "jetlab.metrics.w1.w1m", "jetlab.metrics.feature_distances.fpd", "jetlab.metrics.tagging.roc_curve"):
         assert path in checked, path
+    for path in PHYSICS_MODULES:
+        assert jetlab_api[path.removeprefix("jetlab.")].exports, path
     assert _is_module_class(jetlab_api["models.particlenet.ParticleNetLite"], jetlab_api)
     assert not _is_module_class(jetlab_api["models.jedinet_blocked.FusedEdgeSum"], jetlab_api)
 
