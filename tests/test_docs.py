@@ -163,3 +163,18 @@ After.
     assert "```yaml\nsettings:\n  lr:\n    - {when: {optimizer: adam}, type: float}\n```" in out
     assert "code-block" not in out and ":   " not in out  # no directive left, no definition list made
     assert out.rstrip().endswith("After.")
+
+
+def test_google_sections_are_left_to_griffe_not_made_definition_lists():
+    convert = _converter()
+    text = """Logits.
+
+Args:
+    x: inputs.
+
+Shapes:
+    - x: ``(batch, particles, features)``
+"""
+    out = convert(text)
+    assert "Args:\n    x: inputs." in out and "Shapes:\n    - x:" in out
+    assert ":   " not in out  # no RST definition list made of a section title
