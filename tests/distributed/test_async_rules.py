@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from jetlab.distributed.asynchronous import DownpourSGD, ElasticAveragingSGD, GradientEnergyMatching
+from jetlab.training.strategies.asynchronous import DownpourSGD, ElasticAveragingSGD, GradientEnergyMatching
 from jetlab.distributed.env import DistContext
 from jetlab.distributed.rules import ALGORITHMS, CenterNet, WorkerNet, flat_grad, gem_update
 from jetlab.distributed.serve import merge_reports

@@ -135,8 +135,7 @@ def test_writer_leaves_no_partial_file(tmp_path):
 
 
 def test_default_set_is_generated_once_then_reused():
-    from jetlab.io import resolve_jets
-    from jetlab.data.default import DEFAULT_JETS_PER_CLASS
+    from jetlab.data.default import DEFAULT_JETS_PER_CLASS, resolve_jets
 
     first = resolve_jets(None, n_particles=30)
     assert first.n_jets == 5 * DEFAULT_JETS_PER_CLASS

@@ -350,6 +350,6 @@ def test_sample_plot_helpers_against_hand_computed_values(tmp_path):
     ("vae", "mnist:/data/digits.h5", "epoch0003", "VAE, MNIST digits.h5: epoch 3"),
 ])
 def test_sample_plot_titles_are_words(model, data, tag, title):
-    from jetlab.training.generator_run import plot_title
+    from jetlab.training.generator_plots import plot_title
 
     assert plot_title(model, data, tag) == title

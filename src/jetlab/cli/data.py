@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from jetlab.errors import InputError
+from jetlab.cli.data_mnist import register_mnist
 from jetlab.io.layout import CLASS_NAMES, SUPPORTED_PARTICLES
+from jetlab.utils.atomic import check_output_dir
 
-__all__ = ["check_output_dir", "register"]
+__all__ = ["register"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -56,13 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="directory for the PNG files and plots.json")
     p.set_defaults(run=_plot)
 
-    try:
-        from jetlab.cli.data_mnist import register_mnist
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while the module is absent
-        if exc.name != "jetlab.cli.data_mnist":
-            raise
-    else:
-        register_mnist(commands)
+    register_mnist(commands)
 
 
 def _generate(args) -> int:
@@ -91,21 +85,6 @@ def _jetnet(args) -> int:
     for path in write_jetnet_files(args.path, args.out, n_particles=args.particles, classes=classes):
         print(path)
     return 0
-
-
-def check_output_dir(path) -> Path:
-    """``path`` can be (or already is) a writable directory; InputError before anything is written."""
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise InputError(path, "exists and is not a directory; --out must be a directory")
-    ancestor = path
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(path, f"cannot create the output directory ({ancestor} is not a directory)")
-    if not os.access(ancestor, os.W_OK):
-        raise InputError(path, f"cannot create the output directory ({ancestor} is not writable)")
-    return path
 
 
 def _plot(args) -> int:

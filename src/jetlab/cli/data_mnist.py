@@ -61,7 +61,7 @@ def run_mnist(args: argparse.Namespace) -> int:
         raise JetlabError(f"--limit must be positive, got {args.limit}")
     from pathlib import Path
 
-    from jetlab.cli.data import check_output_dir
+    from jetlab.utils.atomic import check_output_dir
 
     out = Path(args.out)
     check_output_dir(out.parent if out.suffix in (".h5", ".hdf5") else out)

@@ -310,12 +310,3 @@ def pythia_version() -> str:
         return version("pythia8mc")
     except Exception:  # pragma: no cover - metadata missing in odd installs
         return "unknown"
-
-
-def __getattr__(name: str):
-    # generate_dataset moved to jetlab.data.driver; keep the old import path working
-    if name == "generate_dataset":
-        from jetlab.data.driver import generate_dataset
-
-        return generate_dataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ The backend is ``nccl`` when training on CUDA and ``gloo`` otherwise.
 :func:`init_distributed` returns a :class:`DistContext` that the trainer and the update
 strategies use (rank, world size, device, ``is_main``, collective helpers).
 
-The asynchronous strategies (``collective=False``; :mod:`jetlab.distributed.asynchronous`)
+The asynchronous strategies (``collective=False``; :mod:`jetlab.training.strategies.asynchronous`)
 need no process group: their ranks talk over MPI point-to-point, and the context carries the
 MPI communicator (``comm``) for the few start-up collectives (barrier, broadcast).
 Under mpiexec SIGUSR1 (a rank died) is handled from here on (:mod:`jetlab.distributed.supervise`).

@@ -58,7 +58,8 @@ def load_run_test_set(run: str | os.PathLike, *, max_jets: int | None = None) ->
     Raises :class:`~jetlab.errors.InputError` when RUN holds no model.pt or its jet
     files are gone.
     """
-    from jetlab.io import open_jets, resolve_jets, split_indices
+    from jetlab.data.default import resolve_jets
+    from jetlab.io import open_jets, split_indices
     from jetlab.io.jets import JetSplit
     from jetlab.training.tagger import load_tagger
 

@@ -1,6 +1,6 @@
 """Magnitude pruning of a tagger's weight matrices with ``torch.nn.utils.prune``.
 
-:func:`prune_by_magnitude` gives every weight matrix ``W_l`` (:mod:`jetlab.pruning.weights`)
+:func:`prune_by_magnitude` gives every weight matrix ``W_l`` (:mod:`jetlab.models.weights`)
 a binary mask that zeroes its smallest ``|W_l,ij|``:
 
 * ``scope="global"``: the ``round(s · Σ_l |W_l|)`` smallest magnitudes of all matrices
@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from jetlab.errors import JetlabError
-from jetlab.pruning.weights import prunable_weights
+from jetlab.models.weights import prunable_weights
 
 __all__ = ["SCOPES", "initial_state", "is_pruned", "make_permanent", "prune_by_magnitude", "rewind"]
 

@@ -44,7 +44,8 @@ from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSet
 from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
 from jetlab.training.tasks.vae import VAE_SAMPLING
 
-__all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "train_generator"]
+__all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "save_generator_file",
+           "train_generator"]
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,20 @@ def _data_info(config: GeneratorConfig, data: PointSets) -> dict:
             "n_points": data.n_points, "n_coords": data.n_coords, "jet_class": config.jet_class}
 
 
+def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None:
+    """Write RUN/model.pt: what sampling needs (:mod:`jetlab.training.generator_run`)."""
+    save_tensor_file({
+        "format": GENERATOR_FILE_FORMAT,
+        "config": dataclasses.asdict(config),
+        "data": data_info,
+        "normalisation": task.norm.state_dict(),
+        "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
+        "latent": getattr(task, "latent", None),
+        "conditions": task.conditions.state_dict() if getattr(task, "conditions", None) is not None else None,
+        "epoch": int(epoch),
+    }, path)
+
+
 def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: bool = False,
                     stop_after_epoch: int | None = None, on_epoch=None) -> dict | None:
     """Train (or, with ``resume``, continue) a generator into RUN ``out`` (module docstring).
@@ -247,7 +262,7 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
     """
     from jetlab.training.batches import ShardedBatches, TensorSource
     from jetlab.training.engine import Engine
-    from jetlab.training.generator_run import save_generator_file, write_sample_plots
+    from jetlab.training.generator_plots import write_sample_plots
     from jetlab.training.point_sets import load_point_sets
     from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, data_fingerprint, seed_everything, \
         training_session

@@ -17,27 +17,11 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError, JetlabError
-from jetlab.training.point_sets import Normalisation, PointSets, load_point_sets, with_mask_column
+from jetlab.training.generator_plots import plot_comparison, plot_title
+from jetlab.training.point_sets import Normalisation, load_point_sets, with_mask_column
 from jetlab.utils.atomic import atomic_write_json
-from jetlab.utils.tensor_files import save_tensor_file
 
-__all__ = ["TrainedGenerator", "evaluate_run", "save_generator_file", "write_sample_plots", "write_samples"]
-
-
-def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None:
-    """Write RUN/model.pt: what sampling needs (module docstring)."""
-    from jetlab.training.generator import GENERATOR_FILE_FORMAT
-
-    save_tensor_file({
-        "format": GENERATOR_FILE_FORMAT,
-        "config": dataclasses.asdict(config),
-        "data": data_info,
-        "normalisation": task.norm.state_dict(),
-        "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
-        "latent": getattr(task, "latent", None),
-        "conditions": task.conditions.state_dict() if getattr(task, "conditions", None) is not None else None,
-        "epoch": int(epoch),
-    }, path)
+__all__ = ["TrainedGenerator", "evaluate_run", "write_samples"]
 
 
 class TrainedGenerator:
@@ -104,49 +88,6 @@ class TrainedGenerator:
     def generate_model_tensor(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Network output (n, P, F) and mask (n, P) before de-normalisation (times the network alone)."""
         return self.task.sample_model_tensor(n)
-
-
-def write_sample_plots(task, data: PointSets, run_dir: Path, tag: str, n: int, seed: int) -> list[str]:
-    """Generated next to real validation sets: ``<tag>_jet_images.png`` and
-    ``<tag>_histograms.png`` for jets, ``<tag>_samples.png`` for MNIST."""
-    if getattr(task, "sampling", None) == "gaussian":
-        task.refit_latent()
-    real, real_mask = (data.val, data.val_mask) if len(data.val) else (data.train, data.train_mask)
-    n = max(8, min(n, len(real)))
-    gen, gen_mask = task.generate(n, seed=seed + 7919)
-    return _plot_comparison(data.kind, real[:n], real_mask[:n], gen, gen_mask, run_dir, tag,
-                            plot_title(task.name, data.name, tag))
-
-
-_MODEL_WORDS = {"vae": "VAE", "gan": "GAN", "flow": "flow matching"}
-
-
-def plot_title(model: str, data_name: str, tag: str) -> str:
-    """A sample plot's title in words: ``("vae", "jets:t", "evaluation")`` → "VAE, t jets:
-    generated vs held-out real"; tags ``epoch0020`` → "epoch 20", ``final`` → "final model"."""
-    kind, _, detail = data_name.partition(":")
-    if kind == "jets":
-        data = f"{detail} jets"
-    elif kind.startswith("mnist"):
-        data = "MNIST " + (kind.removeprefix("mnist-") if kind != "mnist" else Path(detail).name)
-    else:
-        data = data_name
-    if tag.startswith("epoch") and tag[5:].isdigit():
-        when = f"epoch {int(tag[5:])}"
-    else:
-        when = {"final": "final model", "evaluation": "generated vs held-out real"}.get(tag, tag)
-    return f"{_MODEL_WORDS.get(model, model)}, {data}: {when}"
-
-
-def _plot_comparison(kind: str, real, real_mask, gen, gen_mask, run_dir: Path, tag: str, title: str) -> list[str]:
-    from jetlab.viz import samples
-
-    if kind != "jets":
-        samples.plot_point_cloud_comparison(real, real_mask, gen, gen_mask, run_dir / f"{tag}_samples.png", title=title)
-        return [f"{tag}_samples.png"]
-    samples.plot_jet_images(real, real_mask, gen, gen_mask, run_dir / f"{tag}_jet_images.png", title=title)
-    samples.plot_jet_feature_histograms(real, real_mask, gen, gen_mask, run_dir / f"{tag}_histograms.png", title=title)
-    return [f"{tag}_jet_images.png", f"{tag}_histograms.png"]
 
 
 def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0,
@@ -253,7 +194,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
     else:
         metrics = _mnist_w1(real, real_mask, points, mask, sets.feature_names)
         table = "\n".join(f"{k:<14} {v['generated']:.4g}   (truth-vs-truth {v['truth']:.4g})" for k, v in metrics.items())
-    plots = _plot_comparison(sets.kind, real, real_mask, points, mask, run_dir, "evaluation",
+    plots = plot_comparison(sets.kind, real, real_mask, points, mask, run_dir, "evaluation",
                              plot_title(gen.config.model, sets.name, "evaluation"))
     result = {"metrics": metrics, "n_real": int(n), "n_generated": int(n), "data": source,
               "epoch": gen.epoch, "plots": plots, "table": table, "notes": notes}

@@ -67,7 +67,7 @@ def load_point_sets(data: str, *, jet_class: str = "g", particles: int = 30, spl
 
         return _mnist_sets(mnist_points(data.removeprefix("mnist-")), data, split_seed, fractions, max_train)
     if data == DEFAULT_JET_DATA:
-        from jetlab.io import resolve_jets
+        from jetlab.data.default import resolve_jets
 
         return _jet_sets(resolve_jets(None, particles), jet_class, split_seed, fractions, max_train)
     from jetlab.io import detect_layout, open_dataset

@@ -115,7 +115,7 @@ def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, 
     """Write RUN/model.pt: the unwrapped best weights and what is needed to rebuild and feed them.
     Pruning masks are folded into the weights (``W = W_orig * W_mask``): the file loads into
     the plain model and its pruned weights are exact zeros."""
-    from jetlab.pruning.weights import fold_masks
+    from jetlab.models.weights import fold_masks
 
     save_tensor_file({
         "format": MODEL_FILE_FORMAT,
@@ -179,7 +179,7 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
     checkpoint is loaded: it may set starting weights and add ``torch.nn.utils.prune``
     masks, which the optimizer, the checkpoint and model.pt then carry (``jetlab.pruning``).
     """
-    from jetlab.io import resolve_jets
+    from jetlab.data.default import resolve_jets
     from jetlab.models import TAGGERS, build_tagger
     from jetlab.training.batches import ShardedBatches, batch_source
     from jetlab.training.engine import Engine
