@@ -6,8 +6,13 @@ import argparse
 import os
 
 from jetlab.cli.data_mnist import register_mnist
+from jetlab.data.driver import generate_dataset
+from jetlab.data.summary import format_summary, jet_summary
+from jetlab.io.convert import write_jetnet_files
+from jetlab.io.jets import open_jets
 from jetlab.io.layout import CLASS_NAMES, SUPPORTED_PARTICLES
 from jetlab.utils.atomic import check_output_dir
+from jetlab.viz.data import plot_jets
 
 __all__ = ["register"]
 
@@ -60,8 +65,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _generate(args) -> int:
-    from jetlab.data.driver import generate_dataset
-
     files = generate_dataset(
         args.out, classes=args.classes.split(","), jets_per_class=args.jets_per_class, n_particles=args.particles,
         seed=args.seed, workers=args.workers, cluster=args.cluster,
@@ -71,15 +74,11 @@ def _generate(args) -> int:
 
 
 def _info(args) -> int:
-    from jetlab.data.summary import format_summary, jet_summary
-
     print(format_summary(jet_summary(args.path)))
     return 0
 
 
 def _jetnet(args) -> int:
-    from jetlab.io.convert import write_jetnet_files
-
     check_output_dir(args.out)
     classes = args.classes.split(",") if args.classes else None
     for path in write_jetnet_files(args.path, args.out, n_particles=args.particles, classes=classes):
@@ -88,9 +87,6 @@ def _jetnet(args) -> int:
 
 
 def _plot(args) -> int:
-    from jetlab.io.jets import open_jets
-    from jetlab.viz.data import plot_jets
-
     open_jets(args.path)  # every problem with the input before anything is written
     check_output_dir(args.out)
     written = plot_jets(args.path, args.out)

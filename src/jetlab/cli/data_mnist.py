@@ -10,6 +10,14 @@ from __future__ import annotations
 
 import argparse
 
+from jetlab.data.mnist import build_mnist_points, load_mnist_points
+
+from jetlab.errors import JetlabError
+
+from jetlab.utils.atomic import check_output_dir
+
+from jetlab.viz.samples import plot_point_clouds
+
 __all__ = ["register_mnist", "run_mnist"]
 
 
@@ -47,12 +55,6 @@ def register_mnist(subparsers) -> argparse.ArgumentParser:
 def run_mnist(args: argparse.Namespace) -> int:
     import time
 
-    from jetlab.data.mnist import (
-        build_mnist_points,
-        load_mnist_points,
-    )
-    from jetlab.errors import JetlabError
-
     if args.points is not None and args.points < 1:
         raise JetlabError(f"--points must be positive, got {args.points}")
     if args.workers < 1:
@@ -61,15 +63,12 @@ def run_mnist(args: argparse.Namespace) -> int:
         raise JetlabError(f"--limit must be positive, got {args.limit}")
     from pathlib import Path
 
-    from jetlab.utils.atomic import check_output_dir
-
     out = Path(args.out)
     check_output_dir(out.parent if out.suffix in (".h5", ".hdf5") else out)
     start = time.perf_counter()
     path = build_mnist_points(args.kind, args.out, idx_dir=args.idx, limit=args.limit,
                               n_points=args.points, workers=args.workers)
     elapsed = time.perf_counter() - start
-    from jetlab.viz.samples import plot_point_clouds
 
     points, mask, labels = load_mnist_points(path)
     print(f"wrote {path}: {len(labels)} digits x {points.shape[1]} points "

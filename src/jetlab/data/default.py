@@ -14,9 +14,11 @@ import logging
 import os
 from pathlib import Path
 
+from jetlab.data.driver import generate_dataset
 from jetlab.io.jets import JetFiles, open_jets
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.utils.cache import cache_dir
+from jetlab.utils.locking import cache_lock
 
 __all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir", "default_jets_ready", "resolve_jets"]
 
@@ -42,9 +44,6 @@ def default_jets_dir(n_particles: int = 30) -> Path:
     Several processes may ask at once: one generates (holding the directory's lock), the
     others wait (saying so on stderr) and then read the finished set.
     """
-    from jetlab.data.driver import generate_dataset
-    from jetlab.utils.locking import cache_lock
-
     path = _path(n_particles)
     if (path / _DONE).exists():
         return path

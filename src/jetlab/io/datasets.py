@@ -23,6 +23,10 @@ import os
 from pathlib import Path
 
 from jetlab.errors import InputError
+from jetlab.io.jet_files import HLS4ML_KEYS, JETNET_KEYS
+from jetlab.io.jets import open_jets
+from jetlab.io.manifest import check_complete
+from jetlab.io.mnist_files import MnistImages, load_idx_mnist, read_mnist_points
 
 __all__ = ["LAYOUTS", "detect_layout", "open_dataset"]
 
@@ -41,8 +45,6 @@ def _h5_keys(path: Path) -> set[str]:
 
 def detect_layout(path: str | os.PathLike) -> str:
     """Which of :data:`LAYOUTS` ``path`` holds (a file or a directory); InputError if none."""
-    from jetlab.io.jet_files import HLS4ML_KEYS, JETNET_KEYS
-
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(path, "no such file or directory")
@@ -51,8 +53,6 @@ def detect_layout(path: str | os.PathLike) -> str:
             return "mnist-idx"
         files = sorted(p for p in path.iterdir() if p.suffix in (".h5", ".hdf5") and not p.name.startswith("."))
         if not files:
-            from jetlab.io.manifest import check_complete
-
             check_complete(path, {})  # an interrupted jet generation says so
             raise InputError(path, "no .h5/.hdf5 files and no MNIST IDX files in this directory")
         path = files[0]
@@ -71,13 +71,8 @@ def open_dataset(path: str | os.PathLike, **options):
     """Open ``path`` with the reader of its layout (module docstring); ``options`` go to that reader."""
     layout = detect_layout(path)
     if layout in ("hls4ml", "jetnet"):
-        from jetlab.io.jets import open_jets
-
         return open_jets(path, **options)
     if layout == "mnist-points":
-        from jetlab.io.mnist_files import read_mnist_points
-
         return read_mnist_points(path, **options)
-    from jetlab.io.mnist_files import MnistImages, load_idx_mnist
 
     return MnistImages(*load_idx_mnist(path, **options))

@@ -39,6 +39,7 @@ import numpy as np
 from jetlab.errors import InputError
 from jetlab.io.jet_files import JetFile, open_jet_file
 from jetlab.io.layout import CLASS_NAMES, HLF_FEATURES
+from jetlab.io.manifest import check_complete
 from jetlab.io.split import split_indices
 
 __all__ = ["INPUT_KEYS", "RAW_PARTICLE_KEYS", "JetFiles", "JetSplit", "constant_features", "frozen_particle_features", "open_jets"]
@@ -60,8 +61,6 @@ def open_jets(path, n_particles: int | None = None) -> "JetFiles":
     fed 100-particle files by accident. A directory written by ``jetlab data generate``
     must hold every file its ``generation.json`` promises (InputError "incomplete" if not).
     """
-    from jetlab.io.manifest import check_complete
-
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(path, "no such file or directory")

@@ -124,7 +124,7 @@ def _row_scores(reference, reference_efps, other, *, w1_size, num_batches, cov_m
         sizes["classifier_skipped"] = (f"classifier test skipped: it needs {CLASSIFIER_MIN_JETS} jets in each "
                                        f"sample, got {min(len(ref), len(jets))}")
     elif classifier is not None:
-        from jetlab.metrics.classifier_test import classifier_two_sample_test
+        from jetlab.metrics.classifier_test import classifier_two_sample_test  # lazy: start-up (torch)
 
         result = classifier_two_sample_test(ref, jets, real_mask=ref_mask, generated_mask=mask,
                                             **{"seed": seed, **classifier})

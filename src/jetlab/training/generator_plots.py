@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jetlab.training.point_sets import PointSets
+from jetlab.viz import samples
 
 __all__ = ["plot_comparison", "plot_title", "write_sample_plots"]
 
@@ -44,8 +45,6 @@ def plot_title(model: str, data_name: str, tag: str) -> str:
 
 
 def plot_comparison(kind: str, real, real_mask, gen, gen_mask, run_dir: Path, tag: str, title: str) -> list[str]:
-    from jetlab.viz import samples
-
     if kind != "jets":
         samples.plot_point_cloud_comparison(real, real_mask, gen, gen_mask, run_dir / f"{tag}_samples.png", title=title)
         return [f"{tag}_samples.png"]

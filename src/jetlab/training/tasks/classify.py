@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jetlab.models.weights import weight_l1_norm
 from jetlab.training.tasks.base import Task, Update
 
 __all__ = ["ClassifyTask"]
@@ -51,8 +52,6 @@ class ClassifyTask(Task):
         loss = F.cross_entropy(logits, batch["label"])
         numbers = {}
         if self.l1:
-            from jetlab.models.weights import weight_l1_norm
-
             penalty = self.l1 * weight_l1_norm(self.model)
             update("model", loss + penalty)
             numbers["l1_penalty"] = penalty.item()
