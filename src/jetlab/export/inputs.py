@@ -18,15 +18,10 @@ import numpy as np
 import torch
 
 from jetlab.data.default import resolve_jets
-
 from jetlab.errors import InputError
-
 from jetlab.io import open_jets, split_indices
-
 from jetlab.io.jets import JetSplit
-
 from jetlab.training.tagger import load_tagger
-
 from jetlab.utils.progress import progress
 
 __all__ = ["RunTestSet", "batched_probabilities", "load_run_test_set", "torch_probabilities"]
