@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetlab.io import open_jets
 from jetlab.data.driver import _block_images, generate_dataset
 from jetlab.data.generate import GeneratorSettings, JetGenerator, match_to_targets
 from jetlab.data.summary import half_sample_mode
+from jetlab.io import open_jets
 from jetlab.io.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
 from jetlab.physics.particles import dense_images
 

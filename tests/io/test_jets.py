@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from jetlab.errors import InputError
 from jetlab.io import (
     HLF_FEATURES,
     JET_FEATURES,
@@ -15,7 +16,6 @@ from jetlab.io import (
     write_hls4ml_file,
     write_jetnet_file,
 )
-from jetlab.errors import InputError
 
 
 def fake_hls4ml(rng, n=50, p=30, label=0):

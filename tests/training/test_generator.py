@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from jetlab.io import open_jets, write_jetnet_file
 from jetlab.errors import InputError, JetlabError
+from jetlab.io import open_jets, write_jetnet_file
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.training.generator import GeneratorConfig, train_generator
 from jetlab.training.generator_run import TrainedGenerator, write_samples

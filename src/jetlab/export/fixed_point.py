@@ -30,8 +30,15 @@ import numpy as np
 import torch
 
 from jetlab.export._optional import import_optional
-from jetlab.export.hls4ml import (DEFAULT_PRECISION, build_hls_model, check_precision, hls_probabilities,
-                                  hls_sequential, multiplication_counts, scan_precisions)
+from jetlab.export.hls4ml import (
+    DEFAULT_PRECISION,
+    build_hls_model,
+    check_precision,
+    hls_probabilities,
+    hls_sequential,
+    multiplication_counts,
+    scan_precisions,
+)
 from jetlab.export.inputs import RunTestSet, batched_probabilities, load_run_test_set, torch_probabilities
 from jetlab.export.report import metric_summary, metrics_table, write_predictions, write_report
 from jetlab.utils.atomic import atomic_write_json, atomic_write_text

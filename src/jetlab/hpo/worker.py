@@ -20,9 +20,9 @@ from jetlab.hpo.study import (
     open_storage,
     open_study,
     run_worker,
-    storage_url as full_url,
     trial_counts,
 )
+from jetlab.hpo.study import storage_url as full_url
 
 __all__ = ["WorkerOptions", "run_study"]
 
