@@ -345,6 +345,13 @@ def test_a_lazy_import_needs_a_reason_that_holds(tmp_path, comment, ok):
     assert not lazy_import_problems(modules, all_imports(modules)) == ok
 
 
+def test_an_optional_extra_is_a_reason(tmp_path):
+    modules = _package(tmp_path, {**BASE, "models/kernels.py": "import triton\n",
+                                  "models/net.py": "def f():\n    from . import kernels  # lazy: optional (triton)\n"})
+    assert lazy_import_problems(modules, all_imports(modules)) == []
+    assert Import("jetlab.models.net", "jetlab.models.kernels", 2, True) in all_imports(modules)
+
+
 def test_a_lazy_import_of_what_is_loaded_anyway_is_refused(tmp_path):
     modules = _package(tmp_path, {**BASE, "models/net.py": "import torch\n",
                                   "models/other.py": "import torch\n\n\ndef f():\n"
