@@ -113,7 +113,7 @@ def jetlab_run(out: Path, classes: list[str], jets_per_class: int, workers: int 
     try:
         from jetlab.data.driver import generate_dataset
     except ImportError:  # a jetlab from before the driver (measuring "before" numbers)
-        from jetlab.data.generate import generate_dataset
+        from jetlab.data.driver import generate_dataset
 
     options = {"cluster": cluster} if cluster else {}
     start, start_cpu = time.perf_counter(), time.process_time()

@@ -38,7 +38,7 @@ def _isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_jets_dir(tmp_path_factory):
     """A directory of hls4ml-layout files: 5 classes x 40 Pythia jets, 30 particles."""
-    from jetlab.data.generate import generate_dataset
+    from jetlab.data.driver import generate_dataset
 
     out = tmp_path_factory.mktemp("tiny-jets")
     generate_dataset(out, jets_per_class=40, n_particles=30, seed=3, workers=2, show_progress=False)

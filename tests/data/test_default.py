@@ -12,7 +12,7 @@ import pytest
 import jetlab
 
 SRC = str(Path(jetlab.__file__).resolve().parents[1])
-CODE = "from jetlab.io import resolve_jets; jets = resolve_jets(None, 30); print(jets.n_jets, sorted(jets.class_counts().items()))"
+CODE = "from jetlab.data import resolve_jets; jets = resolve_jets(None, 30); print(jets.n_jets, sorted(jets.class_counts().items()))"
 
 
 @pytest.mark.slow

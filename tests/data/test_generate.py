@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetlab.io import open_jets
-from jetlab.data.driver import _block_images
-from jetlab.data.generate import GeneratorSettings, JetGenerator, generate_dataset, match_to_targets
+from jetlab.data.driver import _block_images, generate_dataset
+from jetlab.data.generate import GeneratorSettings, JetGenerator, match_to_targets
 from jetlab.data.summary import half_sample_mode
+from jetlab.io import open_jets
 from jetlab.io.layout import CLASS_NAMES, JET_FEATURES, PARTICLE_FEATURES
 from jetlab.physics.particles import dense_images
 
@@ -324,10 +324,10 @@ def test_a_pythia_that_always_fails_or_selections_that_keep_nothing_stop_with_an
 
 @pytest.mark.slow
 def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch):
-    import jetlab.data.generate as gen
+    import jetlab.data.driver as driver  # it calls run_block (jetlab.data.generate's) in this process
 
     reference = generate_dataset(tmp_path / "ref", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
-    real_run_block, calls = gen.run_block, []
+    real_run_block, calls = driver.run_block, []
 
     def run_block_then_die(task):
         if calls:
@@ -335,12 +335,12 @@ def test_interrupted_generation_resumes_to_the_same_files(tmp_path, monkeypatch)
         calls.append(task)
         return real_run_block(task)
 
-    monkeypatch.setattr(gen, "run_block", run_block_then_die)
+    monkeypatch.setattr(driver, "run_block", run_block_then_die)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(tmp_path / "run", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
     assert not list((tmp_path / "run").glob("*.h5"))  # no file under a final name yet
     assert len(list((tmp_path / "run" / ".blocks").glob("*.npz"))) == 1
-    monkeypatch.setattr(gen, "run_block", real_run_block)
+    monkeypatch.setattr(driver, "run_block", real_run_block)
     resumed = generate_dataset(tmp_path / "run", classes=["w"], jets_per_class=250, seed=9, workers=1, show_progress=False)
     assert [p.name for p in resumed] == [p.name for p in reference]
     np.testing.assert_array_equal(open_jets(resumed[0]).files[0].read("jets"), open_jets(reference[0]).files[0].read("jets"))

@@ -18,7 +18,6 @@ import pytest
 import torch
 from torch import nn
 
-from jetlab.distributed.asynchronous import DownpourSGD, ElasticAveragingSGD, GradientEnergyMatching
 from jetlab.distributed.env import DistContext
 from jetlab.distributed.rules import ALGORITHMS, CenterNet, WorkerNet, flat_grad, gem_update
 from jetlab.distributed.serve import merge_reports
@@ -29,6 +28,7 @@ from jetlab.training.batches import ShardedBatches, TensorSource
 from jetlab.training.engine import Engine
 from jetlab.training.settings import TrainSettings
 from jetlab.training.strategies import optimizer_parameters
+from jetlab.training.strategies.asynchronous import DownpourSGD, ElasticAveragingSGD, GradientEnergyMatching
 from jetlab.training.tasks import ClassifyTask
 from jetlab.training.tasks.base import Task
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from jetlab.errors import InputError
 from jetlab.io import (
     HLF_FEATURES,
     JET_FEATURES,
@@ -15,7 +16,6 @@ from jetlab.io import (
     write_hls4ml_file,
     write_jetnet_file,
 )
-from jetlab.errors import InputError
 
 
 def fake_hls4ml(rng, n=50, p=30, label=0):
@@ -135,8 +135,7 @@ def test_writer_leaves_no_partial_file(tmp_path):
 
 
 def test_default_set_is_generated_once_then_reused():
-    from jetlab.io import resolve_jets
-    from jetlab.data.default import DEFAULT_JETS_PER_CLASS
+    from jetlab.data.default import DEFAULT_JETS_PER_CLASS, resolve_jets
 
     first = resolve_jets(None, n_particles=30)
     assert first.n_jets == 5 * DEFAULT_JETS_PER_CLASS

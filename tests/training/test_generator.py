@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from jetlab.io import open_jets, write_jetnet_file
 from jetlab.errors import InputError, JetlabError
+from jetlab.io import open_jets, write_jetnet_file
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.training.generator import GeneratorConfig, train_generator
 from jetlab.training.generator_run import TrainedGenerator, write_samples
@@ -350,6 +350,6 @@ def test_sample_plot_helpers_against_hand_computed_values(tmp_path):
     ("vae", "mnist:/data/digits.h5", "epoch0003", "VAE, MNIST digits.h5: epoch 3"),
 ])
 def test_sample_plot_titles_are_words(model, data, tag, title):
-    from jetlab.training.generator_run import plot_title
+    from jetlab.training.generator_plots import plot_title
 
     assert plot_title(model, data, tag) == title

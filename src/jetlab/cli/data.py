@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from jetlab.errors import InputError
+from jetlab.cli.data_mnist import register_mnist
+from jetlab.data.driver import generate_dataset
+from jetlab.data.summary import format_summary, jet_summary
+from jetlab.io.convert import write_jetnet_files
+from jetlab.io.jets import open_jets
 from jetlab.io.layout import CLASS_NAMES, SUPPORTED_PARTICLES
+from jetlab.utils.atomic import check_output_dir
+from jetlab.viz.data import plot_jets
 
-__all__ = ["check_output_dir", "register"]
+__all__ = ["register"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -56,18 +61,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="directory for the PNG files and plots.json")
     p.set_defaults(run=_plot)
 
-    try:
-        from jetlab.cli.data_mnist import register_mnist
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while the module is absent
-        if exc.name != "jetlab.cli.data_mnist":
-            raise
-    else:
-        register_mnist(commands)
+    register_mnist(commands)
 
 
 def _generate(args) -> int:
-    from jetlab.data.driver import generate_dataset
-
     files = generate_dataset(
         args.out, classes=args.classes.split(","), jets_per_class=args.jets_per_class, n_particles=args.particles,
         seed=args.seed, workers=args.workers, cluster=args.cluster,
@@ -77,15 +74,11 @@ def _generate(args) -> int:
 
 
 def _info(args) -> int:
-    from jetlab.data.summary import format_summary, jet_summary
-
     print(format_summary(jet_summary(args.path)))
     return 0
 
 
 def _jetnet(args) -> int:
-    from jetlab.io.convert import write_jetnet_files
-
     check_output_dir(args.out)
     classes = args.classes.split(",") if args.classes else None
     for path in write_jetnet_files(args.path, args.out, n_particles=args.particles, classes=classes):
@@ -93,25 +86,7 @@ def _jetnet(args) -> int:
     return 0
 
 
-def check_output_dir(path) -> Path:
-    """``path`` can be (or already is) a writable directory; InputError before anything is written."""
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise InputError(path, "exists and is not a directory; --out must be a directory")
-    ancestor = path
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(path, f"cannot create the output directory ({ancestor} is not a directory)")
-    if not os.access(ancestor, os.W_OK):
-        raise InputError(path, f"cannot create the output directory ({ancestor} is not writable)")
-    return path
-
-
 def _plot(args) -> int:
-    from jetlab.io.jets import open_jets
-    from jetlab.viz.data import plot_jets
-
     open_jets(args.path)  # every problem with the input before anything is written
     check_output_dir(args.out)
     written = plot_jets(args.path, args.out)

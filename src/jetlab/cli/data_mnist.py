@@ -9,6 +9,13 @@ Registered by :mod:`jetlab.cli.data` through :func:`register_mnist`::
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
+
+from jetlab.data.mnist import build_mnist_points, load_mnist_points
+from jetlab.errors import JetlabError
+from jetlab.utils.atomic import check_output_dir
+from jetlab.viz.samples import plot_point_clouds
 
 __all__ = ["register_mnist", "run_mnist"]
 
@@ -45,32 +52,18 @@ def register_mnist(subparsers) -> argparse.ArgumentParser:
 
 
 def run_mnist(args: argparse.Namespace) -> int:
-    import time
-
-    from jetlab.data.mnist import (
-        build_mnist_points,
-        load_mnist_points,
-    )
-    from jetlab.errors import JetlabError
-
     if args.points is not None and args.points < 1:
         raise JetlabError(f"--points must be positive, got {args.points}")
     if args.workers < 1:
         raise JetlabError(f"--workers must be positive, got {args.workers}")
     if args.limit is not None and args.limit < 1:
         raise JetlabError(f"--limit must be positive, got {args.limit}")
-    from pathlib import Path
-
-    from jetlab.cli.data import check_output_dir
-
     out = Path(args.out)
     check_output_dir(out.parent if out.suffix in (".h5", ".hdf5") else out)
     start = time.perf_counter()
     path = build_mnist_points(args.kind, args.out, idx_dir=args.idx, limit=args.limit,
                               n_points=args.points, workers=args.workers)
     elapsed = time.perf_counter() - start
-    from jetlab.viz.samples import plot_point_clouds
-
     points, mask, labels = load_mnist_points(path)
     print(f"wrote {path}: {len(labels)} digits x {points.shape[1]} points "
           f"({mask.sum(1).float().mean():.1f} real on average) in {elapsed:.1f} s")

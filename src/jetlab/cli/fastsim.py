@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jetlab.cli.settings import positive_int
+from jetlab.cli.settings import add_settings_flags, build_config, parse_hyperparameters, positive_int
+from jetlab.distributed.env import relaunch_prefix
 from jetlab.errors import RESUME, JetlabError
+from jetlab.utils.config import load_config
 
 __all__ = ["register"]
 
@@ -29,8 +31,7 @@ _NETWORKS = ("vae", "generator", "discriminator", "flow")
 
 
 def register(subparsers) -> None:
-    from jetlab.cli.settings import add_settings_flags
-    from jetlab.training.generator import GeneratorConfig
+    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
 
     train = subparsers.add_parser(
         "train",
@@ -85,7 +86,7 @@ def register(subparsers) -> None:
 
 
 def _sampler_flags(parser) -> None:
-    from jetlab.models.flow import ODE_SOLVERS
+    from jetlab.models.flow import ODE_SOLVERS  # lazy: start-up (torch)
 
     parser.add_argument("--ode-steps", type=positive_int, default=None, metavar="N",
                         help="flow runs: ODE steps of the sampler (default: the run's)")
@@ -99,8 +100,6 @@ def _sampler(args) -> dict:
 
 def _network_options(items: list[str], base) -> dict:
     """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``."""
-    from jetlab.cli.settings import parse_hyperparameters
-
     options: dict = {}
     for key, value in parse_hyperparameters(items).items():
         network, dot, name = key.partition(".")
@@ -112,12 +111,10 @@ def _network_options(items: list[str], base) -> dict:
 
 
 def _train(args) -> int:
-    from jetlab.cli.settings import build_config
-    from jetlab.training.generator import GeneratorConfig, train_generator
-    from jetlab.utils.config import load_config
+    from jetlab.training.generator import GeneratorConfig, train_generator  # lazy: start-up (torch)
 
     if args.resume:
-        from jetlab.training.run_dir import CONFIG_NAME, check_run_dir
+        from jetlab.training.run_dir import CONFIG_NAME, check_run_dir  # lazy: start-up (torch)
 
         check_run_dir(args.out, resume=True)
         base = load_config(GeneratorConfig, Path(args.out) / CONFIG_NAME)
@@ -138,18 +135,16 @@ def _train(args) -> int:
     print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {args.out}"
           + (f" ({numbers})" if numbers else ""))
     if not result["finished"]:
-        from jetlab.distributed.env import relaunch_prefix
-
         print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab fastsim train --out {args.out} --resume")
     if result.get("final_metrics"):
-        from jetlab.metrics.generation import format_metrics_table
+        from jetlab.metrics.generation import format_metrics_table  # lazy: start-up (scipy)
 
         print(format_metrics_table(result["final_metrics"]))
     return 0
 
 
 def _sample(args) -> int:
-    from jetlab.training.generator_run import write_samples
+    from jetlab.training.generator_run import write_samples  # lazy: start-up (torch)
 
     written = write_samples(args.run_dir, args.n, args.out, fmt=args.format, seed=args.seed, sampler=_sampler(args))
     print(f"wrote {args.n} generated sets: {', '.join(str(p) for p in written)}")
@@ -157,7 +152,7 @@ def _sample(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from jetlab.training.generator_run import evaluate_run
+    from jetlab.training.generator_run import evaluate_run  # lazy: start-up (torch)
 
     if args.n is not None and args.n < 4:
         raise JetlabError(f"--n must be at least 4, got {args.n}")

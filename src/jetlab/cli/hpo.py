@@ -24,7 +24,17 @@ import os
 import sys
 from pathlib import Path
 
-from jetlab.errors import JetlabError
+from jetlab.cli.fastsim import _network_options
+from jetlab.cli.settings import add_settings_flags, parse_hyperparameters
+from jetlab.errors import InputError, JetlabError
+from jetlab.hpo.objective import OBJECTIVES
+from jetlab.hpo.recipes import check_space, recipe_for
+from jetlab.hpo.report import write_report
+from jetlab.hpo.space import SearchSpace
+from jetlab.hpo.study import PRUNERS, SAMPLERS, StudySpec, default_storage, make_sampler, require_optuna
+from jetlab.hpo.worker import WorkerOptions, run_study
+from jetlab.utils.config import load_config
+from jetlab.utils.secrets import keep_secret, mask_url, url_secrets
 
 __all__ = ["register"]
 
@@ -46,10 +56,7 @@ def _study_flags(p, study_help: str, *, required: bool = False) -> None:
 
 
 def register(subparsers) -> None:
-    from jetlab.cli.settings import add_settings_flags
-    from jetlab.hpo.objective import OBJECTIVES
-    from jetlab.hpo.study import PRUNERS, SAMPLERS
-    from jetlab.training.tagger import TaggerTrainConfig
+    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     objectives = ", ".join(f"{name} ({direction[:3]}: {what})" for name, (direction, _, what) in OBJECTIVES.items())
     p = subparsers.add_parser(
@@ -101,8 +108,8 @@ def register(subparsers) -> None:
 
 def _generator_only():
     """The generator settings that taggers lack, as a dataclass (their flags, for --help)."""
-    from jetlab.training.generator import GeneratorConfig
-    from jetlab.training.tagger import TaggerTrainConfig
+    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
+    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     shared = {f.name for f in dataclasses.fields(TaggerTrainConfig)}
     return dataclasses.make_dataclass("GeneratorOnly", [
@@ -112,8 +119,8 @@ def _generator_only():
 
 def _given_settings(cls, args) -> dict:
     """The training settings given as flags, checked against the recipe's config ``cls``."""
-    from jetlab.training.generator import GeneratorConfig
-    from jetlab.training.tagger import TaggerTrainConfig
+    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
+    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     own = {f.name for f in dataclasses.fields(cls)}
     flagged = {f.name for c in (TaggerTrainConfig, GeneratorConfig) for f in dataclasses.fields(c)
@@ -127,15 +134,11 @@ def _given_settings(cls, args) -> dict:
 
 def _fixed_config(recipe, args, base):
     """``base`` (defaults, --config file or a study's stored settings) with the flags given applied."""
-    from jetlab.cli.settings import parse_hyperparameters
-
     config = dataclasses.replace(base, **_given_settings(recipe.config_class, args))
     if args.hp:
         if recipe.name == "tagger":
             config.hparams = {**config.hparams, **parse_hyperparameters(args.hp)}
         else:
-            from jetlab.cli.fastsim import _network_options
-
             config = dataclasses.replace(config, **_network_options(args.hp, config))
     if config.data and Path(config.data).exists():
         config.data = str(Path(config.data).resolve())  # workers may start elsewhere
@@ -145,11 +148,6 @@ def _fixed_config(recipe, args, base):
 
 def _request(args, study_dir: Path):
     """The study spec this command asks for, as a function of the stored one (None: new study)."""
-    from jetlab.hpo.recipes import check_space, recipe_for
-    from jetlab.hpo.space import SearchSpace
-    from jetlab.hpo.study import StudySpec, make_sampler
-    from jetlab.utils.config import load_config
-
     def request(stored):
         model = args.model or (stored.model if stored else None)
         if model is None:
@@ -194,10 +192,6 @@ def _names(args) -> tuple[str, Path, str, str]:
 def _storage(args, study_dir: Path) -> tuple[str, str]:
     """The storage URL from --storage, --storage-env or --storage-file (default: SQLite in the study
     directory), and the flag that names it again without showing a password."""
-    from jetlab.errors import InputError
-    from jetlab.hpo.study import default_storage
-    from jetlab.utils.secrets import mask_url, url_secrets
-
     if args.storage_env:
         url = os.environ.get(args.storage_env, "").strip()
         if not url:
@@ -221,9 +215,6 @@ def _storage(args, study_dir: Path) -> tuple[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from jetlab.hpo.study import require_optuna
-    from jetlab.utils.secrets import keep_secret
-
     require_optuna()
     name, study_dir, storage, again = _names(args)
     with keep_secret(storage):
@@ -231,9 +222,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_study(args, name: str, study_dir: Path, storage: str, again: str) -> int:
-    from jetlab.hpo.worker import WorkerOptions, run_study
-    from jetlab.utils.secrets import mask_url
-
     options = WorkerOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner,
                             sampler_seed=args.sampler_seed, population=args.population, heartbeat_s=args.heartbeat,
                             ranks_per_trial=args.ranks_per_trial, dir=args.dir,
@@ -259,9 +247,6 @@ def _run_study(args, name: str, study_dir: Path, storage: str, again: str) -> in
 
 
 def _report(args: argparse.Namespace) -> int:
-    from jetlab.hpo.report import write_report
-    from jetlab.utils.secrets import keep_secret
-
     name, _, storage, _ = _names(args)
     if args.top < 1:
         raise JetlabError(f"--top must be at least 1, got {args.top}")

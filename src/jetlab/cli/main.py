@@ -11,7 +11,9 @@ import sys
 import threading
 
 from jetlab import __version__
+from jetlab.distributed import supervise
 from jetlab.errors import CONTINUE, JetlabError, Stopped
+from jetlab.utils.atomic import write_error
 
 __all__ = ["GROUPS", "build_parser", "main"]
 
@@ -102,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jetlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a full disk or an unwritable place met outside jetlab.utils.atomic
-        from jetlab.utils.atomic import write_error
-
         error = write_error(exc.filename or "(a file)", exc)
         if error is None:
             raise
@@ -137,9 +137,7 @@ def entry() -> int:
     """The ``jetlab`` console script and ``python -m jetlab``: :func:`main`, run by each rank
     under a small supervisor where MPICH's mpiexec started it, so that one rank killed by a
     signal does not end the others (:mod:`jetlab.distributed.supervise`)."""
-    from jetlab.distributed.supervise import run
-
-    return run(main)
+    return supervise.run(main)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    from jetlab.training.upgrade import upgrade_runs
+    from jetlab.training.upgrade import upgrade_runs  # lazy: start-up (torch)
 
     for line in upgrade_runs(args.folder):
         print(line)

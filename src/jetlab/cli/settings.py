@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jetlab.errors import InputError, JetlabError
+from jetlab.utils.config import load_config
 
 __all__ = ["add_settings_flags", "build_config", "parse_hyperparameters", "positive_int"]
 
@@ -88,8 +89,7 @@ def parse_hyperparameters(items: list[str]) -> dict:
 def build_config(cls, args: argparse.Namespace, *, out, resume: bool, overrides: dict | None = None):
     """The run's config (module docstring). ``overrides`` are further settings the caller
     derived from its own options (e.g. ``hparams`` from ``--hp``)."""
-    from jetlab.training.run_dir import CONFIG_NAME
-    from jetlab.utils.config import load_config
+    from jetlab.training.run_dir import CONFIG_NAME  # lazy: start-up (torch)
 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     given = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}

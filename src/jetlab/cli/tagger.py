@@ -19,14 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jetlab.cli.settings import positive_int
+from jetlab.cli.settings import add_settings_flags, build_config, parse_hyperparameters, positive_int
+from jetlab.cli.tagger_export import register_export
+from jetlab.cli.tagger_prune import register as register_prune
+from jetlab.distributed.env import detect_launcher, relaunch_prefix
 from jetlab.errors import RESUME
+from jetlab.utils.config import load_config
 
 __all__ = ["register"]
 
 def register(subparsers) -> None:
-    from jetlab.cli.settings import add_settings_flags
-    from jetlab.training.tagger import TaggerTrainConfig
+    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     p = subparsers.add_parser(
         "train", help="train a tagger (in one process, or data-parallel under torchrun/mpiexec)",
@@ -66,8 +69,6 @@ def register(subparsers) -> None:
     p.add_argument("--eval", dest="eval_name", metavar="NAME",
                    help="compare RUN/eval-NAME results instead of the test split")
     p.set_defaults(run=_compare)
-    from jetlab.cli.tagger_export import register_export  # `jetlab tagger export`
-    from jetlab.cli.tagger_prune import register as register_prune  # `jetlab tagger prune`
 
     register_export(subparsers)
     register_prune(subparsers)
@@ -75,8 +76,7 @@ def register(subparsers) -> None:
 
 def build_train_config(args: argparse.Namespace):
     """Defaults <- --config file (or RUN/config.yaml when resuming) <- explicit flags, --hp."""
-    from jetlab.cli.settings import build_config, parse_hyperparameters
-    from jetlab.training.tagger import TaggerTrainConfig
+    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     out = args.out or f"runs/{args.model or TaggerTrainConfig.model}-{args.particles or TaggerTrainConfig.particles}"
     overrides = {}
@@ -85,15 +85,13 @@ def build_train_config(args: argparse.Namespace):
         if not args.resume:
             base = TaggerTrainConfig()
             if args.config:
-                from jetlab.utils.config import load_config
-
                 base = load_config(TaggerTrainConfig, args.config)
             overrides["hparams"] = {**base.hparams, **overrides["hparams"]}
     return build_config(TaggerTrainConfig, args, out=out, resume=args.resume, overrides=overrides), out
 
 
 def _train(args: argparse.Namespace) -> int:
-    from jetlab.training.tagger import train_tagger
+    from jetlab.training.tagger import train_tagger  # lazy: start-up (torch)
 
     config, out = build_train_config(args)
     metrics = train_tagger(config, out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
@@ -102,20 +100,16 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{config.model}: test accuracy {metrics['accuracy']:.3f}; AUC {aucs}; "
               f"{metrics['epochs_run']} epochs in {metrics['training_time_s']:.1f} s -> {out}/metrics.json")
     elif _is_main():
-        from jetlab.distributed.env import relaunch_prefix
-
         print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab tagger train --out {out} --resume")
     return 0
 
 
 def _is_main() -> bool:
-    from jetlab.distributed.env import detect_launcher
-
     return detect_launcher()[1] == 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from jetlab.training.tagger_eval import evaluate_tagger
+    from jetlab.training.tagger_eval import evaluate_tagger  # lazy: start-up (torch)
 
     metrics = evaluate_tagger(args.run_dir, args.data, name=args.name, device=args.device, batch_size=args.batch_size)
     aucs = ", ".join(f"{c} {v['auc']:.3f}" for c, v in metrics["per_class"].items() if v["auc"] is not None)
@@ -128,7 +122,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from jetlab.training.tagger_eval import compare_runs
+    from jetlab.training.tagger_eval import compare_runs  # lazy: start-up (torch)
 
     table = compare_runs(args.runs, out=args.out, eval_name=args.eval_name)
     sys.stdout.write(table + "\n")

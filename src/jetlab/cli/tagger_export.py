@@ -66,7 +66,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.export_format == "onnx":
         if args.precision or args.scan_precision:
             raise JetlabError("--precision and --scan-precision apply to --format hls4ml only")
-        from jetlab.export.onnx import export_onnx
+        from jetlab.export.onnx import export_onnx  # lazy: start-up (torch)
 
         r = export_onnx(args.run_dir, out, max_jets=args.max_jets)
         m = r["metrics"]["onnxruntime"]
@@ -74,8 +74,8 @@ def _export(args: argparse.Namespace) -> int:
               f"{r['max_abs_diff']:.2e}; accuracy {m['accuracy']:.3f}, mean AUC {_fmt(m['mean_auc'])} -> {out}/report.md")
         return 0
 
-    from jetlab.export.fixed_point import export_hls4ml
-    from jetlab.export.hls4ml import DEFAULT_PRECISION
+    from jetlab.export.fixed_point import export_hls4ml  # lazy: start-up (torch)
+    from jetlab.export.hls4ml import DEFAULT_PRECISION  # lazy: start-up (torch)
 
     widths = parse_widths(args.scan_precision) if args.scan_precision else None
     r = export_hls4ml(args.run_dir, out, precision=args.precision or DEFAULT_PRECISION, scan_widths=widths,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jetlab.cli.settings import add_settings_flags, build_config
 from jetlab.errors import InputError, JetlabError
+from jetlab.utils.config import load_config
 
 __all__ = ["register"]
 
@@ -31,8 +33,7 @@ def _stop_after(text: str) -> tuple[int, int | None]:
 
 
 def register(subparsers) -> None:
-    from jetlab.cli.settings import add_settings_flags
-    from jetlab.pruning.run import PruneConfig
+    from jetlab.pruning.run import PruneConfig  # lazy: start-up (torch)
 
     p = subparsers.add_parser(
         "prune", help="iterative magnitude pruning: prune, retrain, repeat (hls4ml recipe)",
@@ -52,13 +53,10 @@ def register(subparsers) -> None:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from jetlab.cli.settings import build_config
-    from jetlab.pruning.run import PruneConfig, prune_tagger
+    from jetlab.pruning.run import PruneConfig, prune_tagger  # lazy: start-up (torch)
 
     out = args.out or f"{str(args.run_dir).rstrip('/')}-pruned"
     if args.resume and (Path(out) / "config.yaml").is_file():
-        from jetlab.utils.config import load_config
-
         saved = load_config(PruneConfig, Path(out) / "config.yaml").source
         if Path(saved).resolve() != Path(args.run_dir).resolve():
             raise InputError(out, f"prunes {saved}, not {args.run_dir}; --resume continues it with its own RUN")

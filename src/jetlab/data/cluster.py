@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from jetlab.data.generate import run_block
 from jetlab.errors import JetlabError
 
 __all__ = ["dask_results"]
@@ -35,7 +36,6 @@ def dask_results(todo: list[tuple], where: tuple, salvage=None):
     were not yielded, the rest is cancelled, and the worker processes of a local cluster are
     killed at once (closing the cluster politely waits for their running Pythia blocks)."""
     import os
-    from jetlab.data.generate import run_block
 
     distributed = _import_distributed()
     logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines would drown the progress bar
@@ -48,7 +48,7 @@ def dask_results(todo: list[tuple], where: tuple, salvage=None):
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster)
-            from jetlab.physics.substructure_fast import skip_numba_extensions
+            from jetlab.physics.substructure_fast import skip_numba_extensions  # lazy: start-up (numba)
 
             client.run(skip_numba_extensions)  # workers started here run nothing else
             worker_pids = list(client.run(os.getpid).values())

@@ -1,6 +1,7 @@
 """The embedded default jet set: generated on first use into the user's cache, reused after.
 
-``default_jets_dir(30)`` is what every command taking ``--data`` falls back to: a few
+``default_jets_dir(30)`` is what every command taking ``--data`` falls back to
+(:func:`resolve_jets`): a few
 thousand Pythia 8 jets per class (:data:`DEFAULT_JETS_PER_CLASS`), fixed seed, in
 ``<cache>/jets/default-<P>p`` (``$JETLAB_CACHE`` overrides the cache root). Generation
 is resumable like any ``jetlab data generate`` run, so an interrupted first use
@@ -13,10 +14,13 @@ import logging
 import os
 from pathlib import Path
 
+from jetlab.data.driver import generate_dataset
+from jetlab.io.jets import JetFiles, open_jets
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.utils.cache import cache_dir
+from jetlab.utils.locking import cache_lock
 
-__all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir", "default_jets_ready"]
+__all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir", "default_jets_ready", "resolve_jets"]
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,6 @@ def default_jets_dir(n_particles: int = 30) -> Path:
     Several processes may ask at once: one generates (holding the directory's lock), the
     others wait (saying so on stderr) and then read the finished set.
     """
-    from jetlab.data.driver import generate_dataset
-    from jetlab.utils.locking import cache_lock
-
     path = _path(n_particles)
     if (path / _DONE).exists():
         return path
@@ -58,3 +59,9 @@ def default_jets_dir(n_particles: int = 30) -> Path:
             )
             (path / _DONE).touch()
     return path
+
+
+def resolve_jets(path=None, n_particles: int = 30) -> JetFiles:
+    """``--data`` resolution: :func:`~jetlab.io.jets.open_jets` of the given path, or of the
+    cached default set (generated on first use) when None."""
+    return open_jets(default_jets_dir(n_particles) if path is None else path, n_particles)

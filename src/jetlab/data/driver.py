@@ -40,9 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
+from jetlab.data.cluster import dask_results
+from jetlab.data.generate import GeneratorSettings, block_seed, pythia_version, run_block
 from jetlab.errors import InputError, JetlabError, Stopped
+from jetlab.io.jet_files import open_jet_file, write_hls4ml_file
 from jetlab.io.layout import CLASS_NAMES, SUPPORTED_PARTICLES
 from jetlab.io.manifest import BLOCK_JETS, MANIFEST_NAME, planned_files, read_manifest
+from jetlab.physics.particles import dense_images
 from jetlab.utils.atomic import atomic_path, atomic_write_json
 from jetlab.utils.locking import cache_lock
 from jetlab.utils.progress import progress
@@ -116,8 +120,6 @@ def generate_dataset(
     core); ``cluster``: run on Dask instead (module docstring). ``lock=False``: the caller
     already holds ``out``'s :func:`~jetlab.utils.locking.cache_lock`.
     """
-    from jetlab.data.generate import GeneratorSettings, block_seed
-
     settings = settings or GeneratorSettings()
     out = Path(out).expanduser()
     classes = _validate(out, classes, jets_per_class, n_particles, workers)
@@ -174,8 +176,6 @@ def _alive(pid: int) -> bool:
 
 
 def _run_plan(plan, seed: int, workers, where, show_progress: bool) -> None:
-    from jetlab.io.jet_files import open_jet_file
-
     done = set()
     for final, tasks in plan:
         if _complete(final, sum(t[4] for t in tasks), open_jet_file):
@@ -227,13 +227,9 @@ def _stop_on_sigterm():
 def _results(todo: list[tuple], workers, where, salvage=None):
     """Yield (task, arrays) as blocks finish, wherever they run; when stopped early,
     ``salvage(task, arrays)`` is called for blocks that finished but were not yielded."""
-    from jetlab.data.generate import run_block
-
     if not todo:
         return
     if where is not None:
-        from jetlab.data.cluster import dask_results
-
         yield from dask_results(todo, where, salvage)
         return
     workers = min(workers or os.cpu_count() or 1, len(todo))
@@ -294,7 +290,7 @@ def _worker_init(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # the parent died before prctl
         os._exit(1)
-    from jetlab.physics.substructure_fast import skip_numba_extensions
+    from jetlab.physics.substructure_fast import skip_numba_extensions  # lazy: start-up (numba)
 
     skip_numba_extensions()
 
@@ -320,9 +316,6 @@ def _save_block(path: str, arrays: dict) -> None:
 
 def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
     """Concatenate a file's finished blocks into one hls4ml file, then drop the blocks."""
-    from jetlab.data.generate import pythia_version
-    from jetlab.io.jet_files import write_hls4ml_file
-
     parts = [np.load(t[6]) for t in tasks]
     write_hls4ml_file(
         final,
@@ -341,8 +334,6 @@ def _assemble_file(final: Path, tasks: list[tuple], seed: int) -> None:
 
 
 def _block_images(block) -> np.ndarray:
-    from jetlab.physics.particles import dense_images
-
     if "images" in block:  # a block left by a jetlab from before sparse images
         return block["images"]
     return dense_images(block["image_count"], block["image_pixel"], block["image_value"])

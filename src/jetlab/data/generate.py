@@ -43,6 +43,7 @@ from jetlab.errors import JetlabError
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.io.manifest import BLOCK_JETS
 from jetlab.physics.kinematics import delta_r, pt_eta_phi
+from jetlab.physics.particles import many_jet_arrays
 
 __all__ = [
     "BLOCK_JETS",
@@ -140,8 +141,6 @@ class JetGenerator:
         """``n_jets`` matched jets: {"constituents", "jets"} arrays, the jet images in the
         sparse form of :func:`jetlab.physics.particles.sparse_jet_images` ("image_count",
         "image_pixel", "image_value"), and "events", the number of Pythia events they took."""
-        from jetlab.physics.particles import many_jet_arrays
-
         self.pythia.rndm.init(seed)
         jets, truth_pts = [], []
         events = failures = 0
@@ -310,12 +309,3 @@ def pythia_version() -> str:
         return version("pythia8mc")
     except Exception:  # pragma: no cover - metadata missing in odd installs
         return "unknown"
-
-
-def __getattr__(name: str):
-    # generate_dataset moved to jetlab.data.driver; keep the old import path working
-    if name == "generate_dataset":
-        from jetlab.data.driver import generate_dataset
-
-        return generate_dataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

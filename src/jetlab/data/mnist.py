@@ -51,6 +51,8 @@ from jetlab.io.mnist_files import (
     read_mnist_points,
     write_mnist_points,
 )
+from jetlab.utils.cache import cache_dir
+from jetlab.utils.progress import progress
 
 __all__ = [
     "DEFAULT_POINTS",
@@ -170,8 +172,6 @@ def superpixel_points(images: np.ndarray, n_segments: int = 75, compactness: flo
     float32 and ``mask`` (N, n_segments) bool. About 0.5 ms per digit on one core;
     ``workers > 1`` spreads chunks of digits over processes.
     """
-    from jetlab.utils.progress import progress
-
     images = _as_images(images)
     chunk = 250
     tasks = [(images[i : i + chunk], n_segments, compactness) for i in range(0, len(images), chunk)]
@@ -244,8 +244,6 @@ def load_mnist_points(path_or_kind: str | os.PathLike, *, digits: Sequence[int] 
 
 
 def _cached_path(kind: str) -> Path:
-    from jetlab.utils.cache import cache_dir
-
     path = cache_dir("mnist") / f"mnist_{kind}.h5"
     if not path.is_file():
         build_mnist_points(kind, path)

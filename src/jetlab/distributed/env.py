@@ -17,7 +17,7 @@ The backend is ``nccl`` when training on CUDA and ``gloo`` otherwise.
 :func:`init_distributed` returns a :class:`DistContext` that the trainer and the update
 strategies use (rank, world size, device, ``is_main``, collective helpers).
 
-The asynchronous strategies (``collective=False``; :mod:`jetlab.distributed.asynchronous`)
+The asynchronous strategies (``collective=False``; :mod:`jetlab.training.strategies.asynchronous`)
 need no process group: their ranks talk over MPI point-to-point, and the context carries the
 MPI communicator (``comm``) for the few start-up collectives (barrier, broadcast).
 Under mpiexec SIGUSR1 (a rank died) is handled from here on (:mod:`jetlab.distributed.supervise`).
@@ -33,6 +33,7 @@ import socket
 import sys
 from typing import Any
 
+from jetlab.distributed.supervise import WATCH
 from jetlab.errors import JetlabError
 
 __all__ = ["DistContext", "detect_launcher", "init_distributed", "free_port", "mpi_group", "relaunch_prefix"]
@@ -226,7 +227,6 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0, collectiv
         if launcher != "mpi":
             raise JetlabError("the asynchronous strategies (downpour, easgd, gem) talk over MPI: launch with "
                               "`mpiexec -disable-auto-cleanup -n K python -m jetlab ...`, not torchrun")
-        from jetlab.distributed.supervise import WATCH
 
         context.comm = _mpi_world()
         WATCH.install(collective=False)
@@ -250,7 +250,5 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 600.0, collectiv
     context.backend = backend
     context.initialized = True
     if launcher == "mpi":
-        from jetlab.distributed.supervise import WATCH
-
         WATCH.install(collective=True)
     return context

@@ -1,4 +1,4 @@
-"""The event loops of the asynchronous master and sub-masters (:mod:`jetlab.distributed.asynchronous`).
+"""The event loops of the asynchronous master and sub-masters (:mod:`jetlab.training.strategies.asynchronous`).
 
 Both loops poll for messages without blocking (``Improbe``), answer each exchange at once by
 the algorithm's rule, and watch their children (:mod:`jetlab.distributed.children`: a dead

@@ -1,4 +1,4 @@
-"""Who talks to whom in asynchronous master/worker training (:mod:`jetlab.distributed.asynchronous`).
+"""Who talks to whom in asynchronous master/worker training (:mod:`jetlab.training.strategies.asynchronous`).
 
 With K MPI ranks and ``masters`` = M:
 

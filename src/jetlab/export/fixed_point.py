@@ -30,11 +30,20 @@ import numpy as np
 import torch
 
 from jetlab.export._optional import import_optional
-from jetlab.export.hls4ml import (DEFAULT_PRECISION, build_hls_model, check_precision, hls_probabilities,
-                                  hls_sequential, multiplication_counts, scan_precisions)
+from jetlab.export.hls4ml import (
+    DEFAULT_PRECISION,
+    build_hls_model,
+    check_precision,
+    hls_probabilities,
+    hls_sequential,
+    multiplication_counts,
+    scan_precisions,
+)
 from jetlab.export.inputs import RunTestSet, batched_probabilities, load_run_test_set, torch_probabilities
 from jetlab.export.report import metric_summary, metrics_table, write_predictions, write_report
 from jetlab.utils.atomic import atomic_write_json, atomic_write_text
+from jetlab.utils.progress import progress
+from jetlab.viz.export import plot_precision_scan
 
 __all__ = ["DEFAULT_SCAN_WIDTHS", "export_hls4ml", "scan_precision"]
 
@@ -59,8 +68,6 @@ def scan_precision(test: RunTestSet, precisions: Sequence[str], *, p_float: np.n
 
     ``done`` maps precisions already run to their probabilities (not compiled again).
     """
-    from jetlab.utils.progress import progress
-
     seq, shape, io_type = hls_sequential(test.model)
     if p_float is None:
         p_float = torch_probabilities(test.model, test)
@@ -136,8 +143,6 @@ def export_hls4ml(run: str | os.PathLike, out: str | os.PathLike, *, precision: 
 
 
 def _write_scan(out: Path, test: RunTestSet, rows: list[dict], floating: dict) -> None:
-    from jetlab.viz.export import plot_precision_scan
-
     atomic_write_json(out / "precision_scan.json", {"model": test.model_name, "run": str(test.run),
                                                     "n_jets": len(test), "float": floating, "scan": rows})
     plot_precision_scan(rows, floating, test.class_names, out / "precision_scan.png",

@@ -53,6 +53,8 @@ from torch import nn
 
 from jetlab.errors import JetlabError
 from jetlab.export._optional import import_optional
+from jetlab.export.inputs import batched_probabilities
+from jetlab.models import CNNTagger, DNNTagger
 
 __all__ = [
     "DEFAULT_PRECISION",
@@ -116,8 +118,6 @@ def hls_sequential(model: nn.Module) -> tuple[nn.Sequential, tuple[int, ...], st
     The Sequential holds the tagger's own Linear/Conv2d modules. Raises :class:`JetlabError`
     for a tagger or activation hls4ml cannot convert.
     """
-    from jetlab.models import CNNTagger, DNNTagger
-
     name = getattr(model, "name", type(model).__name__)
     if isinstance(model, DNNTagger):
         act = model.mlp.activation
@@ -240,8 +240,6 @@ def build_hls_model(seq: nn.Sequential, input_shape: Sequence[int], precision: s
 
 def hls_probabilities(build: HLSBuild, x: torch.Tensor, *, chunk: int = 256, desc: str | None = None) -> np.ndarray:
     """The compiled fixed-point model's outputs (softmax probabilities) for ``x`` (N, ...): (N, C) float64."""
-    from jetlab.export.inputs import batched_probabilities
-
     def run(batch: torch.Tensor) -> np.ndarray:
         y = build.model.predict(np.ascontiguousarray(batch.numpy(), dtype=np.float32))
         return np.asarray(y).reshape(len(batch), -1)

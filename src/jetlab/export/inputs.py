@@ -17,6 +17,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from jetlab.data.default import resolve_jets
+from jetlab.errors import InputError
+from jetlab.io import open_jets, split_indices
+from jetlab.io.jets import JetSplit
+from jetlab.training.tagger import load_tagger
+from jetlab.utils.progress import progress
+
 __all__ = ["RunTestSet", "batched_probabilities", "load_run_test_set", "torch_probabilities"]
 
 
@@ -58,10 +65,6 @@ def load_run_test_set(run: str | os.PathLike, *, max_jets: int | None = None) ->
     Raises :class:`~jetlab.errors.InputError` when RUN holds no model.pt or its jet
     files are gone.
     """
-    from jetlab.io import open_jets, resolve_jets, split_indices
-    from jetlab.io.jets import JetSplit
-    from jetlab.training.tagger import load_tagger
-
     run = Path(run)
     model, info = load_tagger(run)
     config = info.get("config") or {}
@@ -77,8 +80,6 @@ def load_run_test_set(run: str | os.PathLike, *, max_jets: int | None = None) ->
                     stats=stats, standardize=bool(stats))
     tensors = test.tensors()
     if not tensors:
-        from jetlab.errors import InputError
-
         raise InputError(jets.path, "the run's test split is empty: nothing to check the export on")
     labels = tensors.pop("label").numpy().astype(np.int64)
     return RunTestSet(run, model, info, {k: tensors[k] for k in input_keys}, labels, str(jets.path))
@@ -87,8 +88,6 @@ def load_run_test_set(run: str | os.PathLike, *, max_jets: int | None = None) ->
 def batched_probabilities(predict: Callable[..., np.ndarray], inputs: dict, keys: Sequence[str], *,
                           batch_size: int = 500, progress_desc: str | None = None) -> np.ndarray:
     """``predict(*[batch[k] for k in keys]) -> (b, C)`` over ``inputs`` in batches: (N, C) float64."""
-    from jetlab.utils.progress import progress
-
     n = len(next(iter(inputs.values())))
     starts = range(0, n, batch_size)
     if progress_desc is not None:

@@ -15,7 +15,7 @@ __all__ = ["metric_summary", "metrics_table", "write_predictions", "write_report
 
 def metric_summary(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict:
     """``{"accuracy", "mean_auc", "auc": {class: one-vs-rest AUC or None}}`` of probs (N, C)."""
-    from jetlab.metrics.tagging import tagging_metrics
+    from jetlab.metrics.tagging import tagging_metrics  # lazy: start-up (scipy)
 
     m = tagging_metrics(labels, probs, class_names)
     return {"accuracy": m["accuracy"], "mean_auc": m["mean_auc"],

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jetlab.errors import JetlabError
+from jetlab.hpo.recipes import apply_params
+from jetlab.utils.config import config_from_dict
 
 __all__ = ["OBJECTIVES", "TrialRunner", "objective_directions"]
 
@@ -76,7 +78,7 @@ def objective_directions(objectives, recipe) -> list[str]:
 
 
 def _generator_parameters(run_dir: Path) -> int:
-    from jetlab.training.generator_run import TrainedGenerator
+    from jetlab.training.generator_run import TrainedGenerator  # lazy: start-up (torch)
 
     task = TrainedGenerator.load(run_dir).task
     module = task.modules.get("generator") or next(iter(task.modules.values()))
@@ -89,7 +91,7 @@ def tagger_latency_ms(run_dir: Path, device: str = "cpu", batch: int = 100, repe
     (``threads``: torch CPU threads while timing; default: as they are)."""
     import torch
 
-    from jetlab.training.tagger import load_tagger
+    from jetlab.training.tagger import load_tagger  # lazy: start-up (torch)
 
     model, info = load_tagger(run_dir, device)
     generator = torch.Generator().manual_seed(0)
@@ -145,7 +147,6 @@ class TrialRunner:
         import optuna
 
         spec, recipe = self.spec, self.spec.recipe
-        from jetlab.hpo.recipes import apply_params
 
         config = apply_params(spec.base_config, recipe, spec.space.suggest(trial))
         if self.threads and config.threads is None:
@@ -193,8 +194,6 @@ class TrialRunner:
 
 def train_job(recipe, job: dict, on_epoch=None):
     """Train one trial's ``job`` (every rank of its group calls this)."""
-    from jetlab.utils.config import config_from_dict
-
     config = config_from_dict(recipe.config_class, job["config"], source="trial")
     return recipe.train(config, job["out"], resume=job["resume"], on_epoch=on_epoch)
 

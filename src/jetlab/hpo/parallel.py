@@ -24,7 +24,9 @@ import sys
 import time
 import traceback
 
+from jetlab.distributed.env import mpi_group
 from jetlab.errors import JetlabError
+from jetlab.hpo.objective import train_job
 
 __all__ = ["MPIGroups", "split_world"]
 
@@ -54,9 +56,6 @@ class MPIGroups:
     def launcher(self, recipe):
         """``launch(job, on_epoch)`` for the group root's :class:`~jetlab.hpo.objective.TrialRunner`:
         the job goes to every rank of the group, and all of them train it."""
-        from jetlab.distributed.env import mpi_group
-        from jetlab.hpo.objective import train_job
-
         def launch(job: dict, on_epoch=None):
             self.group.bcast(job, root=0)
             with mpi_group(self.group):
@@ -66,9 +65,6 @@ class MPIGroups:
 
     def follow(self, recipe) -> int:
         """A non-root rank: train every job the group root sends until it sends None; returns the count."""
-        from jetlab.distributed.env import mpi_group
-        from jetlab.hpo.objective import train_job
-
         done = 0
         while (job := self.group.bcast(None, root=0)) is not None:
             try:

@@ -35,20 +35,20 @@ class Recipe:
     @property
     def config_class(self):
         if self.name == "tagger":
-            from jetlab.training.tagger import TaggerTrainConfig
+            from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
             return TaggerTrainConfig
-        from jetlab.training.generator import GeneratorConfig
+        from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
 
         return GeneratorConfig
 
     def train(self, config, out, *, resume: bool = False, on_epoch=None):
         """Run the recipe (every rank of the trial's group calls this); rank 0 gets its result."""
         if self.name == "tagger":
-            from jetlab.training.tagger import train_tagger
+            from jetlab.training.tagger import train_tagger  # lazy: start-up (torch)
 
             return train_tagger(config, out, resume=resume, on_epoch=on_epoch)
-        from jetlab.training.generator import train_generator
+        from jetlab.training.generator import train_generator  # lazy: start-up (torch)
 
         return train_generator(config, out, resume=resume, on_epoch=on_epoch)
 
@@ -59,8 +59,8 @@ GENERATOR = Recipe("generator", "jetlab fastsim train", "val_w1m", "minimize")
 
 def recipe_for(model: str) -> Recipe:
     """The recipe that trains ``model`` (a tagger name, ``vae``, ``gan`` or ``flow``)."""
-    from jetlab.models import TAGGERS
-    from jetlab.training.generator import GENERATORS
+    from jetlab.models import TAGGERS  # lazy: start-up (torch)
+    from jetlab.training.generator import GENERATORS  # lazy: start-up (torch)
 
     if model in TAGGERS:
         return TAGGER
@@ -93,7 +93,7 @@ def check_space(space, recipe: Recipe, model: str, particles: int) -> None:
     for p in space.section("hparams"):
         _hparam_field(recipe, p.key)
         if recipe.name == "tagger":
-            from jetlab.models import TAGGERS
+            from jetlab.models import TAGGERS  # lazy: start-up (torch)
 
             defaults = TAGGERS[model].default_hyperparameters(particles)
             if p.key not in defaults:

@@ -24,7 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from jetlab.errors import JetlabError
+from jetlab.hpo.recipes import apply_params, train_command
+from jetlab.hpo.study import close_storage, open_storage, open_study, quiet_optuna, trial_counts
+from jetlab.utils.atomic import atomic_write_json, atomic_write_text
 from jetlab.utils.secrets import mask_url
+from jetlab.viz.hpo import plot_history, plot_importances, plot_intermediate, plot_pareto
 
 __all__ = ["write_report"]
 
@@ -46,8 +50,6 @@ def _fmt(value) -> str:
 
 def _importances(study, spec) -> tuple[dict, str | None]:
     """objective -> {param: importance}, or the reason there are none."""
-    from jetlab.hpo.study import quiet_optuna
-
     result = {}
     try:
         with quiet_optuna() as optuna:
@@ -69,8 +71,6 @@ def _importances(study, spec) -> tuple[dict, str | None]:
 def write_report(storage_url: str, name: str, out, *, top: int = 5) -> dict:
     """Write the report of study ``name`` into ``out`` (module docstring); returns
     ``{"summary": one line, "files": [...], "best": [rows]}``."""
-    from jetlab.hpo.study import close_storage, open_storage, open_study
-
     if storage_url.startswith("sqlite:///") and not Path(storage_url.removeprefix("sqlite:///")).is_file():
         raise JetlabError(f"--storage {mask_url(storage_url)}: no such study database (give --storage, --dir or --study)")
     storage = open_storage(storage_url, heartbeat_s=0)
@@ -82,11 +82,6 @@ def write_report(storage_url: str, name: str, out, *, top: int = 5) -> dict:
 
 def _write(opened, storage_url: str, name: str, out: Path, top: int) -> dict:
     from optuna.trial import TrialState
-
-    from jetlab.hpo.recipes import apply_params, train_command
-    from jetlab.hpo.study import trial_counts
-    from jetlab.utils.atomic import atomic_write_json, atomic_write_text
-    from jetlab.viz.hpo import plot_history, plot_importances, plot_intermediate, plot_pareto
 
     study, spec = opened
     out.mkdir(parents=True, exist_ok=True)

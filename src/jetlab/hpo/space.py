@@ -45,6 +45,7 @@ from importlib import resources
 from typing import Any
 
 from jetlab.errors import JetlabError
+from jetlab.utils.config import read_yaml
 
 __all__ = ["Param", "SearchSpace", "packaged_spaces"]
 
@@ -191,8 +192,6 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SearchSpace":
-        from jetlab.utils.config import read_yaml
-
         return cls.from_dict(read_yaml(path, what="search-space file"), str(path))
 
     @classmethod

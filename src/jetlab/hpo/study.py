@@ -41,6 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from jetlab.errors import JetlabError, Stopped
+from jetlab.hpo.objective import objective_directions
+from jetlab.hpo.recipes import recipe_for
+from jetlab.hpo.space import SearchSpace
+from jetlab.utils.config import config_from_dict
+from jetlab.utils.locking import cache_lock
 from jetlab.utils.secrets import mask_url, scrub
 
 __all__ = ["PRUNERS", "SAMPLERS", "StudySpec", "close_storage", "default_storage", "make_pruner", "make_sampler", "open_study",
@@ -103,14 +108,10 @@ class StudySpec:
 
     @property
     def recipe(self):
-        from jetlab.hpo.recipes import recipe_for
-
         return recipe_for(self.model)
 
     @property
     def directions(self) -> list[str]:
-        from jetlab.hpo.objective import objective_directions
-
         return objective_directions(self.objectives, self.recipe)
 
     def to_attr(self) -> dict:
@@ -121,10 +122,6 @@ class StudySpec:
 
     @classmethod
     def from_attr(cls, values: dict, study: str) -> "StudySpec":
-        from jetlab.hpo.recipes import recipe_for
-        from jetlab.hpo.space import SearchSpace
-        from jetlab.utils.config import config_from_dict
-
         if not isinstance(values, dict) or values.get("format") != SPEC_FORMAT:
             raise JetlabError(f"study {study!r} was not created by jetlab hpo (no {SPEC_ATTR!r} attribute of format "
                               f"{SPEC_FORMAT})")
@@ -156,8 +153,6 @@ class StudySpec:
 def _creation_lock(url: str):
     """Serialise table and study creation, and the start of trials, between processes (module docstring)."""
     if url.startswith("sqlite:///") and ":memory:" not in url:
-        from jetlab.utils.locking import cache_lock
-
         with cache_lock(Path(url.removeprefix("sqlite:///")).parent, what="study database"):
             yield
     elif url.startswith(("postgresql", "postgres:")):

@@ -9,7 +9,20 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from jetlab.distributed.env import detect_launcher
 from jetlab.errors import JetlabError
+from jetlab.hpo.objective import TrialRunner
+from jetlab.hpo.parallel import split_world
+from jetlab.hpo.study import (
+    close_storage,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    open_study,
+    run_worker,
+    trial_counts,
+)
+from jetlab.hpo.study import storage_url as full_url
 
 __all__ = ["WorkerOptions", "run_study"]
 
@@ -38,10 +51,6 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
     "counts", "ran", "best"}`` (best: finished trials); None on the others. The database
     connections are closed on return.
     """
-    from jetlab.distributed.env import detect_launcher
-    from jetlab.hpo.study import close_storage, open_storage, open_study
-    from jetlab.hpo.study import storage_url as full_url
-
     if options.trials < 0:
         raise JetlabError(f"--trials must be >= 0, got {options.trials}")
     launcher = detect_launcher()[0]
@@ -50,8 +59,6 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
                           "or mpiexec -n K ... --ranks-per-trial R for data-parallel trials")
     groups = None
     if launcher == "mpi":
-        from jetlab.hpo.parallel import split_world
-
         groups = split_world(options.ranks_per_trial)
     elif options.ranks_per_trial != 1:
         raise JetlabError(f"--ranks-per-trial {options.ranks_per_trial} needs mpiexec -n K (K a multiple of it)")
@@ -70,9 +77,6 @@ def run_study(name: str, storage_url: str, request, options: WorkerOptions) -> d
 
 
 def _work(options: WorkerOptions, groups, open_here, lock_url: str) -> dict | None:
-    from jetlab.hpo.objective import TrialRunner
-    from jetlab.hpo.study import make_pruner, make_sampler, run_worker, trial_counts
-
     if groups is not None:  # world rank 0 creates the study (and its tables) before any other rank opens it
         opened, problem = None, None
         if groups.is_world_root:

@@ -14,35 +14,23 @@ layout             what is at the path                             returned
 ``mnist-idx``      a directory of MNIST IDX files                  :class:`~jetlab.io.mnist_files.MnistImages`
 ================== =============================================== =========================
 
-:func:`split_indices` is the split every task uses (taggers and generators alike): a
-permutation seeded by ``seed`` cut at the cumulative ``fractions``, so a jet's part depends
-only on the seed and the number of jets.
+The split every task uses is :func:`jetlab.io.split.split_indices`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
 
 from jetlab.errors import InputError
+from jetlab.io.jet_files import HLS4ML_KEYS, JETNET_KEYS
+from jetlab.io.jets import open_jets
+from jetlab.io.manifest import check_complete
+from jetlab.io.mnist_files import MnistImages, load_idx_mnist, read_mnist_points
 
-__all__ = ["LAYOUTS", "detect_layout", "open_dataset", "split_indices"]
+__all__ = ["LAYOUTS", "detect_layout", "open_dataset"]
 
 LAYOUTS = ("hls4ml", "jetnet", "mnist-points", "mnist-idx")
-
-
-def split_indices(n: int, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices of the train, validation and test parts of ``n`` items (a seeded permutation)."""
-    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
-        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(fractions[0] * n))
-    n_val = int(round(fractions[1] * n))
-    return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
 
 
 def _h5_keys(path: Path) -> set[str]:
@@ -57,8 +45,6 @@ def _h5_keys(path: Path) -> set[str]:
 
 def detect_layout(path: str | os.PathLike) -> str:
     """Which of :data:`LAYOUTS` ``path`` holds (a file or a directory); InputError if none."""
-    from jetlab.io.jet_files import HLS4ML_KEYS, JETNET_KEYS
-
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(path, "no such file or directory")
@@ -67,8 +53,6 @@ def detect_layout(path: str | os.PathLike) -> str:
             return "mnist-idx"
         files = sorted(p for p in path.iterdir() if p.suffix in (".h5", ".hdf5") and not p.name.startswith("."))
         if not files:
-            from jetlab.io.manifest import check_complete
-
             check_complete(path, {})  # an interrupted jet generation says so
             raise InputError(path, "no .h5/.hdf5 files and no MNIST IDX files in this directory")
         path = files[0]
@@ -87,13 +71,8 @@ def open_dataset(path: str | os.PathLike, **options):
     """Open ``path`` with the reader of its layout (module docstring); ``options`` go to that reader."""
     layout = detect_layout(path)
     if layout in ("hls4ml", "jetnet"):
-        from jetlab.io.jets import open_jets
-
         return open_jets(path, **options)
     if layout == "mnist-points":
-        from jetlab.io.mnist_files import read_mnist_points
-
         return read_mnist_points(path, **options)
-    from jetlab.io.mnist_files import MnistImages, load_idx_mnist
 
     return MnistImages(*load_idx_mnist(path, **options))

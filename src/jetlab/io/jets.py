@@ -37,11 +37,12 @@ from typing import Sequence
 import numpy as np
 
 from jetlab.errors import InputError
-from jetlab.io.datasets import split_indices
 from jetlab.io.jet_files import JetFile, open_jet_file
 from jetlab.io.layout import CLASS_NAMES, HLF_FEATURES
+from jetlab.io.manifest import check_complete
+from jetlab.io.split import split_indices
 
-__all__ = ["INPUT_KEYS", "RAW_PARTICLE_KEYS", "JetFiles", "JetSplit", "constant_features", "frozen_particle_features", "open_jets", "resolve_jets"]
+__all__ = ["INPUT_KEYS", "RAW_PARTICLE_KEYS", "JetFiles", "JetSplit", "constant_features", "frozen_particle_features", "open_jets"]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ def open_jets(path, n_particles: int | None = None) -> "JetFiles":
     fed 100-particle files by accident. A directory written by ``jetlab data generate``
     must hold every file its ``generation.json`` promises (InputError "incomplete" if not).
     """
-    from jetlab.io.manifest import check_complete
-
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(path, "no such file or directory")
@@ -86,15 +85,6 @@ def open_jets(path, n_particles: int | None = None) -> "JetFiles":
     if n_particles is not None and n_particles != found:
         raise InputError(path, f"has {found} particles per jet but {n_particles} were asked for (use --particles {found})")
     return JetFiles(path, files)
-
-
-def resolve_jets(path=None, n_particles: int = 30) -> "JetFiles":
-    """``--data`` resolution: the given path, or the cached default set when None."""
-    if path is None:
-        from jetlab.data.default import default_jets_dir
-
-        return open_jets(default_jets_dir(n_particles), n_particles)
-    return open_jets(path, n_particles)
 
 
 class JetFiles:

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jetlab.errors import InputError, JetlabError
+from jetlab.utils.atomic import atomic_h5, atomic_path
 
 __all__ = [
     "FEATURES",
@@ -135,8 +136,6 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write ``array`` (uint8, int8, int16, int32, float32 or float64) as an IDX file,
     gzip-compressed when ``path`` ends in ``.gz``; atomically."""
-    from jetlab.utils.atomic import atomic_path
-
     array = np.asarray(array)
     native = array.dtype.newbyteorder("=")
     if native not in _IDX_CODES or array.ndim == 0 or array.ndim > 255:
@@ -206,8 +205,6 @@ def load_idx_mnist(directory: str | os.PathLike, split: str = "all") -> tuple[np
 def write_mnist_points(path: str | os.PathLike, points: np.ndarray, mask: np.ndarray, labels: np.ndarray,
                        *, kind: str, source: str, **attrs) -> Path:
     """Write point-set digits to one HDF5 file, atomically (layout in the module docstring)."""
-    from jetlab.utils.atomic import atomic_h5
-
     path = Path(path)
     with atomic_h5(path) as fh:
         fh.create_dataset("points", data=np.asarray(points, dtype=np.float32), compression="gzip")

@@ -26,6 +26,7 @@ from torch import nn
 from jetlab.errors import JetlabError
 from jetlab.metrics.jet_samples import CLASSIFIER_MIN_JETS, as_particles
 from jetlab.metrics.tagging import roc_auc, roc_curve
+from jetlab.models import build_tagger
 
 __all__ = ["CLASSIFIER_MIN_JETS", "CLASSIFIER_MODELS", "classifier_two_sample_test", "particle_inputs"]
 
@@ -116,8 +117,6 @@ def classifier_two_sample_test(real, generated, *, real_mask=None, generated_mas
     scale[scale == 0] = 1.0
     train_x = np.where(train_m[..., None], (train_x - shift) / scale, 0.0).astype(np.float32)
     test_x = np.where(test_m[..., None], (test_x - shift) / scale, 0.0).astype(np.float32)
-
-    from jetlab.models import build_tagger
 
     torch.manual_seed(seed)
     network = build_tagger(model, n_particles=real.shape[1], n_features=4, n_classes=2,

@@ -15,6 +15,7 @@ import numpy as np
 
 from jetlab.errors import JetlabError
 from jetlab.metrics.jet_samples import Score, as_particles, check_nonnegative_pt, draw, eval_size, score, to_numpy
+from jetlab.utils.progress import progress
 
 __all__ = ["coverage_mmd", "coverage_mmd_batches", "emd", "emd_matrix"]
 
@@ -151,8 +152,6 @@ def coverage_mmd_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_b
         - real_mask, gen_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
         - returns: ``(num_batches, 2)``
     """
-    from jetlab.utils.progress import progress
-
     rng = np.random.default_rng(seed)
     size = eval_size(len(real), len(gen), num_eval_samples)
     out = np.empty((num_batches, 2))

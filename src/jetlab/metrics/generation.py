@@ -47,8 +47,7 @@ from jetlab.metrics.efp import JETNET_W1EFP_COLUMNS, efps_d4
 from jetlab.metrics.emd import coverage_mmd, coverage_mmd_batches, emd, emd_matrix
 from jetlab.metrics.feature_distances import fpd, frechet_distance, kpd
 from jetlab.metrics.jet_samples import CLASSIFIER_MIN_JETS, Score, as_particles, check_nonnegative_pt, eval_size, score
-from jetlab.metrics.w1 import (_w1_columns_batches, _w1p_batches, fd6, jet_features, jet_mass,
-                               w1efp, w1m, w1p)
+from jetlab.metrics.w1 import _w1_columns_batches, _w1p_batches, fd6, jet_features, jet_mass, w1efp, w1m, w1p
 
 __all__ = [
     "Score",
@@ -124,7 +123,7 @@ def _row_scores(reference, reference_efps, other, *, w1_size, num_batches, cov_m
         sizes["classifier_skipped"] = (f"classifier test skipped: it needs {CLASSIFIER_MIN_JETS} jets in each "
                                        f"sample, got {min(len(ref), len(jets))}")
     elif classifier is not None:
-        from jetlab.metrics.classifier_test import classifier_two_sample_test
+        from jetlab.metrics.classifier_test import classifier_two_sample_test  # lazy: start-up (torch)
 
         result = classifier_two_sample_test(ref, jets, real_mask=ref_mask, generated_mask=mask,
                                             **{"seed": seed, **classifier})

@@ -170,7 +170,7 @@ class JEDINet(nn.Module):
             h_receiver = F.linear(x, weight[:, :P], bias)  # (B, N, N¹)
             h_sender = F.linear(x, weight[:, P:])  # (B, N, N¹)
             if use_triton:
-                from jetlab.models.jedinet_triton import edge_sum
+                from jetlab.models.jedinet_triton import edge_sum  # lazy: optional (triton)
 
                 return edge_sum(h_receiver, h_sender, mask, self.f_R.activation, *params)
             return self._interaction_autograd(h_receiver, h_sender, mask, block_size)
@@ -185,7 +185,7 @@ class JEDINet(nn.Module):
         if self.kernel == "torch" or (self.kernel == "auto" and not x.is_cuda):
             return False
         try:
-            from jetlab.models.jedinet_triton import unsupported
+            from jetlab.models.jedinet_triton import unsupported  # lazy: optional (triton)
         except Exception as error:  # noqa: BLE001 - auto: any problem importing Triton means "use torch"
             if self.kernel == "triton":
                 raise JetlabError(f"{self.name}: kernel=triton needs Triton ({error}): "

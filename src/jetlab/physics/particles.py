@@ -32,6 +32,7 @@ from jetlab.physics.kinematics import (
     pt_eta_phi,
     wrap_phi,
 )
+from jetlab.physics.substructure import jet_substructure
 
 __all__ = [
     "constituent_features",
@@ -171,8 +172,6 @@ def jet_row(p4: np.ndarray, *, label: int | None, truth_pt: float | None = None)
     (1 when unknown). ``label`` indexes :data:`CLASS_NAMES`; ``None`` leaves the label
     columns zero.
     """
-    from jetlab.physics.substructure import jet_substructure
-
     row = np.asarray(jet_substructure(np.asarray(p4, dtype=np.float64)), dtype=np.float32).copy()
     if truth_pt:
         row[_J["j_ptfrac"]] = row[_J["j_pt"]] / truth_pt

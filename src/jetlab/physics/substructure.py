@@ -152,7 +152,7 @@ def jet_substructure(p4: np.ndarray, *, compiled: bool = True) -> np.ndarray:
     compiled path (:mod:`jetlab.physics.substructure_fast`); others, or ``compiled=False``,
     through :func:`jet_substructure_reference` (numpy + FastJet), the test oracle.
     """
-    from jetlab.physics.substructure_fast import fast_path_applies, substructure_values
+    from jetlab.physics.substructure_fast import fast_path_applies, substructure_values  # lazy: start-up (numba)
 
     p4 = _as_p4(p4)
     if not (compiled and fast_path_applies(p4)):

@@ -1,6 +1,6 @@
 """Magnitude pruning of a tagger's weight matrices with ``torch.nn.utils.prune``.
 
-:func:`prune_by_magnitude` gives every weight matrix ``W_l`` (:mod:`jetlab.pruning.weights`)
+:func:`prune_by_magnitude` gives every weight matrix ``W_l`` (:mod:`jetlab.models.weights`)
 a binary mask that zeroes its smallest ``|W_l,ij|``:
 
 * ``scope="global"``: the ``round(s · Σ_l |W_l|)`` smallest magnitudes of all matrices
@@ -28,7 +28,9 @@ from torch import nn
 from torch.nn.utils import prune
 
 from jetlab.errors import JetlabError
-from jetlab.pruning.weights import prunable_weights
+from jetlab.models import build_tagger
+from jetlab.models.weights import prunable_weights
+from jetlab.training.run_dir import seed_everything
 
 __all__ = ["SCOPES", "initial_state", "is_pruned", "make_permanent", "prune_by_magnitude", "rewind"]
 
@@ -80,9 +82,6 @@ def initial_state(info: dict) -> dict[str, torch.Tensor]:
     """The weights the run of model file ``info`` (:func:`jetlab.training.tagger.load_tagger`)
     started from: ``train_tagger`` seeds everything with the run's seed, then builds the
     model, so the same two steps rebuild them exactly. Leaves the global RNGs seeded."""
-    from jetlab.models import build_tagger
-    from jetlab.training.run_dir import seed_everything
-
     seed_everything(int(info["config"]["seed"]))
     model = build_tagger(info["model_name"], **info["hparams"])
     return {key: value.detach().clone() for key, value in model.state_dict().items()}

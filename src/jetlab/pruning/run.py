@@ -48,12 +48,20 @@ import logging
 import os
 from pathlib import Path
 
+from jetlab.distributed.env import detect_launcher
 from jetlab.errors import InputError, JetlabError
+from jetlab.models import build_tagger
 from jetlab.pruning.masks import SCOPES, initial_state, make_permanent, prune_by_magnitude, rewind
 from jetlab.pruning.schedule import SCHEDULES, check_sparsity, sparsity_schedule
 from jetlab.pruning.weights import model_file_sparsity
+from jetlab.training.checkpoint import load_checkpoint
+from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, FINISHED_NAME, clear_finished, mark_finished
 from jetlab.training.settings import setting
-from jetlab.utils.config import read_json
+from jetlab.training.tagger import TaggerTrainConfig, load_tagger, read_model_file, save_model_file, train_tagger
+from jetlab.utils.atomic import atomic_path, atomic_write_json
+from jetlab.utils.config import config_from_dict, load_config, read_json, save_config
+from jetlab.utils.locking import directory_lock
+from jetlab.viz.pruning import plot_prune_curve
 
 __all__ = ["AUC_TOLERANCE", "PruneConfig", "prune_tagger"]
 
@@ -109,8 +117,6 @@ class PruneConfig:
 
 def source_run(run: str | os.PathLike) -> tuple[dict, dict]:
     """``(model-file info, test metrics)`` of the finished run RUN; one-line errors otherwise."""
-    from jetlab.training.tagger import read_model_file
-
     run = Path(run)
     if not run.is_dir():
         raise InputError(run, "no such run directory (expected one written by `jetlab tagger train`)")
@@ -122,9 +128,6 @@ def source_run(run: str | os.PathLike) -> tuple[dict, dict]:
 
 def iteration_config(config: PruneConfig, info: dict):
     """The :class:`TaggerTrainConfig` of every retraining: RUN's, with the prune settings."""
-    from jetlab.training.tagger import TaggerTrainConfig
-    from jetlab.utils.config import config_from_dict
-
     base = config_from_dict(TaggerTrainConfig, dict(info["config"]), source=f"{config.source}/model.pt config")
     return dataclasses.replace(base, epochs=config.epochs_per_iteration, patience=config.patience, l1=config.l1,
                                lr=config.lr or base.lr, device=config.device, threads=config.threads,
@@ -133,9 +136,6 @@ def iteration_config(config: PruneConfig, info: dict):
 
 def check_prune_dir(out: str | os.PathLike, *, resume: bool) -> Path:
     """PRUNED must be new (or hold an unfinished prune run, with ``resume``)."""
-    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME
-    from jetlab.utils.config import load_config
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory; choose another --out")
@@ -160,12 +160,6 @@ def prune_tagger(config: PruneConfig, out: str | os.PathLike, *, resume: bool = 
     """Prune RUN = ``config.source`` into PRUNED = ``out`` (module docstring); returns PRUNED's
     metrics, or None when ``stop_after = (k, epoch)`` ended this call after that epoch of
     iteration k (``(k, None)``: after iteration k), as a kill would."""
-    from jetlab.distributed.env import detect_launcher
-    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, FINISHED_NAME, clear_finished
-    from jetlab.training.tagger import read_model_file, train_tagger
-    from jetlab.utils.config import save_config
-    from jetlab.utils.locking import directory_lock
-
     config.validate()
     if detect_launcher()[2] > 1:
         raise JetlabError("jetlab tagger prune runs in one process (each retraining is small); "
@@ -246,9 +240,6 @@ def _point(k: int, target: float, run_dir: Path, metrics: dict) -> dict:
 
 
 def _write_curve(curve: dict, out: Path) -> None:
-    from jetlab.utils.atomic import atomic_write_json
-    from jetlab.viz.pruning import plot_prune_curve
-
     reference = curve["baseline"]["mean_auc"]
     kept = [p for p in curve["points"] if p["mean_auc"] is not None and reference is not None
             and reference - p["mean_auc"] <= AUC_TOLERANCE]
@@ -262,12 +253,6 @@ def _write_curve(curve: dict, out: Path) -> None:
 def _finish(out: Path, config: PruneConfig, train_config, curve: dict) -> dict:
     """PRUNED/model.pt (last iteration's best weights, ``prune.remove``d), metrics.json, predictions."""
     import shutil
-
-    from jetlab.models import build_tagger
-    from jetlab.training.checkpoint import load_checkpoint
-    from jetlab.training.run_dir import CHECKPOINT_NAME, mark_finished
-    from jetlab.training.tagger import load_tagger, save_model_file
-    from jetlab.utils.atomic import atomic_path, atomic_write_json
 
     last = out / f"iter-{config.iterations}"
     _, info = load_tagger(last)

@@ -4,7 +4,7 @@
   stopping, divergence check, atomic checkpoints, exact resume, progress, history);
 * ``tasks`` (:mod:`.tasks.base`) — what is trained: classification, VAE, GAN;
 * :mod:`.strategies` — how gradients become updates (local, synchronous all-reduce; the
-  asynchronous MPI algorithms are in :mod:`jetlab.distributed`);
+  asynchronous MPI algorithms; the machinery they run on is :mod:`jetlab.distributed`);
 * :mod:`.batches`, :mod:`.checkpoint`, :mod:`.settings` (the shared config fields),
   :mod:`.run_dir` (run-directory rules and the process session);
 * recipes: :mod:`.tagger` (``jetlab tagger train``), :mod:`.tagger_eval` (``evaluate``,

@@ -6,7 +6,7 @@ mini-batches of :class:`~jetlab.training.batches.ShardedBatches`. Per epoch:
 
 1. **train**: for every batch the task's ``train_step(batch, update)`` runs its forward
    passes and calls ``update(name, loss)`` for each network it updates; the updater applies
-   the :class:`~jetlab.training.strategies.UpdateStrategy` protocol (loss weight, backward,
+   the :class:`~jetlab.training.strategies.base.UpdateStrategy` protocol (loss weight, backward,
    gradient exchange, clipping, step). The numbers a step returns (batch means) are
    averaged over the epoch and over the ranks, weighted by local batch size → ``train_<k>``.
 2. **divergence check**: a non-finite training number stops the run with a one-line error;
@@ -27,7 +27,7 @@ mini-batches of :class:`~jetlab.training.batches.ShardedBatches`. Per epoch:
    (e.g. a pruned hyperparameter trial), on every rank.
 
 Steps 3-6 are :meth:`Engine.close_epoch`. Under an asynchronous strategy
-(:mod:`jetlab.distributed.asynchronous`: Downpour, EASGD, GEM) the master trains nothing: it
+(:mod:`jetlab.training.strategies.asynchronous`: Downpour, EASGD, GEM) the master trains nothing: it
 serves its workers and calls ``close_epoch`` on the central weights when the workers have
 together finished an epoch; the workers run step 1 only.
 """

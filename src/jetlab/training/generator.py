@@ -38,13 +38,35 @@ from pathlib import Path
 import torch
 
 from jetlab.errors import JetlabError
+from jetlab.io.layout import CLASS_NAMES
 from jetlab.losses import GAN_LOSSES
-from jetlab.models.flow import FLOW_NETWORKS, ODE_SOLVERS
-from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets
+from jetlab.models._mlp import check_hyperparameters
+from jetlab.models.flow import FLOW_NETWORKS, ODE_SOLVERS, FlowGenerator
+from jetlab.models.mpgan import MPDiscriminator, MPGenerator
+from jetlab.models.vae import SetVAE
+from jetlab.training.batches import ShardedBatches, TensorSource
+from jetlab.training.engine import Engine
+from jetlab.training.generator_plots import write_sample_plots
+from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets, load_point_sets, with_mask_column
+from jetlab.training.run_dir import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    data_fingerprint,
+    mark_finished,
+    seed_everything,
+    training_session,
+)
 from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
+from jetlab.training.strategies import is_collective, make_strategy
+from jetlab.training.tasks import FlowTask, GANTask, VAETask
+from jetlab.training.tasks.flow import JetConditions
 from jetlab.training.tasks.vae import VAE_SAMPLING
+from jetlab.utils.atomic import atomic_write_json
+from jetlab.utils.config import save_config
+from jetlab.utils.tensor_files import save_tensor_file
 
-__all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "train_generator"]
+__all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "save_generator_file",
+           "train_generator"]
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +137,6 @@ class GeneratorConfig(TrainSettings):
         validate_settings(self, source)
         if self.model not in GENERATORS:
             raise JetlabError(f"{source}: unknown model {self.model!r}; choose one of {', '.join(GENERATORS)}")
-        from jetlab.io.layout import CLASS_NAMES
 
         if self.jet_class not in CLASS_NAMES:
             raise JetlabError(f"{source}: unknown jet class {self.jet_class!r}; choose one of {', '.join(CLASS_NAMES)}")
@@ -181,11 +202,6 @@ def _check_network_options(source: str, vae: dict, generator: dict, discriminato
     are one-line errors (the checks of the taggers' hyperparameters)."""
     import inspect
 
-    from jetlab.models._mlp import check_hyperparameters
-    from jetlab.models.flow import FlowGenerator
-    from jetlab.models.mpgan import MPDiscriminator, MPGenerator
-    from jetlab.models.vae import SetVAE
-
     set_by_config = ("n_points", "n_features", "latent_dim", "n_cond", "net")
     for name, cls, given in (("vae", SetVAE, vae), ("generator", MPGenerator, generator),
                              ("discriminator", MPDiscriminator, discriminator), ("flow", FlowGenerator, flow)):
@@ -198,14 +214,10 @@ def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_poi
                device="cpu", data: PointSets | None = None):
     """The VAE, GAN or flow task of ``config`` (networks on ``device``, fresh optimizers);
     ``data`` gives the validation reference of the per-epoch W1-M and the VAE's latent fit."""
-    from jetlab.training.tasks import FlowTask, GANTask, VAETask
-
     n_features = norm.n_features
     options = {"kind": kind, "device": device, "metric_samples": config.metrics_samples,
                "reference": (data.val, data.val_mask) if data is not None else None}
     if config.model == "vae":
-        from jetlab.models.vae import SetVAE
-
         vae = SetVAE(n_points, n_features, config.latent_dim,
                      **{"existence": not norm.always_full, **config.vae_options}).to(device)
         return VAETask(vae, make_optimizer(config, vae.parameters()), norm, n_coords=n_coords,
@@ -213,17 +225,12 @@ def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_poi
                        mass_weight=config.mass_weight, pt_weight=config.pt_weight, sampling=config.vae_sampling,
                        train_sets=(data.train, data.train_mask) if data is not None else None, **options)
     if config.model == "flow":
-        from jetlab.models.flow import FlowGenerator
-
-        from jetlab.training.tasks.flow import JetConditions
-
         jet_condition = config.flow_condition == "jet" and kind == "jets"
         flow = FlowGenerator(n_points, n_features, n_cond=JetConditions.n_cond if jet_condition else 0,
                              net=config.flow_net, **config.flow_options).to(device)
         conditions = JetConditions.fit(data.train, data.train_mask) if jet_condition and data is not None else None
         return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
                         ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions, **options)
-    from jetlab.models.mpgan import MPDiscriminator, MPGenerator
 
     betas = (config.adam_beta1, config.adam_beta2)
     generator = MPGenerator(n_points, n_features, config.latent_dim, **config.generator_options).to(device)
@@ -238,6 +245,20 @@ def _data_info(config: GeneratorConfig, data: PointSets) -> dict:
             "n_points": data.n_points, "n_coords": data.n_coords, "jet_class": config.jet_class}
 
 
+def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None:
+    """Write RUN/model.pt: what sampling needs (:mod:`jetlab.training.generator_run`)."""
+    save_tensor_file({
+        "format": GENERATOR_FILE_FORMAT,
+        "config": dataclasses.asdict(config),
+        "data": data_info,
+        "normalisation": task.norm.state_dict(),
+        "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
+        "latent": getattr(task, "latent", None),
+        "conditions": task.conditions.state_dict() if getattr(task, "conditions", None) is not None else None,
+        "epoch": int(epoch),
+    }, path)
+
+
 def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: bool = False,
                     stop_after_epoch: int | None = None, on_epoch=None) -> dict | None:
     """Train (or, with ``resume``, continue) a generator into RUN ``out`` (module docstring).
@@ -245,16 +266,6 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
     Every rank calls this; rank 0 writes the files and returns ``{"epochs": history,
     "final_metrics": dict or None, "finished": bool}``, the other ranks None.
     """
-    from jetlab.training.batches import ShardedBatches, TensorSource
-    from jetlab.training.engine import Engine
-    from jetlab.training.generator_run import save_generator_file, write_sample_plots
-    from jetlab.training.point_sets import load_point_sets
-    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, data_fingerprint, seed_everything, \
-        training_session
-    from jetlab.training.strategies import is_collective, make_strategy
-    from jetlab.utils.atomic import atomic_write_json
-    from jetlab.utils.config import save_config
-
     config.validate()
     out = Path(out)
     with training_session(out, resume=resume, device=config.device, threads=config.threads,
@@ -313,8 +324,7 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
         if result.finished:
             write_sample_plots(task, data, out, "final", config.plot_samples, config.seed)
             if data.kind == "jets" and config.metrics_samples and len(data.val) >= 4:
-                from jetlab.metrics.generation import evaluate_generated
-                from jetlab.training.point_sets import with_mask_column
+                from jetlab.metrics.generation import evaluate_generated  # lazy: start-up (scipy)
 
                 n = min(config.metrics_samples, len(data.val))
                 points, mask = task.generate(n, seed=config.seed + 104729)
@@ -324,8 +334,6 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
                                                "best_epoch": result.best_epoch, "final_metrics": final_metrics,
                                                **strategy.summary()})
         if result.finished:
-            from jetlab.training.run_dir import mark_finished
-
             mark_finished(out, ("model.pt", HISTORY_NAME), epochs_run=result.epochs_run, stop_reason=result.stop_reason)
         return {"epochs": result.history, "final_metrics": final_metrics, "finished": result.finished,
                 "best_epoch": result.best_epoch}

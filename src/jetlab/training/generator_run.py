@@ -17,27 +17,21 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError, JetlabError
-from jetlab.training.point_sets import Normalisation, PointSets, load_point_sets, with_mask_column
+from jetlab.io import write_hls4ml_file, write_jetnet_file
+from jetlab.io.layout import CLASS_NAMES, MAX_JETS_PER_FILE
+from jetlab.io.mnist_files import write_mnist_points
+from jetlab.physics.kinematics import relative_jet_kinematics
+from jetlab.physics.particles import hls4ml_arrays_from_relative
+from jetlab.training.checkpoint import load_torch_file
+from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
+from jetlab.training.generator_plots import plot_comparison, plot_title
+from jetlab.training.point_sets import Normalisation, load_point_sets, with_mask_column
+from jetlab.training.run_dir import require_finished
+from jetlab.training.tasks.flow import JetConditions
 from jetlab.utils.atomic import atomic_write_json
-from jetlab.utils.tensor_files import save_tensor_file
+from jetlab.viz.samples import plot_point_clouds
 
-__all__ = ["TrainedGenerator", "evaluate_run", "save_generator_file", "write_sample_plots", "write_samples"]
-
-
-def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None:
-    """Write RUN/model.pt: what sampling needs (module docstring)."""
-    from jetlab.training.generator import GENERATOR_FILE_FORMAT
-
-    save_tensor_file({
-        "format": GENERATOR_FILE_FORMAT,
-        "config": dataclasses.asdict(config),
-        "data": data_info,
-        "normalisation": task.norm.state_dict(),
-        "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
-        "latent": getattr(task, "latent", None),
-        "conditions": task.conditions.state_dict() if getattr(task, "conditions", None) is not None else None,
-        "epoch": int(epoch),
-    }, path)
+__all__ = ["TrainedGenerator", "evaluate_run", "write_samples"]
 
 
 class TrainedGenerator:
@@ -54,10 +48,6 @@ class TrainedGenerator:
     def load(cls, run_dir: str | Path, device: str = "cpu", sampler: dict | None = None) -> "TrainedGenerator":
         """The run in ``run_dir``; ``sampler`` may override a flow run's ``ode_steps`` and
         ``ode_solver`` (None values keep the run's)."""
-        from jetlab.training.checkpoint import load_torch_file
-        from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
-        from jetlab.training.run_dir import require_finished
-
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise InputError(run_dir, "no such run directory")
@@ -83,8 +73,6 @@ class TrainedGenerator:
         if state.get("latent") is not None:
             task.latent = state["latent"]
         if state.get("conditions") is not None:
-            from jetlab.training.tasks.flow import JetConditions
-
             task.conditions = JetConditions.from_state_dict(state["conditions"])
         return cls(run_dir, config, info, task, int(state["epoch"]))
 
@@ -106,49 +94,6 @@ class TrainedGenerator:
         return self.task.sample_model_tensor(n)
 
 
-def write_sample_plots(task, data: PointSets, run_dir: Path, tag: str, n: int, seed: int) -> list[str]:
-    """Generated next to real validation sets: ``<tag>_jet_images.png`` and
-    ``<tag>_histograms.png`` for jets, ``<tag>_samples.png`` for MNIST."""
-    if getattr(task, "sampling", None) == "gaussian":
-        task.refit_latent()
-    real, real_mask = (data.val, data.val_mask) if len(data.val) else (data.train, data.train_mask)
-    n = max(8, min(n, len(real)))
-    gen, gen_mask = task.generate(n, seed=seed + 7919)
-    return _plot_comparison(data.kind, real[:n], real_mask[:n], gen, gen_mask, run_dir, tag,
-                            plot_title(task.name, data.name, tag))
-
-
-_MODEL_WORDS = {"vae": "VAE", "gan": "GAN", "flow": "flow matching"}
-
-
-def plot_title(model: str, data_name: str, tag: str) -> str:
-    """A sample plot's title in words: ``("vae", "jets:t", "evaluation")`` → "VAE, t jets:
-    generated vs held-out real"; tags ``epoch0020`` → "epoch 20", ``final`` → "final model"."""
-    kind, _, detail = data_name.partition(":")
-    if kind == "jets":
-        data = f"{detail} jets"
-    elif kind.startswith("mnist"):
-        data = "MNIST " + (kind.removeprefix("mnist-") if kind != "mnist" else Path(detail).name)
-    else:
-        data = data_name
-    if tag.startswith("epoch") and tag[5:].isdigit():
-        when = f"epoch {int(tag[5:])}"
-    else:
-        when = {"final": "final model", "evaluation": "generated vs held-out real"}.get(tag, tag)
-    return f"{_MODEL_WORDS.get(model, model)}, {data}: {when}"
-
-
-def _plot_comparison(kind: str, real, real_mask, gen, gen_mask, run_dir: Path, tag: str, title: str) -> list[str]:
-    from jetlab.viz import samples
-
-    if kind != "jets":
-        samples.plot_point_cloud_comparison(real, real_mask, gen, gen_mask, run_dir / f"{tag}_samples.png", title=title)
-        return [f"{tag}_samples.png"]
-    samples.plot_jet_images(real, real_mask, gen, gen_mask, run_dir / f"{tag}_jet_images.png", title=title)
-    samples.plot_jet_feature_histograms(real, real_mask, gen, gen_mask, run_dir / f"{tag}_histograms.png", title=title)
-    return [f"{tag}_jet_images.png", f"{tag}_histograms.png"]
-
-
 def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0,
                   sampler: dict | None = None) -> list[Path]:
     """Generate ``n`` sets from a run and write them; returns the files written.
@@ -165,9 +110,6 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
     out = Path(out)
     points, mask = gen.generate(n, seed=seed)
     if gen.kind != "jets":
-        from jetlab.io.mnist_files import write_mnist_points
-        from jetlab.viz.samples import plot_point_clouds
-
         if out.suffix not in (".h5", ".hdf5"):
             raise JetlabError(f"--out {out}: give an .h5 file for generated MNIST point sets")
         labels = np.full(len(points), -1, dtype=np.int64)  # generated: no digit label
@@ -176,10 +118,6 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
         png = out.with_suffix(".png")
         plot_point_clouds(points, mask, png, title=f"generated by {gen.run_dir.name} ({gen.config.model})")
         return [out, png]
-
-    from jetlab.io import write_hls4ml_file, write_jetnet_file
-    from jetlab.io.layout import CLASS_NAMES, MAX_JETS_PER_FILE
-    from jetlab.physics.kinematics import relative_jet_kinematics
 
     if fmt == "jetnet":
         jet = relative_jet_kinematics(points.astype(np.float64), mask)
@@ -192,7 +130,6 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
         return [out]
     if fmt != "hls4ml":
         raise JetlabError(f"unknown --format {fmt!r}; choose jetnet or hls4ml")
-    from jetlab.physics.particles import hls4ml_arrays_from_relative
 
     label = CLASS_NAMES.index(gen.data_info["jet_class"])
     if out.suffix in (".h5", ".hdf5"):
@@ -242,7 +179,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
     points, mask = gen.generate(n, seed=seed)
     run_dir = Path(run_dir)
     if gen.kind == "jets":
-        from jetlab.metrics.generation import evaluate_generated, format_metrics_table
+        from jetlab.metrics.generation import evaluate_generated, format_metrics_table  # lazy: start-up (scipy)
 
         classifier = None if classifier_seconds <= 0 else {"max_seconds": classifier_seconds,
                                                             "model": classifier_model}
@@ -253,7 +190,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
     else:
         metrics = _mnist_w1(real, real_mask, points, mask, sets.feature_names)
         table = "\n".join(f"{k:<14} {v['generated']:.4g}   (truth-vs-truth {v['truth']:.4g})" for k, v in metrics.items())
-    plots = _plot_comparison(sets.kind, real, real_mask, points, mask, run_dir, "evaluation",
+    plots = plot_comparison(sets.kind, real, real_mask, points, mask, run_dir, "evaluation",
                              plot_title(gen.config.model, sets.name, "evaluation"))
     result = {"metrics": metrics, "n_real": int(n), "n_generated": int(n), "data": source,
               "epoch": gen.epoch, "plots": plots, "table": table, "notes": notes}

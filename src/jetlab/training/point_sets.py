@@ -22,7 +22,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from jetlab.data.default import resolve_jets
+from jetlab.data.mnist import mnist_points
 from jetlab.errors import InputError, JetlabError
+from jetlab.io import detect_layout, open_dataset, split_indices
 
 __all__ = ["DEFAULT_JET_DATA", "JET_FEATURES", "MNIST_DATASETS", "Normalisation", "PointSets", "load_point_sets",
            "postprocess_jets", "with_mask_column"]
@@ -63,14 +66,9 @@ def load_point_sets(data: str, *, jet_class: str = "g", particles: int = 30, spl
                     fractions: Sequence[float] = (0.7, 0.15, 0.15), max_train: int = 0) -> PointSets:
     """The train/val/test point sets ``data`` names (module docstring)."""
     if data in MNIST_DATASETS:
-        from jetlab.data.mnist import mnist_points
-
         return _mnist_sets(mnist_points(data.removeprefix("mnist-")), data, split_seed, fractions, max_train)
     if data == DEFAULT_JET_DATA:
-        from jetlab.io import resolve_jets
-
         return _jet_sets(resolve_jets(None, particles), jet_class, split_seed, fractions, max_train)
-    from jetlab.io import detect_layout, open_dataset
 
     path = Path(data)
     if not path.exists():
@@ -87,8 +85,6 @@ def load_point_sets(data: str, *, jet_class: str = "g", particles: int = 30, spl
 
 
 def _mnist_sets(sets, name: str, split_seed: int, fractions, max_train: int) -> PointSets:
-    from jetlab.io import split_indices
-
     points = sets.points.numpy().astype(np.float32)
     mask = sets.mask.numpy().astype(bool)
     train_idx, val_idx, test_idx = split_indices(len(points), fractions, split_seed)

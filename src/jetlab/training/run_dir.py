@@ -33,7 +33,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from jetlab.distributed.env import init_distributed
 from jetlab.errors import InputError, JetlabError
+from jetlab.utils.atomic import atomic_write_json
+from jetlab.utils.config import read_json, read_yaml
+from jetlab.utils.locking import directory_lock
 
 __all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "FINISHED_NAME", "check_run_dir", "clear_finished", "data_fingerprint",
            "mark_finished", "require_finished", "seed_everything", "training_session"]
@@ -55,8 +59,6 @@ def _sha256(path: Path) -> str:
 def mark_finished(run: str | os.PathLike, files, **info) -> None:
     """Write RUN/finished.json (last, atomically): ``files`` (names in RUN, all present) with
     their SHA-256, and ``info`` (e.g. epochs run, why training stopped)."""
-    from jetlab.utils.atomic import atomic_write_json
-
     run = Path(run)
     atomic_write_json(run / FINISHED_NAME, {"format": FINISHED_FORMAT, **info,
                                             "files": {name: _sha256(run / name) for name in files}})
@@ -70,8 +72,6 @@ def clear_finished(run: str | os.PathLike) -> None:
 def require_finished(run: str | os.PathLike, model_name: str = "model.pt") -> None:
     """:class:`InputError` unless RUN's finished.json lists ``model_name`` with its current
     SHA-256 and every file it lists is there; the message names RUN and says ``--resume``."""
-    from jetlab.utils.config import read_json
-
     run = Path(run)
     record_path = run / FINISHED_NAME
     problem = None
@@ -93,8 +93,6 @@ def require_finished(run: str | os.PathLike, model_name: str = "model.pt") -> No
 
 def resume_command(run: Path) -> str:
     """The command that continues the run in RUN (a prune run, a generator or a tagger)."""
-    from jetlab.utils.config import read_yaml
-
     try:
         config = read_yaml(run / CONFIG_NAME, what="config file") if (run / CONFIG_NAME).is_file() else {}
     except JetlabError:
@@ -144,9 +142,6 @@ def training_session(out: str | os.PathLike, *, resume: bool, device: str = "cpu
                      threads: int | None = None, collective: bool = True) -> Iterator:
     """Join the process group, set threads, check and lock RUN; yields the DistContext.
     ``collective=False``: an asynchronous strategy's MPI job, no torch.distributed group."""
-    from jetlab.distributed.env import init_distributed
-    from jetlab.utils.locking import directory_lock
-
     check_run_dir(out, resume=resume)
     context = init_distributed(device, collective=collective)
     threads_before = torch.get_num_threads()

@@ -20,14 +20,15 @@ from typing import Any
 import torch
 
 from jetlab.errors import JetlabError
+from jetlab.training.strategies import ASYNC_STRATEGIES, STRATEGIES
 
 __all__ = ["ASYNC_NAMES", "GEM_LR", "OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TrainSettings", "make_optimizer", "make_scheduler",
            "setting", "strategy_settings", "validate_settings"]
 
 SCHEDULES = ("plateau", "cosine", "none")
 OPTIMIZERS = ("adam", "adadelta", "sgd")
-STRATEGY_NAMES = ("auto", "local", "allreduce", "downpour", "easgd", "gem")
-ASYNC_NAMES = ("downpour", "easgd", "gem")
+STRATEGY_NAMES = ("auto", *STRATEGIES)
+ASYNC_NAMES = ASYNC_STRATEGIES
 #: GEM's step size η: 0.05 as in the paper's experiments (NNLO's default is 0.01); the 3-rank
 #: DNN check in docs/scale.md learns at both, and does not at Adam's 1e-3
 GEM_LR = 0.05

@@ -40,11 +40,31 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from jetlab.data.default import default_jets_ready, resolve_jets
 from jetlab.errors import InputError, JetlabError
+from jetlab.io.jets import STATS_SAMPLE, constant_features
+from jetlab.io.layout import HLF_FEATURES
+from jetlab.models import TAGGERS, build_tagger
+from jetlab.models.weights import fold_masks
+from jetlab.training.batches import ShardedBatches, batch_source
 from jetlab.training.checkpoint import load_torch_file
+from jetlab.training.engine import Engine
+from jetlab.training.run_dir import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    data_fingerprint,
+    mark_finished,
+    require_finished,
+    seed_everything,
+    training_session,
+)
 from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
+from jetlab.training.strategies import is_collective, make_strategy
+from jetlab.training.tasks import ClassifyTask
 from jetlab.utils.atomic import atomic_path, atomic_write_json
+from jetlab.utils.config import save_config
 from jetlab.utils.tensor_files import save_tensor_file
+from jetlab.viz.tagging import plot_roc, plot_training_curve
 
 __all__ = ["MODEL_FILE_FORMAT", "TaggerTrainConfig", "load_tagger", "read_model_file", "save_model_file",
            "train_tagger"]
@@ -74,8 +94,6 @@ class TaggerTrainConfig(TrainSettings):
                                    resumable=True)
 
     def validate(self, source: str = "options") -> None:
-        from jetlab.models import TAGGERS
-
         validate_settings(self, source)
         if self.model not in TAGGERS:
             raise JetlabError(f"unknown tagger {self.model!r}; known: {', '.join(TAGGERS)}")
@@ -88,8 +106,6 @@ class TaggerTrainConfig(TrainSettings):
 
 
 def _n_features(input_keys: Sequence[str], particle_features: Sequence[str]) -> int:
-    from jetlab.io.layout import HLF_FEATURES
-
     if "particles" in input_keys:
         return len(particle_features)
     if "hlf" in input_keys:
@@ -99,8 +115,6 @@ def _n_features(input_keys: Sequence[str], particle_features: Sequence[str]) -> 
 
 def _warn_constant_features(path, split) -> None:
     """Log a warning naming the particle features that never vary in the training jets."""
-    from jetlab.io.jets import STATS_SAMPLE, constant_features
-
     if "particles" not in split.inputs or len(split) == 0:
         return
     particles, mask = split.source.read(split.index[:STATS_SAMPLE], "particles", split.particle_features)
@@ -115,8 +129,6 @@ def save_model_file(path, model: torch.nn.Module, *, config: TaggerTrainConfig, 
     """Write RUN/model.pt: the unwrapped best weights and what is needed to rebuild and feed them.
     Pruning masks are folded into the weights (``W = W_orig * W_mask``): the file loads into
     the plain model and its pruned weights are exact zeros."""
-    from jetlab.pruning.weights import fold_masks
-
     save_tensor_file({
         "format": MODEL_FILE_FORMAT,
         "model_name": model.name,
@@ -139,8 +151,6 @@ def read_model_file(path: str | os.PathLike, *, finished_only: bool = True) -> d
     executing nothing; one-line errors for a missing, foreign or crafted file and, unless
     ``finished_only=False`` (a recipe reading the file it is finishing), for a run that
     stopped before its end (:func:`~jetlab.training.run_dir.require_finished`)."""
-    from jetlab.training.run_dir import require_finished
-
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
@@ -156,8 +166,6 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu", *, finished_only: 
                 ) -> tuple[torch.nn.Module, dict]:
     """Rebuild a trained tagger from RUN/model.pt (or RUN): ``(model in eval mode, info)``
     (``finished_only``: see :func:`read_model_file`)."""
-    from jetlab.models import build_tagger
-
     info = read_model_file(path, finished_only=finished_only)
     hparams = dict(info["hparams"])
     if hparams.get("kernel") == "triton" and torch.device(device).type != "cuda":
@@ -179,23 +187,11 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
     checkpoint is loaded: it may set starting weights and add ``torch.nn.utils.prune``
     masks, which the optimizer, the checkpoint and model.pt then carry (``jetlab.pruning``).
     """
-    from jetlab.io import resolve_jets
-    from jetlab.models import TAGGERS, build_tagger
-    from jetlab.training.batches import ShardedBatches, batch_source
-    from jetlab.training.engine import Engine
-    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, data_fingerprint, seed_everything, \
-        training_session
-    from jetlab.training.strategies import is_collective, make_strategy
-    from jetlab.training.tasks import ClassifyTask
-    from jetlab.utils.config import save_config
-
     config.validate()
     out = Path(out)
     with training_session(out, resume=resume, device=config.device, threads=config.threads,
                           collective=is_collective(config.strategy)) as context:
         if config.data is None and context.is_main:
-            from jetlab.data.default import default_jets_ready
-
             if not default_jets_ready(config.particles):
                 print("jetlab: no --data given: generating the default Pythia jet set "
                       f"({config.particles} particles) on first use; this takes a few minutes, once",
@@ -268,10 +264,7 @@ def _score_on_test(task, result, config, jets, test_split, out: Path, context, e
     """Rank 0: the best weights on the test split -> metrics.json, predictions.npz, plots; their
     accuracy and mean AUC on the validation split too (``"validation"``: what a hyperparameter
     search may tune on without touching the test split)."""
-    from jetlab.metrics.tagging import tagging_metrics
-    from jetlab.training.batches import ShardedBatches, batch_source
-    from jetlab.training.run_dir import mark_finished
-    from jetlab.viz.tagging import plot_roc, plot_training_curve
+    from jetlab.metrics.tagging import tagging_metrics  # lazy: start-up (scipy)
 
     if result.best_state is not None:
         task.model.load_state_dict(result.best_state["model"])

@@ -18,9 +18,14 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError
+from jetlab.io import open_jets
+from jetlab.io.jets import RAW_PARTICLE_KEYS, JetSplit, frozen_particle_features
 from jetlab.training.batches import ShardedBatches, batch_source
 from jetlab.training.tagger import load_tagger
-from jetlab.utils.atomic import atomic_path, atomic_write_json
+from jetlab.training.tasks import ClassifyTask
+from jetlab.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+from jetlab.utils.config import read_json
+from jetlab.viz.tagging import plot_roc, plot_roc_comparison
 
 __all__ = ["compare_runs", "evaluate_tagger", "predict_probabilities", "read_predictions"]
 
@@ -31,8 +36,6 @@ log = logging.getLogger(__name__)
 def predict_probabilities(model: torch.nn.Module, source, *, device: str = "cpu", batch_size: int = 500
                           ) -> tuple[np.ndarray, np.ndarray]:
     """``(labels (N,), softmax probabilities (N, C))`` of ``model`` on every item of ``source``."""
-    from jetlab.training.tasks import ClassifyTask
-
     task = ClassifyTask(model, None, device)
     return task.predict(ShardedBatches(source, batch_size, shuffle=False, training=False))
 
@@ -51,10 +54,7 @@ def evaluate_tagger(run: str | os.PathLike, data: str | os.PathLike, *, name: st
     """Metrics of RUN's best model on every jet of ``data``, standardised with the
     *training* statistics stored in model.pt; writes RUN/eval-<name>/{metrics.json, roc.png,
     predictions.npz} (``name`` defaults to the data path's last component)."""
-    from jetlab.io import open_jets
-    from jetlab.io.jets import RAW_PARTICLE_KEYS, JetSplit, frozen_particle_features
-    from jetlab.metrics.tagging import tagging_metrics
-    from jetlab.viz.tagging import plot_roc
+    from jetlab.metrics.tagging import tagging_metrics  # lazy: start-up (scipy)
 
     run = Path(run)
     model, info = load_tagger(run, device=device)
@@ -107,7 +107,7 @@ def _fmt(value, percent: bool = False) -> str:
 
 def _auc_error(metrics: dict, class_name: str) -> float | None:
     """Hanley–McNeil error of one class's AUC, from a metrics.json (older files lack ``auc_error``)."""
-    from jetlab.metrics.tagging import auc_standard_error
+    from jetlab.metrics.tagging import auc_standard_error  # lazy: start-up (scipy)
 
     entry = metrics["per_class"][class_name]
     if entry["auc"] is None:
@@ -151,7 +151,7 @@ def _paired_differences(labels: Sequence[str], folders: Sequence[Path], metrics:
     """Lines giving each run's mean AUC minus the first run's, with the paired-bootstrap error,
     when every run was scored on the same test jets (same data, split sizes and labels); else
     a line saying why there is no paired comparison."""
-    from jetlab.metrics.tagging import paired_mean_auc_difference
+    from jetlab.metrics.tagging import paired_mean_auc_difference  # lazy: start-up (scipy)
 
     if len(folders) < 2:
         return []
@@ -181,9 +181,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
 
     ``eval_name`` compares RUN/eval-<eval_name>/ results instead of the test split.
     """
-    from jetlab.metrics.tagging import one_vs_rest_rocs
-    from jetlab.utils.config import read_json
-    from jetlab.viz.tagging import plot_roc_comparison
+    from jetlab.metrics.tagging import one_vs_rest_rocs  # lazy: start-up (scipy)
 
     rows = []
     for run in runs:
@@ -241,7 +239,6 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, out: str | os.PathLike | 
                     curves_by_class[c][label] = curve
         for c, curves in curves_by_class.items():
             plot_roc_comparison(curves, out / f"roc_{c}.png", title=f"{c} tagger, one vs rest")
-        from jetlab.utils.atomic import atomic_write_text
 
         atomic_write_text(out / "compare.md", table + "\n")
         atomic_write_json(out / "compare.json", {label: m for label, (_, _, m) in zip(labels, rows)})

@@ -32,6 +32,12 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError, JetlabError
+from jetlab.training.checkpoint import CHECKPOINT_FORMAT, _numpy_state
+from jetlab.training.generator import GENERATOR_FILE_FORMAT
+from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, FINISHED_NAME, mark_finished, resume_command
+from jetlab.training.tagger import MODEL_FILE_FORMAT
+from jetlab.utils.config import read_yaml
+from jetlab.utils.tensor_files import _default_allow_list, load_tensor_file, save_tensor_file, storable, unsafe_globals
 
 __all__ = ["upgrade_runs"]
 
@@ -48,11 +54,6 @@ def _numpy_globals() -> list:
 
 def _read_old(path: Path) -> dict:
     """An older jetlab file: tensors, plain data and numeric numpy arrays, executing nothing."""
-    from jetlab.training.checkpoint import CHECKPOINT_FORMAT
-    from jetlab.training.generator import GENERATOR_FILE_FORMAT
-    from jetlab.training.tagger import MODEL_FILE_FORMAT
-    from jetlab.utils.tensor_files import _default_allow_list, unsafe_globals
-
     try:
         with _default_allow_list(), torch.serialization.safe_globals(_numpy_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -69,9 +70,6 @@ def _read_old(path: Path) -> dict:
 
 def _convert(path: Path) -> bool:
     """Rewrite ``path`` in the tensors-only form if it needs it; True when it did."""
-    from jetlab.training.checkpoint import _numpy_state
-    from jetlab.utils.tensor_files import load_tensor_file, save_tensor_file, storable
-
     try:
         load_tensor_file(path)
         return False
@@ -93,10 +91,6 @@ def _convert(path: Path) -> bool:
 
 
 def _legacy_finished(run: Path) -> tuple[bool, str]:
-    from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME
-    from jetlab.utils.config import read_yaml
-    from jetlab.utils.tensor_files import load_tensor_file
-
     def newer(name: str) -> bool:
         return (run / name).is_file() and (run / name).stat().st_mtime >= (run / "model.pt").stat().st_mtime
 
@@ -117,8 +111,6 @@ def _legacy_finished(run: Path) -> tuple[bool, str]:
 def upgrade_runs(folder: str | os.PathLike) -> list[str]:
     """Convert the files under ``folder`` and mark finished runs (module docstring); returns
     one line per file or run that was looked at."""
-    from jetlab.training.run_dir import FINISHED_NAME, mark_finished, resume_command
-
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "no such directory")

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 from jetlab.errors import InputError
 
 __all__ = ["WRITE_ERRORS", "atomic_h5", "atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
-           "write_error"]
+           "check_output_dir", "write_error"]
 
 #: errno -> what a user reads for it: the failures of a write that the user can fix
 WRITE_ERRORS = {
@@ -40,6 +40,21 @@ WRITE_ERRORS = {
 
 
 _MEMORY_FILES = itertools.count()
+
+
+def check_output_dir(path) -> Path:
+    """``path`` can be (or already is) a writable directory; InputError before anything is written."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(path, "exists and is not a directory; --out must be a directory")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(path, f"cannot create the output directory ({ancestor} is not a directory)")
+    if not os.access(ancestor, os.W_OK):
+        raise InputError(path, f"cannot create the output directory ({ancestor} is not writable)")
+    return path
 
 
 def write_error(path: str | os.PathLike, exc: BaseException) -> InputError | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 from jetlab.errors import InputError, JetlabError
+from jetlab.utils.atomic import write_error
 
 __all__ = ["LOCK_NAME", "cache_lock", "directory_lock", "lock_holder"]
 
@@ -58,8 +59,6 @@ def _open_lock_file(directory: Path, what: str) -> int:
 
 
 def _record_pid(fd: int, directory: Path) -> None:
-    from jetlab.utils.atomic import write_error
-
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

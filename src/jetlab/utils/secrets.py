@@ -16,6 +16,8 @@ import logging
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from jetlab.errors import JetlabError
+
 __all__ = ["MASK", "keep_secret", "mask_url", "scrub", "url_secrets"]
 
 MASK = "***"
@@ -100,8 +102,6 @@ def keep_secret(url: str | None):
     """While in the block, log records (root and Optuna handlers) and escaping exceptions have
     the password of ``url`` scrubbed; an exception whose message quoted it becomes a one-line
     :class:`~jetlab.errors.JetlabError` (its traceback would show the message again)."""
-    from jetlab.errors import JetlabError
-
     if not url or not url_secrets(url):
         yield
         return

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError
+from jetlab.utils.atomic import atomic_torch_save
 
 __all__ = ["UPGRADE_COMMAND", "load_tensor_file", "save_tensor_file", "storable", "unsafe_globals"]
 
@@ -76,8 +77,6 @@ def storable(obj: Any, where: str = "file") -> Any:
 
 def save_tensor_file(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` the :func:`storable` form of ``obj`` atomically (temporary name, rename)."""
-    from jetlab.utils.atomic import atomic_torch_save
-
     atomic_torch_save(storable(obj, Path(path).name), path)
 
 

@@ -58,7 +58,7 @@ def plot_roc(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], 
     Returns the (closed) figure, or None without writing anything when no class has both
     signal and background jets (e.g. generated jets of one class): there is no curve to draw.
     """
-    from jetlab.metrics.tagging import one_vs_rest_rocs, roc_auc
+    from jetlab.metrics.tagging import one_vs_rest_rocs, roc_auc  # lazy: start-up (scipy)
 
     labels = np.asarray(labels)
     curves = [(c, name, curve) for c, (name, curve) in enumerate(zip(class_names, one_vs_rest_rocs(labels, probs)))
@@ -85,7 +85,7 @@ def plot_roc_comparison(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], pat
     ``n_background`` (background jets of the test set) sets the y axis floor; when None it
     is read off the curves' FPR steps.
     """
-    from jetlab.metrics.tagging import roc_auc
+    from jetlab.metrics.tagging import roc_auc  # lazy: start-up (scipy)
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))

@@ -5,7 +5,7 @@ For a batch of B items with labels y (B,) and logits z = model(*inputs) (B, C)::
     loss = −1/B Σ_b log softmax(z_b)[y_b]          accuracy = 1/B Σ_b [argmax z_b = y_b]
 
 With ``l1 = λ > 0`` the network is trained on ``loss + λ Σ_l Σ_ij |W_l,ij|`` over its weight
-matrices (:func:`jetlab.pruning.weights.weight_l1_norm`; biases excluded), the L1
+matrices (:func:`jetlab.models.weights.weight_l1_norm`; biases excluded), the L1
 regularisation the hls4ml jet tagger was trained with before pruning (arXiv:1804.06913);
 ``loss`` stays the cross-entropy alone, the penalty is logged as ``l1_penalty``.
 
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jetlab.models.weights import weight_l1_norm
 from jetlab.training.tasks.base import Task, Update
 
 __all__ = ["ClassifyTask"]
@@ -51,8 +52,6 @@ class ClassifyTask(Task):
         loss = F.cross_entropy(logits, batch["label"])
         numbers = {}
         if self.l1:
-            from jetlab.pruning.weights import weight_l1_norm
-
             penalty = self.l1 * weight_l1_norm(self.model)
             update("model", loss + penalty)
             numbers["l1_penalty"] = penalty.item()

@@ -83,7 +83,7 @@ class SetGeneratorTask(Task):
     def epoch_end(self, epoch: int, last: bool) -> dict[str, float]:
         if not self.has_metric or not (last or epoch % self.metric_every == 0):
             return {}
-        from jetlab.metrics.generation import w1m
+        from jetlab.metrics.generation import w1m  # lazy: start-up (scipy)
 
         n = min(self.metric_samples, len(self.reference[0]))
         gen, gen_mask = self.generate(n, seed=METRIC_SEED)

@@ -1,5 +1,5 @@
 """Asynchronous master/worker training over MPI: Downpour SGD, Elastic Averaging SGD and
-Gradient Energy Matching, as :class:`~jetlab.training.strategies.UpdateStrategy` objects that
+Gradient Energy Matching, as :class:`~jetlab.training.strategies.base.UpdateStrategy` objects that
 the one training engine runs (taggers and generators alike), after NNLO (github vlimant/NNLO).
 
 Launch (MPICH)::
@@ -43,11 +43,12 @@ import torch
 
 from jetlab.distributed.env import DistContext
 from jetlab.distributed.rules import ALGORITHMS, CenterNet, WorkerNet
+from jetlab.distributed.serve import serve_master, serve_relay
 from jetlab.distributed.supervise import WATCH
 from jetlab.distributed.topology import Topology
 from jetlab.distributed.transport import Kind, Message, MpiTransport, ParentLink
 from jetlab.errors import JetlabError
-from jetlab.training.strategies import UpdateStrategy, optimizer_parameters
+from jetlab.training.strategies.base import UpdateStrategy, optimizer_parameters
 
 __all__ = ["ASYNC_CLASSES", "AsyncStrategy", "DownpourSGD", "ElasticAveragingSGD", "GradientEnergyMatching"]
 
@@ -228,8 +229,6 @@ class AsyncStrategy(UpdateStrategy):
 
     # ------------------------------------------------------------------ master, sub-master
     def serve(self, engine, state, val, *, stop_after_epoch=None, on_best=None, on_epoch=None) -> None:
-        from jetlab.distributed.serve import serve_master, serve_relay
-
         if self.position == "master":
             serve_master(self, engine, state, val, stop_after_epoch=stop_after_epoch, on_best=on_best,
                          on_epoch=on_epoch)
