@@ -45,8 +45,19 @@ def _weight_names(module: nn.Module) -> list[str]:
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
-    """``[(qualified name, module, parameter name)]`` of every weight matrix of ``model``
-    (module docstring), in ``named_modules`` order; e.g. ``("mlp.layers.0.weight", layer, "weight")``."""
+    """Every weight matrix of ``model`` (the table in the module docstring).
+
+    Args:
+        model: a tagger (any ``nn.Module`` with Linear, Conv or GRU/LSTM layers).
+
+    Returns:
+        ``[(qualified name, module, parameter name)]`` in ``named_modules`` order, e.g.
+        ``("mlp.layers.0.weight", layer, "weight")``.
+
+    Shapes:
+        - the matrices named: ``(out, in)`` (Linear), ``(C_out, C_in, k...)`` (Conv),
+          ``(3H, F)`` / ``(3H, H)`` (GRU)
+    """
     found = [(f"{prefix}.{name}" if prefix else name, module, name)
              for prefix, module in model.named_modules() for name in _weight_names(module)]
     if not found:
@@ -55,21 +66,52 @@ def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
 
 
 def effective_weight(module: nn.Module, name: str) -> torch.Tensor:
-    """``module.<name>`` as the forward pass uses it: ``<name>_orig * <name>_mask`` when pruned
-    (computed afresh, so it is part of the current autograd graph), else the parameter."""
+    """``module.<name>`` as the forward pass uses it.
+
+    Args:
+        module: the layer holding the weight.
+        name: the parameter's name (``"weight"``, ``"weight_ih_l0"``, ...).
+
+    Returns:
+        ``<name>_orig * <name>_mask`` when pruned (computed afresh, so it is part of the
+        current autograd graph), else the parameter itself.
+
+    Shapes:
+        - returns: the parameter's own shape
+    """
     if hasattr(module, name + "_mask"):
         return getattr(module, name + "_orig") * getattr(module, name + "_mask")
     return getattr(module, name)
 
 
 def weight_l1_norm(model: nn.Module) -> torch.Tensor:
-    """``Σ_l Σ_ij |W_l,ij|`` over the weight matrices (pruned entries count zero); a scalar."""
+    """The L1 norm ``Σ_l Σ_ij |W_l,ij|`` of the weight matrices (pruned entries count zero).
+
+    Args:
+        model: the tagger.
+
+    Returns:
+        The norm, differentiable with respect to the weights.
+
+    Shapes:
+        - returns: ``()`` (a scalar tensor)
+    """
     return sum(effective_weight(module, name).abs().sum() for _, module, name in prunable_weights(model))
 
 
 def fold_masks(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state_dict`` with every ``X_orig`` / ``X_mask`` pair replaced by ``X = X_orig * X_mask``
-    (what ``prune.remove`` leaves), so it loads into the unpruned model and its zeros are real."""
+    """Fold pruning masks into the weights (what ``prune.remove`` leaves).
+
+    Args:
+        state_dict: a model's state, possibly with ``X_orig`` / ``X_mask`` pairs.
+
+    Returns:
+        A new dict with every pair replaced by ``X = X_orig * X_mask``, so it loads into the
+        unpruned model and its zeros are real; other entries unchanged.
+
+    Shapes:
+        - returns: each ``X`` has the shape of ``X_orig``
+    """
     folded = {}
     for key, value in state_dict.items():
         if key.endswith("_mask") and key[:-5] + "_orig" in state_dict:
@@ -82,9 +124,18 @@ def fold_masks(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 
 def count_zeros(state_dict: Mapping[str, torch.Tensor], names) -> dict:
-    """Exact zeros of the weight matrices ``names`` in ``state_dict`` (masks folded first)::
+    """Exact zeros of some weight matrices (masks folded first).
 
-        {"sparsity": s, "zeros": Z, "total": N, "layers": {name: {"sparsity", "zeros", "total"}}}
+    Args:
+        state_dict: a model's state (pruned or not).
+        names: the qualified names of the matrices to count (:func:`prunable_weights`).
+
+    Returns:
+        ``{"sparsity": s, "zeros": Z, "total": N, "layers": {name: {"sparsity", "zeros",
+        "total"}}}`` (plain numbers).
+
+    Shapes:
+        - state_dict[name]: any shape; every entry is counted
     """
     weights = fold_masks(state_dict)
     layers = {}
