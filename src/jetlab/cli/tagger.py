@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jetlab.cli.settings import positive_int
+from jetlab.cli.settings import add_model_code_flag, positive_int
 from jetlab.errors import RESUME
 
 __all__ = ["register"]
@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                    help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(p, TaggerTrainConfig)
+    add_model_code_flag(p)
     p.set_defaults(run=_train, on_stop=RESUME)
 
     p = subparsers.add_parser(
@@ -54,6 +55,7 @@ def register(subparsers) -> None:
     p.add_argument("--name", help="name of the eval-<name> folder (default: the data folder's name)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
     p.add_argument("--batch-size", type=positive_int, default=500, help="jets per forward pass (default 500)")
+    add_model_code_flag(p)
     p.set_defaults(run=_evaluate)
 
     p = subparsers.add_parser(
@@ -78,8 +80,12 @@ def build_train_config(args: argparse.Namespace):
     from jetlab.cli.settings import build_config, parse_hyperparameters
     from jetlab.training.tagger import TaggerTrainConfig
 
-    out = args.out or f"runs/{args.model or TaggerTrainConfig.model}-{args.particles or TaggerTrainConfig.particles}"
-    overrides = {}
+    from jetlab.models.registry import short_name
+
+    model = short_name(args.model or TaggerTrainConfig.model)
+    out = args.out or f"runs/{model}-{args.particles or TaggerTrainConfig.particles}"
+    # a model named afresh is loaded from the file named now: a --config's recorded hash does not apply
+    overrides = {"model_code": {}} if args.model and not args.resume else {}
     if args.hp:
         overrides["hparams"] = parse_hyperparameters(args.hp)
         if not args.resume:

@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--stop-after", type=_stop_after, metavar="K[:E]",
                    help="end this invocation after iteration K (or epoch E of iteration K); continue with --resume")
     add_settings_flags(p, PruneConfig)
+    from jetlab.cli.settings import add_model_code_flag
+
+    add_model_code_flag(p)
     p.set_defaults(run=_prune)
 
 

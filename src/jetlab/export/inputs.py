@@ -46,7 +46,10 @@ class RunTestSet:
 
     @property
     def model_name(self) -> str:
-        return str(self.info["model_name"])
+        """The registry name, or a user model's class name (a file name, not its FILE:Class spec)."""
+        from jetlab.models.registry import short_name
+
+        return short_name(str(self.info["model_name"]))
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -105,7 +105,7 @@ class StudySpec:
     def recipe(self):
         from jetlab.hpo.recipes import recipe_for
 
-        return recipe_for(self.model)
+        return recipe_for(self.model, getattr(self.base_config, "model_code", None))
 
     @property
     def directions(self) -> list[str]:
@@ -128,7 +128,7 @@ class StudySpec:
         if not isinstance(values, dict) or values.get("format") != SPEC_FORMAT:
             raise JetlabError(f"study {study!r} was not created by jetlab hpo (no {SPEC_ATTR!r} attribute of format "
                               f"{SPEC_FORMAT})")
-        recipe = recipe_for(values["model"])
+        recipe = recipe_for(values["model"], (values.get("config") or {}).get("model_code"))
         return cls(model=values["model"], objectives=tuple(values["objectives"]),
                    space=SearchSpace.from_dict(values["space"], values.get("space_source", "stored space")),
                    base_config=config_from_dict(recipe.config_class, values["config"], source=f"study {study}"),

@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetlab.errors import JetlabError
 from jetlab.models.epic import EPiCNetwork
 from jetlab.models.mpgan import _zero_padding
 
-__all__ = ["FLOW_NETWORKS", "ODE_SOLVERS", "FlowGenerator", "fourier_time_embedding", "integrate"]
+__all__ = ["FLOW_NETWORKS", "ODE_SOLVERS", "FlowGenerator", "UserFlow", "fourier_time_embedding", "integrate"]
 
 FLOW_NETWORKS = ("epic", "transformer")
 ODE_SOLVERS = ("euler", "midpoint", "heun")
@@ -117,7 +118,48 @@ class _TransformerNetwork(nn.Module):
         return _zero_padding(self.head(h), mask)
 
 
-class FlowGenerator(nn.Module):
+class _FlowSampler(nn.Module):
+    """The ODE sampler shared by every velocity network v(x_t (B, P, F), t (B,), mask (B, P),
+    cond (B, K) or None) -> (B, P, F) with attributes ``n_points`` and ``n_features``."""
+
+    n_points: int
+    n_features: int
+
+    @torch.no_grad()
+    def sample(self, n: int, *, counts: Tensor | None = None, cond: Tensor | None = None, steps: int = 2,
+               solver: str = "midpoint") -> tuple[Tensor, Tensor]:
+        """``n`` sets (n, P, F) in the model's (standardised) units and their mask (n, P):
+        the first ``counts[k]`` particles of set k are real (all when None). Global torch RNG."""
+        device = next(self.parameters()).device
+        mask = torch.ones((n, self.n_points), dtype=torch.bool, device=device)
+        if counts is not None:
+            mask = torch.arange(self.n_points, device=device).unsqueeze(0) < counts.to(device).unsqueeze(1)
+        x0 = _zero_padding(torch.randn((n, self.n_points, self.n_features), device=device), mask)
+
+        def velocity(x: Tensor, t: float) -> Tensor:
+            return self(x, x.new_full((n,), t), mask, cond)
+
+        return _zero_padding(integrate(velocity, x0, steps, solver), mask), mask
+
+
+class UserFlow(_FlowSampler):
+    """A user's velocity network (``--model FILE.py:Class`` with ``task = "generate"``) trained
+    and sampled as the flow: ``net(x (B, P, F), t (B,), mask (B, P) bool, cond (B, K) or None)
+    -> (B, P, F)``; padded particles are zeroed on the way in and out."""
+
+    def __init__(self, net: nn.Module, n_points: int, n_features: int):
+        super().__init__()
+        self.net, self.n_points, self.n_features = net, n_points, n_features
+
+    def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        out = self.net(_zero_padding(x, mask), t, mask, cond)
+        if out.shape != x.shape:
+            raise JetlabError(f"{type(self.net).__name__}.forward returned shape {tuple(out.shape)}; the velocity "
+                             f"must have the shape of x, {tuple(x.shape)}")
+        return _zero_padding(out, mask)
+
+
+class FlowGenerator(_FlowSampler):
     """The velocity network of a flow-matching point-set generator, and its sampler
     (module docstring). ``n_cond`` extra condition values per set (0: none).
 
@@ -153,18 +195,3 @@ class FlowGenerator(nn.Module):
     def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
         return self.net(_zero_padding(x, mask), self.condition(t, mask, cond), mask)
 
-    @torch.no_grad()
-    def sample(self, n: int, *, counts: Tensor | None = None, cond: Tensor | None = None, steps: int = 2,
-               solver: str = "midpoint") -> tuple[Tensor, Tensor]:
-        """``n`` sets (n, P, F) in the model's (standardised) units and their mask (n, P):
-        the first ``counts[k]`` particles of set k are real (all when None). Global torch RNG."""
-        device = self.net.head.weight.device
-        mask = torch.ones((n, self.n_points), dtype=torch.bool, device=device)
-        if counts is not None:
-            mask = torch.arange(self.n_points, device=device).unsqueeze(0) < counts.to(device).unsqueeze(1)
-        x0 = _zero_padding(torch.randn((n, self.n_points, self.n_features), device=device), mask)
-
-        def velocity(x: Tensor, t: float) -> Tensor:
-            return self(x, x.new_full((n,), t), mask, cond)
-
-        return _zero_padding(integrate(velocity, x0, steps, solver), mask), mask

@@ -60,6 +60,9 @@ class TaggerTrainConfig(TrainSettings):
 
     model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru, "
                                       "particlenet, particlenet-lite, part, part-small, jedinet-linear", metavar="NAME")
+    #: a user's model (``--model FILE.py:Class``): its spec, file, class, SHA-256 and task, recorded at the
+    #: start of training (:func:`jetlab.models.registry.model_code_record`); empty for a built-in model
+    model_code: dict = setting(help=None, factory=dict)
     data: str | None = setting(None, "jet files (directory or file); default: the cached default set, generated "
                                      "on first use", type=str, metavar="DIR")
     particles: int = setting(30, "particles per jet", metavar="N")
@@ -74,15 +77,15 @@ class TaggerTrainConfig(TrainSettings):
                                    resumable=True)
 
     def validate(self, source: str = "options") -> None:
-        from jetlab.models import TAGGERS
+        from jetlab.models.registry import check_model_name
 
         validate_settings(self, source)
-        if self.model not in TAGGERS:
-            raise JetlabError(f"unknown tagger {self.model!r}; known: {', '.join(TAGGERS)}")
+        check_model_name(self.model, self.model_code, "classify")
         if not isinstance(self.particles, int) or self.particles < 1:
             raise JetlabError(f"{source}: particles must be at least 1, got {self.particles!r}")
-        if not isinstance(self.hparams, dict):
-            raise JetlabError(f"{source}: hparams must be a mapping, got {self.hparams!r}")
+        if not isinstance(self.hparams, dict) or not isinstance(self.model_code, dict):
+            raise JetlabError(f"{source}: hparams and model_code must be mappings, got {self.hparams!r}, "
+                              f"{self.model_code!r}")
         if self.weight_decay < 0 or self.l1 < 0 or self.num_workers < 0 or self.max_memory_gb < 0:
             raise JetlabError(f"{source}: weight-decay, l1, num-workers and max-memory-gb must be >= 0")
 
@@ -156,13 +159,16 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu", *, finished_only: 
                 ) -> tuple[torch.nn.Module, dict]:
     """Rebuild a trained tagger from RUN/model.pt (or RUN): ``(model in eval mode, info)``
     (``finished_only``: see :func:`read_model_file`)."""
-    from jetlab.models import build_tagger
+    from jetlab.models.registry import resolve_model
 
     info = read_model_file(path, finished_only=finished_only)
     hparams = dict(info["hparams"])
     if hparams.get("kernel") == "triton" and torch.device(device).type != "cuda":
         hparams["kernel"] = "auto"  # how JEDI-net runs, not what it is: a GPU-trained model loads anywhere
-    model = build_tagger(info["model_name"], **hparams)
+    # a user's model is loaded only from a file named on the command line, with the recorded hash
+    entry = resolve_model(info["model_name"], (info.get("config") or {}).get("model_code"), task="classify",
+                          where=str(path))
+    model = entry.build(**hparams)
     model.load_state_dict(info["state_dict"])
     return model.to(device).eval(), info
 
@@ -180,7 +186,7 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
     masks, which the optimizer, the checkpoint and model.pt then carry (``jetlab.pruning``).
     """
     from jetlab.io import resolve_jets
-    from jetlab.models import TAGGERS, build_tagger
+    from jetlab.models.registry import model_code_record, resolve_model
     from jetlab.training.batches import ShardedBatches, batch_source
     from jetlab.training.engine import Engine
     from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, data_fingerprint, seed_everything, \
@@ -191,6 +197,8 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
 
     config.validate()
     out = Path(out)
+    entry = resolve_model(config.model, config.model_code, task="classify", where=str(out))
+    config.model_code = model_code_record(entry)
     with training_session(out, resume=resume, device=config.device, threads=config.threads,
                           collective=is_collective(config.strategy)) as context:
         if config.data is None and context.is_main:
@@ -206,10 +214,10 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
         if jets is None:
             jets = resolve_jets(config.data, config.particles)
 
-        input_keys = tuple(TAGGERS[config.model].input_keys)
+        input_keys = entry.input_keys
         train_split, val_split, test_split = jets.split(
             tuple(config.fractions), seed=config.split_seed, inputs=(*input_keys, "label"),
-            particle_features=getattr(TAGGERS[config.model], "particle_features", None))
+            particle_features=entry.particle_features)
         if len(train_split) < 2 or len(val_split) == 0 or len(test_split) == 0:
             raise InputError(jets.path, f"only {jets.n_jets} jets: too few to split into train/validation/test")
         _warn_constant_features(jets.path, train_split)
@@ -219,9 +227,8 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
                                         f"({', '.join(jets.class_names[i] for i in present)}); a tagger needs two or more")
 
         seed_everything(config.seed)
-        model = build_tagger(config.model, n_particles=jets.n_particles,
-                             n_features=_n_features(input_keys, train_split.particle_features),
-                             n_classes=len(jets.class_names), **config.hparams).to(context.device)
+        model = entry.build(n_particles=jets.n_particles, n_features=_n_features(input_keys, train_split.particle_features),
+                            n_classes=len(jets.class_names), **config.hparams).to(context.device)
         if prepare_model is not None:
             prepare_model(model)
         optimizer = make_optimizer(config, model.parameters(), weight_decay=config.weight_decay)
