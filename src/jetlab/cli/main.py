@@ -118,7 +118,7 @@ def _named_model_code(args: argparse.Namespace):
     """The user's model files this command may run: ``--model FILE.py:Class`` of a training
     command and every ``--model-code FILE`` (:func:`jetlab.models.registry.trusting`); nothing
     a run directory or a study names is loaded without them."""
-    named = [*(getattr(args, "model_code", None) or []), getattr(args, "model", None)]
+    named = [*(getattr(args, "named_model_code", None) or []), getattr(args, "model", None)]
     if not any(named):
         return contextlib.nullcontext()
     from jetlab.models.registry import trusting  # imports torch: only for commands naming a model

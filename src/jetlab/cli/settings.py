@@ -73,7 +73,7 @@ def add_model_code_flag(parser) -> None:
     """``--model-code FILE``: the file (or ``package.module``) defining the user's model of the
     run(s) this command loads. A run only records which file its model came from; jetlab
     imports it only when it is named again here, and only with the recorded SHA-256."""
-    parser.add_argument("--model-code", action="append", default=[], metavar="FILE",
+    parser.add_argument("--model-code", action="append", default=[], metavar="FILE", dest="named_model_code",
                         help="the .py file (or package.module) defining the run's own model (`--model FILE:Class` "
                              "when trained); it runs that file's code; repeatable")
 
