@@ -174,3 +174,17 @@ def test_a_bad_model_spec_is_one_line_naming_the_file(case, tiny_jets_dir, tmp_p
     assert str(code) in message
     assert (BAD[case][1] if case in BAD else "no such file") in message
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_one_registry_holds_taggers_and_generators_with_their_task_and_features():
+    from jetlab.models import TAGGERS, build_tagger
+    from jetlab.models.registry import MODELS, resolve_model
+    from jetlab.training.generator import GENERATORS
+
+    assert {n for n, e in MODELS.items() if e.task == "classify"} == set(TAGGERS)
+    assert {n: e.family for n, e in MODELS.items() if e.task == "generate"} == {g: g for g in GENERATORS}
+    assert "export-hls4ml" in MODELS["dnn"].features and "export-hls4ml" not in MODELS["jedinet"].features
+    built = resolve_model("dnn", task="classify").build(n_particles=30, n_features=16, n_classes=5)
+    assert type(built) is type(build_tagger("dnn", n_particles=30, n_features=16))
+    with pytest.raises(Exception, match="vae is a generator: train it with `jetlab fastsim train`"):
+        resolve_model("vae", task="classify")

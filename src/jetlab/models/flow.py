@@ -16,7 +16,7 @@ Two networks map (x_t, c) to the velocity (``net``):
 
 Both are permutation-equivariant and padded particles cannot influence real ones.
 
-Sampling (:meth:`FlowGenerator.sample`): x₀ ~ N(0, I) on the real particles (the first n of
+Sampling (:meth:`FlowSampler.sample`): x₀ ~ N(0, I) on the real particles (the first n of
 each set, n drawn by the caller from the training multiplicities), then
 :func:`integrate` dx/dt = v_θ(x, t) from t = 0 to 1 in ``steps`` equal steps:
 
@@ -38,7 +38,8 @@ from jetlab.errors import JetlabError
 from jetlab.models.epic import EPiCNetwork
 from jetlab.models.mpgan import _zero_padding
 
-__all__ = ["FLOW_NETWORKS", "ODE_SOLVERS", "FlowGenerator", "UserFlow", "fourier_time_embedding", "integrate"]
+__all__ = ["FLOW_NETWORKS", "ODE_SOLVERS", "FlowGenerator", "FlowSampler", "UserFlow", "fourier_time_embedding",
+           "integrate"]
 
 FLOW_NETWORKS = ("epic", "transformer")
 ODE_SOLVERS = ("euler", "midpoint", "heun")
@@ -118,7 +119,7 @@ class _TransformerNetwork(nn.Module):
         return _zero_padding(self.head(h), mask)
 
 
-class _FlowSampler(nn.Module):
+class FlowSampler(nn.Module):
     """The ODE sampler shared by every velocity network v(x_t (B, P, F), t (B,), mask (B, P),
     cond (B, K) or None) -> (B, P, F) with attributes ``n_points`` and ``n_features``."""
 
@@ -142,7 +143,7 @@ class _FlowSampler(nn.Module):
         return _zero_padding(integrate(velocity, x0, steps, solver), mask), mask
 
 
-class UserFlow(_FlowSampler):
+class UserFlow(FlowSampler):
     """A user's velocity network (``--model FILE.py:Class`` with ``task = "generate"``) trained
     and sampled as the flow: ``net(x (B, P, F), t (B,), mask (B, P) bool, cond (B, K) or None)
     -> (B, P, F)``; padded particles are zeroed on the way in and out."""
@@ -159,7 +160,7 @@ class UserFlow(_FlowSampler):
         return _zero_padding(out, mask)
 
 
-class FlowGenerator(_FlowSampler):
+class FlowGenerator(FlowSampler):
     """The velocity network of a flow-matching point-set generator, and its sampler
     (module docstring). ``n_cond`` extra condition values per set (0: none).
 

@@ -192,8 +192,7 @@ def trusting(locations: Iterable[str]):
     """Within the block, user models may be loaded from ``locations``: files (``FILE`` or
     ``FILE:Class``) and modules (``module:Class``) the user named on the command line."""
     before = list(_TRUSTED)
-    _TRUSTED[:] = [_location(spec if ":" in spec or _names_file(spec) else ":".join(_split_spec(spec)))
-                   for spec in locations if spec and spec not in MODELS]
+    _TRUSTED[:] = [_trusted_location(spec) for spec in locations if spec and spec not in MODELS]
     try:
         yield
     finally:
@@ -207,6 +206,16 @@ def _location(spec: str) -> str:
     if _names_file(where):
         return str(Path(where).expanduser().resolve())
     return where
+
+
+def _trusted_location(spec: str) -> str:
+    """What ``--model`` / ``--model-code`` names: a file, a module, or an entry point's module."""
+    if ":" in spec or _names_file(spec):
+        return _location(spec)
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=ENTRY_POINT_GROUP, name=spec)
+    return next(iter(found)).value.rpartition(":")[0] if found else spec
 
 
 def _is_windows_drive(spec: str) -> bool:

@@ -117,6 +117,11 @@ def source_run(run: str | os.PathLike) -> tuple[dict, dict]:
     if not (run / "model.pt").is_file():
         raise InputError(run, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
     info = read_model_file(run / "model.pt")  # a finished run: its finished.json lists metrics.json
+    from jetlab.models.registry import resolve_model
+
+    # a user's model: refused here, before PRUNED is made, unless its file is named (--model-code)
+    resolve_model(info["model_name"], (info.get("config") or {}).get("model_code"), task="classify",
+                  where=str(run / "model.pt"))
     return info, read_json(run / "metrics.json")
 
 

@@ -58,8 +58,9 @@ MODEL_FILE_FORMAT = "jetlab-tagger/1"
 class TaggerTrainConfig(TrainSettings):
     """Everything that defines a tagger training run (saved as RUN/config.yaml)."""
 
-    model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru, "
-                                      "particlenet, particlenet-lite, part, part-small, jedinet-linear", metavar="NAME")
+    model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru, particlenet, "
+                                      "particlenet-lite, part, part-small, jedinet-linear, or your own: FILE.py:Class, "
+                                      "package.module:Class (docs: Your own model)", metavar="NAME")
     #: a user's model (``--model FILE.py:Class``): its spec, file, class, SHA-256 and task, recorded at the
     #: start of training (:func:`jetlab.models.registry.model_code_record`); empty for a built-in model
     model_code: dict = setting(help=None, factory=dict)
