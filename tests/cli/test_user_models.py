@@ -64,6 +64,7 @@ def test_a_user_tagger_trains_records_its_file_and_evaluates_only_when_named_aga
     assert f"| {code}:MyTagger (run) |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_exported_user_tagger_scores_the_test_split_as_training_did(user_run, tmp_path):
     pytest.importorskip("onnxruntime", reason="pip install 'jetlab[export]'")
     run, code = user_run
@@ -98,6 +99,7 @@ def test_a_changed_file_and_a_missing_one_are_refused_on_resume_and_evaluate(use
     assert json.loads((copy / "metrics.json").read_text())["epochs_run"] == 2
 
 
+@pytest.mark.slow
 def test_a_user_tagger_runs_a_two_trial_study_that_continues_only_with_its_file(tiny_jets_dir, tmp_path, capsys):
     pytest.importorskip("optuna", reason="pip install 'jetlab[hpo]'")
     from jetlab.hpo.study import close_storage, open_storage, quiet_optuna
@@ -135,6 +137,7 @@ def test_a_tagger_from_an_importable_module(tiny_jets_dir, tmp_path, monkeypatch
     assert config["model_code"]["sha256"] == hashlib.sha256(TAGGER.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_user_generator_trains_and_samples_only_with_its_file_named(gluon_jetnet_file, tmp_path, capsys):
     from jetlab.io import open_jets
 
