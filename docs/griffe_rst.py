@@ -14,6 +14,10 @@ simple ``====`` tables. This extension rewrites them, once per object, into
 * a fenced code block in the named language for ``.. code-block:: LANG``;
 * Markdown pipe tables for simple RST tables.
 
+Google-style sections (``Args:``, ``Returns:``, ``Shapes:``) are left for griffe's Google
+parser (``docstring_style: google``), which renders Args and Returns as tables of the
+signature's names and types and any other titled section (``Shapes:``) as a box.
+
 It changes only what the documentation shows, never the docstrings in the code.
 """
 
@@ -27,6 +31,9 @@ import griffe
 _ROLE = re.compile(r":(func|class|mod|data|meth|attr|exc|obj):`(~?)([^`]+)`")
 _MATH_ROLE = re.compile(r":math:`([^`]+)`", re.S)
 _TABLE_BORDER = re.compile(r"^\s*=+( +=+)+\s*$")
+#: a Google-style section title (``Args:``, ``Returns:``, ``Shapes:`` ...): griffe parses
+#: the indented block under it, so it is not an RST definition-list term
+_SECTION_TITLE = re.compile(r"^[A-Z][A-Za-z ]{0,30}:\s*$")
 
 
 class RstToMarkdown(griffe.Extension):
@@ -44,7 +51,7 @@ def convert(text: str, obj=None) -> str:
     text = _MATH_ROLE.sub(lambda m: "$" + " ".join(m.group(1).split()) + "$", text)
     text = _ROLE.sub(lambda m: _reference(m.group(3), m.group(2) == "~", obj), text)
     text = _tables(text)
-    if not re.search(r"(?m)^\s*-{3,}\s*$", text):  # numpy sections: leave them to griffe's parser
+    if not re.search(r"(?m)^\s*-{3,}\s*$", text):  # an underlined (numpy-style) section: not a definition list
         text = _definition_lists(text)
     text = _code_blocks(text)
     text = re.sub(r"(?m)(\S)::$", r"\1:", text)  # "Typical use::" -> "Typical use:" + code block
@@ -101,7 +108,7 @@ def _definition_lists(text: str) -> str:
             in_math = not in_math
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
         plain = bool(line.strip()) and not line[:1].isspace() and not in_math and line.strip() != "$$"
-        is_term = (plain and not line.rstrip().endswith("::")
+        is_term = (plain and not line.rstrip().endswith("::") and not _SECTION_TITLE.match(line)
                    and not re.match(r"([-*+]|\d+\.)\s", line) and not line.startswith("|")
                    and nxt.strip() and len(nxt) - len(nxt.lstrip()) >= 4)
         if not is_term:

@@ -42,6 +42,11 @@ def test_site_builds_strictly(tmp_path):
     models = (tmp_path / "site" / "api/models/index.html").read_text()
     assert "jetlab.models.jedinet.JEDINet" in models  # the API pages are generated from the code
     assert 'class="autorefs' in models  # ... with the docstrings' cross-references resolved
+    forward = models[models.index('id="jetlab.models.dnn.DNNTagger.forward"'):]
+    forward = forward[:forward.index('class="doc doc-object doc-module"')]
+    for section in ('doc-section-title">Parameters:', 'doc-section-title">Returns:', "<summary>Shapes</summary>"):
+        assert section in forward, section  # Google-style Args / Returns / Shapes rendered
+    assert "<code>(batch, n_classes)</code>" in forward
 
 
 @pytest.mark.slow
@@ -59,6 +64,22 @@ def test_a_broken_reference_fails_the_build(tmp_path, broken):
     page.write_text(page.read_text() + f"\nSee {broken}.\n")
     done = _build(project, tmp_path / "site")
     assert done.returncode != 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_docstring_naming_a_parameter_that_does_not_exist_fails_the_build(tmp_path):
+    """griffe's warning about an ``Args:`` entry the signature lacks is an error in strict mode."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    source = project / "src" / "jetlab" / "metrics" / "tagging.py"
+    text = source.read_text()
+    assert "        target_fpr: the mistag rate eps_B." in text
+    source.write_text(text.replace("        target_fpr: the mistag rate eps_B.", "        target: the mistag rate eps_B."))
+    done = _build(project, tmp_path / "site")
+    log = done.stdout + done.stderr
+    assert done.returncode != 0 and "'target' does not appear in the function signature" in log, log
 
 
 def test_docs_point_only_inside_the_project():
@@ -142,3 +163,18 @@ After.
     assert "```yaml\nsettings:\n  lr:\n    - {when: {optimizer: adam}, type: float}\n```" in out
     assert "code-block" not in out and ":   " not in out  # no directive left, no definition list made
     assert out.rstrip().endswith("After.")
+
+
+def test_google_sections_are_left_to_griffe_not_made_definition_lists():
+    convert = _converter()
+    text = """Logits.
+
+Args:
+    x: inputs.
+
+Shapes:
+    - x: ``(batch, particles, features)``
+"""
+    out = convert(text)
+    assert "Args:\n    x: inputs." in out and "Shapes:\n    - x:" in out
+    assert ":   " not in out  # no RST definition list made of a section title

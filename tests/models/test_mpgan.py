@@ -77,7 +77,7 @@ def test_shapes_and_output_activations():
     assert points.shape == (5, 11, 3)
     assert ((points[..., 2] > 0) & (points[..., 2] < 1)).all()
     assert (points[..., :2] < 0).any()  # coordinates are not squashed
-    jets = MPGenerator(11, 3, 8, 16, output_activation="jets").sample(4)
+    jets = MPGenerator(11, 3, 8, hidden=16, output_activation="jets").sample(4)
     assert jets.shape == (4, 11, 3) and (jets[..., 2] > 0).all()
 
     sampled, mask = gen.sample(3, torch.Generator().manual_seed(1), counts=torch.tensor([11, 4, 0]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -50,6 +51,22 @@ def test_registry_names_and_contract():
         rebuilt.load_state_dict(model.state_dict())
         rebuilt.eval(), model.eval()  # dropout off, batch norms on their (copied) running statistics
         torch.testing.assert_close(rebuilt(*inputs(model, data)), model(*inputs(model, data)))
+
+
+def test_every_setting_is_an_explicit_keyword_argument_of_the_constructor():
+    """No ``**hyperparameters``: the keyword-only arguments are the hyperparameters, exactly,
+    and a model's ``hparams`` are those plus the three sizes (what a saved run stores)."""
+    for name, cls in TAGGERS.items():
+        parameters = inspect.signature(cls).parameters.values()
+        assert not any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in parameters), name
+        keywords = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+        assert keywords and set(cls.default_hyperparameters(N_PARTICLES)) == keywords, name
+        model = build_tagger(name, n_particles=N_PARTICLES, n_features=16 if name == "dnn" else N_FEATURES)
+        assert set(model.hparams) == keywords | {"n_particles", "n_features", "n_classes"}, name
+    with pytest.raises(TypeError, match="hiden"):  # Python's own error, outside build_tagger
+        GRUTagger(N_PARTICLES, N_FEATURES, hiden=3)
+    with pytest.raises(JetlabError, match="gru: hyperparameter hidden must be a int"):
+        GRUTagger(N_PARTICLES, N_FEATURES, hidden="wide")
 
 
 def test_build_tagger_errors():

@@ -104,12 +104,15 @@ def write_jetnet_file(path, particle_features: np.ndarray, jet_features: np.ndar
 class JetFile:
     """One validated jet file, read lazily.
 
-    Attributes
-    ----------
-    path, layout ("hls4ml" or "jetnet"), n_jets, n_particles,
-    particle_feature_names : names of the particle features in the file, in order,
-    has_images, has_hlf (jet-level features present),
-    jet_class : the class of every jet for a single-class file (JetNet), else None.
+    Attributes:
+        path: the file.
+        layout: ``"hls4ml"`` or ``"jetnet"``.
+        n_jets: jets in the file.
+        n_particles: particle rows per jet.
+        particle_feature_names: names of the particle features in the file, in order.
+        jet_feature_names: names of the jet-level features in the file, in order.
+        has_images: whether the file holds jet images.
+        jet_class: the class of every jet for a single-class file (JetNet), else None.
     """
 
     path: Path

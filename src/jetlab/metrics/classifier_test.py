@@ -33,7 +33,20 @@ CLASSIFIER_MODELS = ("garnet", "jedinet-sumo")
 
 
 def particle_inputs(particles: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N, P, 3) (η, φ, pT) -> (N, P, 4) (η, φ, pT, log pT); padded particles all 0."""
+    """The classifier's particle inputs: (η, φ, pT, log pT), padded particles all 0.
+
+    Args:
+        particles: (η, φ, pT) particles.
+        mask: which particles are real.
+
+    Returns:
+        float32 inputs.
+
+    Shapes:
+        - particles: ``(jets, particles, 3)``
+        - mask: ``(jets, particles)`` bool
+        - returns: ``(jets, particles, 4)``
+    """
     log_pt = np.log(np.where(mask & (particles[..., 2] > 0), particles[..., 2], 1.0))
     out = np.concatenate([particles, log_pt[..., None]], axis=-1)
     out[~mask] = 0.0
@@ -49,21 +62,32 @@ def classifier_two_sample_test(real, generated, *, real_mask=None, generated_mas
                                batch_size: int = 128, learning_rate: float = 1e-3,
                                n_bootstrap: int = 200, seed: int = 0,
                                hyperparameters: dict | None = None) -> dict:
-    """Train a classifier real vs generated on half the jets, ROC AUC on the other half.
+    """Train a classifier real vs generated on half the jets, ROC AUC on the other half
+    (a classifier two-sample test, Lopez-Paz & Oquab, arXiv:1610.06545).
 
     Args:
-        real, generated: jets as in :mod:`jetlab.metrics.generation` (numpy or torch).
-        real_mask, generated_mask: optional (N, P) bool masks.
-        model: ``"garnet"`` or ``"jedinet-sumo"``; hyperparameters: overrides of its defaults.
-        epochs, max_seconds: training budget (whichever ends first).
-        batch_size, learning_rate: Adam on the cross-entropy.
+        real: real jets as in :mod:`jetlab.metrics.generation` (numpy or torch).
+        generated: generated jets, the same layout.
+        real_mask: which particles of ``real`` are real.
+        generated_mask: the same for ``generated``.
+        model: ``"garnet"`` or ``"jedinet-sumo"``.
+        epochs: training epochs at most.
+        max_seconds: training time at most (whichever of the two ends first).
+        batch_size: jets per step of Adam on the cross-entropy.
+        learning_rate: Adam's learning rate.
         n_bootstrap: resamplings of the test half for the error.
         seed: shuffling, initialisation, batch order and bootstrap.
+        hyperparameters: overrides of the model's default hyperparameters.
 
     Returns:
         ``{"auc", "auc_std", "n_train", "n_test", "epochs", "seconds", "model"}`` with n_train /
         n_test the jets of each sample in each half, ``epochs`` the epochs completed and
         ``seconds`` the training time.
+
+    Shapes:
+        - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
+        - generated: ``(other_jets, particles, 3)`` or ``(other_jets, particles, 4)``
+        - real_mask, generated_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
     """
     if model not in CLASSIFIER_MODELS:
         raise JetlabError(f"unknown classifier {model!r}; choose {', '.join(CLASSIFIER_MODELS)}")

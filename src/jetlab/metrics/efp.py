@@ -111,9 +111,24 @@ _CHUNK_ELEMENTS = 2_000_000
 
 def efp_measure(particles: np.ndarray, mask: np.ndarray | None = None, *, normed: bool = False,
                 beta: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Energies z (N, P) and angles θ (N, P, P) of the hadronic measure.
+    """Energies z and angles θ of the hadronic measure of energy flow polynomials (Komiske,
+    Metodiev & Thaler, arXiv:1712.07124): ``z_i = pT_i`` (or pT_i / Σ pT), ``θ_ij =
+    ΔR_ij^β``; masked particles get z = 0.
 
-    ``particles`` (N, P, ≥3) with columns (η, φ, pT); masked particles get z = 0.
+    Args:
+        particles: (η, φ, pT) particles (further columns ignored).
+        mask: which particles are real (``None``: all rows; pT 0 adds nothing).
+        normed: normalise z to sum 1 per jet.
+        beta: angular exponent β.
+
+    Returns:
+        ``(z, theta)``.
+
+    Shapes:
+        - particles: ``(jets, particles, ≥3)``
+        - mask: ``(jets, particles)`` bool
+        - z: ``(jets, particles)``
+        - theta: ``(jets, particles, particles)``
     """
     particles = np.asarray(particles, dtype=np.float64)
     z = particles[..., 2].copy()
@@ -168,13 +183,18 @@ def efps_d4(particles: np.ndarray, mask: np.ndarray | None = None, *, normed: bo
     """The 36 EFPs with d ≤ 4 of each jet, in energyflow's order (:data:`EFP_D4_GRAPHS`).
 
     Args:
-        particles: (N, P, ≥3) array of (η_rel, φ_rel, pT_rel); extra columns are ignored.
-        mask: optional (N, P) bool, True for real particles (padding may also just have pT 0).
+        particles: (η_rel, φ_rel, pT_rel) particles; extra columns are ignored.
+        mask: True for real particles (padding may also just have pT 0).
         normed: normalise z to sum 1 per jet (JetNet uses unnormalised pT_rel: False).
         beta: angular exponent (JetNet: 1).
 
     Returns:
-        (N, 36) float64.
+        float64 EFPs.
+
+    Shapes:
+        - particles: ``(jets, particles, ≥3)``
+        - mask: ``(jets, particles)`` bool
+        - returns: ``(jets, 36)``
     """
     particles = np.asarray(particles, dtype=np.float64)
     if particles.ndim != 3 or particles.shape[2] < 3:
@@ -201,19 +221,45 @@ def efps_d4(particles: np.ndarray, mask: np.ndarray | None = None, *, normed: bo
 
 def efps(particles: np.ndarray, mask: np.ndarray | None = None, *, normed: bool = False,
          beta: float = 1.0) -> np.ndarray:
-    """The 5 JetNet W1-EFP EFPs (n = 4, d = 4, prime) of each jet -> (N, 5) in the order of
-    :data:`EFP_GRAPHS` (columns :data:`JETNET_W1EFP_COLUMNS` of :func:`efps_d4`)."""
+    """The 5 JetNet W1-EFP EFPs (n = 4, d = 4, prime) of each jet in the order of
+    :data:`EFP_GRAPHS` (columns :data:`JETNET_W1EFP_COLUMNS` of :func:`efps_d4`).
+
+    Args:
+        particles: (η_rel, φ_rel, pT_rel) particles; extra columns are ignored.
+        mask: True for real particles (padding may also just have pT 0).
+        normed: normalise z to sum 1 per jet (JetNet: False).
+        beta: angular exponent (JetNet: 1).
+
+    Returns:
+        float64 EFPs.
+
+    Shapes:
+        - particles: ``(jets, particles, ≥3)``
+        - mask: ``(jets, particles)`` bool
+        - returns: ``(jets, 5)``
+    """
     return efps_d4(particles, mask, normed=normed, beta=beta)[:, list(JETNET_W1EFP_COLUMNS)]
 
 
 def get_fpd_kpd_jet_features(jets, efp_jobs: int | None = None, *, mask=None) -> np.ndarray:
-    """JetNet's FPD/KPD jet features: the 36 d ≤ 4 EFPs (:func:`efps_d4`) of (N, P, ≥3) jets.
+    """JetNet's FPD/KPD jet features: the 36 d ≤ 4 EFPs (:func:`efps_d4`) of each jet.
 
-    Same name, arguments and result as ``jetnet.evaluation.get_fpd_kpd_jet_features``:
-    ``jets`` (numpy or torch) of (η_rel, φ_rel, pT_rel), zero-padded (columns past the third,
-    e.g. JetNet's mask column, are ignored as JetNet ignores them); ``efp_jobs`` is accepted
-    for compatibility and unused (the computation is vectorised numpy). ``mask`` (N, P) bool
-    optionally drops particles. Returns (N, 36) float64.
+    Same name, arguments and result as ``jetnet.evaluation.get_fpd_kpd_jet_features``
+    (Kansal et al., arXiv:2211.10295).
+
+    Args:
+        jets: (η_rel, φ_rel, pT_rel) particles (numpy or torch), zero-padded; columns past the
+            third (e.g. JetNet's mask column) are ignored, as JetNet ignores them.
+        efp_jobs: accepted for compatibility and unused (the computation is vectorised numpy).
+        mask: drops the particles where it is False.
+
+    Returns:
+        float64 features.
+
+    Shapes:
+        - jets: ``(jets, particles, ≥3)``
+        - mask: ``(jets, particles)`` bool
+        - returns: ``(jets, 36)``
     """
     del efp_jobs
     if hasattr(jets, "detach"):  # torch tensor
@@ -226,8 +272,18 @@ def get_fpd_kpd_jet_features(jets, efp_jobs: int | None = None, *, mask=None) ->
 def efp_from_edges(edges, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Any EFP by direct ``np.einsum`` over its multigraph (reference implementation).
 
-    edges: sequence of (k, l) vertex pairs (vertices 0..n-1, all used; no edges = one
-    vertex); z (N, P); θ (N, P, P) -> (N,).
+    Args:
+        edges: (k, l) vertex pairs (vertices 0..n-1, all used; no edges = one vertex).
+        z: particle energies (:func:`efp_measure`).
+        theta: pairwise angles (:func:`efp_measure`).
+
+    Returns:
+        The EFP of every jet.
+
+    Shapes:
+        - z: ``(jets, particles)``
+        - theta: ``(jets, particles, particles)``
+        - returns: ``(jets,)``
     """
     vertices = sorted({v for edge in edges for v in edge}) or [0]
     if vertices != list(range(len(vertices))):

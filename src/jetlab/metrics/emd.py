@@ -54,13 +54,29 @@ def _emd_events(pts_a, coords_a, pts_b, coords_b, radius: float, norm: bool) -> 
 
 def emd(jet_a, jet_b, mask_a=None, mask_b=None, *, radius: float = 1.0,
         norm: bool = False) -> float:
-    """Energy mover's distance between two jets (P, ≥3) of (η, φ, pT) (JetNet convention).
+    """Energy mover's distance between two jets (JetNet convention; Komiske, Metodiev &
+    Thaler, arXiv:1902.02346).
 
     :math:`\\mathrm{EMD} = \\min_{f \\ge 0} \\sum_{ij} f_{ij} θ_{ij}/R + |\\sum_i p_{T,i} -
     \\sum_j p_{T,j}|` subject to :math:`\\sum_j f_{ij} \\le p_{T,i}`, :math:`\\sum_i f_{ij} \\le
     p_{T,j}`, :math:`\\sum f = \\min(\\sum p_{T,i}, \\sum p_{T,j})`, θ the Euclidean distance in
-    (η, φ) (energyflow's ``emd(..., R=radius, norm=False)``). ``norm=True`` first scales both
-    jets' pTs to sum 1.
+    (η, φ) (energyflow's ``emd(..., R=radius, norm=False)``).
+
+    Args:
+        jet_a: (η, φ, pT) particles of the first jet (pT ≥ 0).
+        jet_b: the second jet.
+        mask_a: which particles of ``jet_a`` are real (``None``: those with pT > 0).
+        mask_b: the same for ``jet_b``.
+        radius: the jet radius R.
+        norm: first scale both jets' pTs to sum 1.
+
+    Returns:
+        The EMD.
+
+    Shapes:
+        - jet_a: ``(particles, ≥3)``
+        - jet_b: ``(other_particles, ≥3)``
+        - mask_a, mask_b: ``(particles,)``, ``(other_particles,)`` bool
     """
     jet_a, jet_b = np.asarray(to_numpy(jet_a), float), np.asarray(to_numpy(jet_b), float)
     for name, jet in (("jet_a", jet_a), ("jet_b", jet_b)):
@@ -72,7 +88,25 @@ def emd(jet_a, jet_b, mask_a=None, mask_b=None, *, radius: float = 1.0,
 
 def emd_matrix(jets_a, jets_b, mask_a=None, mask_b=None, *, radius: float = 1.0,
                norm: bool = False) -> np.ndarray:
-    """Pairwise EMDs (len(jets_a), len(jets_b)) between two sets of jets (N, P, ≥3)."""
+    """Pairwise EMDs (:func:`emd`) between two sets of jets.
+
+    Args:
+        jets_a: (η, φ, pT) particles of the first set.
+        jets_b: the second set.
+        mask_a: which particles of ``jets_a`` are real.
+        mask_b: the same for ``jets_b``.
+        radius: the jet radius R.
+        norm: first scale every jet's pTs to sum 1.
+
+    Returns:
+        ``out[i, j]`` = EMD of jet i of ``jets_a`` and jet j of ``jets_b``.
+
+    Shapes:
+        - jets_a: ``(jets, particles, ≥3)``
+        - jets_b: ``(other_jets, particles, ≥3)``
+        - mask_a, mask_b: ``(jets, particles)``, ``(other_jets, particles)`` bool
+        - returns: ``(jets, other_jets)``
+    """
     jets_a, mask_a = as_particles(jets_a, mask_a, "jets_a")
     jets_b, mask_b = as_particles(jets_b, mask_b, "jets_b")
     check_nonnegative_pt(jets_a, "jets_a")
@@ -93,7 +127,30 @@ def _emd_matrix(jets_a, mask_a, jets_b, mask_b, radius, norm) -> np.ndarray:
 def coverage_mmd_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches,
                           replace, seed, radius, norm, show_progress=False, desc="COV/MMD"
                           ) -> np.ndarray:
-    """Per-batch (coverage, MMD) -> (num_batches, 2)."""
+    """Per-batch coverage and MMD of validated samples (:func:`coverage_mmd` does the checks).
+
+    Args:
+        real: real particles (:func:`~jetlab.metrics.jet_samples.as_particles`).
+        real_mask: their mask.
+        gen: generated particles.
+        gen_mask: their mask.
+        num_eval_samples: jets per batch (``None``: the smaller sample).
+        num_batches: batches.
+        replace: draw with replacement.
+        seed: seed of the draws.
+        radius: the jet radius R of the EMD.
+        norm: scale every jet's pTs to sum 1.
+        show_progress: a progress bar over the batches.
+        desc: the progress bar's label.
+
+    Returns:
+        ``(coverage, mmd)`` of every batch.
+
+    Shapes:
+        - real, gen: ``(jets, particles, 3)``, ``(other_jets, particles, 3)``
+        - real_mask, gen_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
+        - returns: ``(num_batches, 2)``
+    """
     from jetlab.utils.progress import progress
 
     rng = np.random.default_rng(seed)
@@ -116,9 +173,30 @@ def coverage_mmd(real, generated, *, real_mask=None, generated_mask=None,
                  num_eval_samples: int | None = 100, num_batches: int = 10,
                  replace: bool = True, seed=0, radius: float = 1.0, norm: bool = False,
                  progress: bool = False) -> tuple[Score, Score]:
-    """Coverage and MMD with the EMD (JetNet ``cov_mmd``): returns (COV, MMD) Scores.
+    """Coverage and MMD with the EMD (JetNet's ``cov_mmd``; Kansal et al., arXiv:2106.11535):
+    COV is the fraction of real jets that are the nearest (EMD) real jet of some generated
+    jet, MMD the mean over real jets of the EMD to the nearest generated jet, per batch.
 
-    ``progress`` shows a bar over the batches (each is ``num_eval_samples``² EMDs).
+    Args:
+        real: real jets (η_rel, φ_rel, pT_rel), numpy or torch; a 4th column is the mask.
+        generated: generated jets, the same layout.
+        real_mask: which particles of ``real`` are real.
+        generated_mask: the same for ``generated``.
+        num_eval_samples: jets per batch (each batch is ``num_eval_samples``² EMDs).
+        num_batches: batches (the std is over them).
+        replace: draw the batches with replacement.
+        seed: seed of the draws.
+        radius: the jet radius R of the EMD.
+        norm: scale every jet's pTs to sum 1.
+        progress: show a bar over the batches.
+
+    Returns:
+        ``(COV, MMD)``, two :class:`~jetlab.metrics.jet_samples.Score` s.
+
+    Shapes:
+        - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
+        - generated: ``(other_jets, particles, 3)`` or ``(other_jets, particles, 4)``
+        - real_mask, generated_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
     """
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")

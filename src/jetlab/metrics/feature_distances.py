@@ -83,6 +83,19 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     eigenvalues of :math:`Σ_1^{1/2} Σ_2 Σ_1^{1/2}`, both by ``eigh``, negative round-off
     clipped): no complex round-off from the non-symmetric product and no failure when a
     covariance is singular (fewer jets than features, a constant feature).
+
+    Args:
+        mu1: mean μ1.
+        sigma1: covariance Σ1.
+        mu2: mean μ2.
+        sigma2: covariance Σ2.
+
+    Returns:
+        The squared distance d².
+
+    Shapes:
+        - mu1, mu2: ``(features,)``
+        - sigma1, sigma2: ``(features, features)``
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
     sigma1 = np.atleast_2d(np.asarray(sigma1, float))
@@ -100,7 +113,19 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 
 def normalise_features(real, gen) -> tuple[np.ndarray, np.ndarray]:
-    """Both samples divided by the real sample's max |value| per feature (1 where it is 0)."""
+    """Both samples divided by the real sample's max |value| per feature (1 where it is 0).
+
+    Args:
+        real: features of the real jets.
+        gen: features of the generated jets.
+
+    Returns:
+        ``(real, gen)`` scaled.
+
+    Shapes:
+        - real: ``(jets, features)``
+        - gen: ``(other_jets, features)``
+    """
     scale = np.max(np.abs(real), axis=0)
     scale[scale == 0] = 1.0
     return real / scale, gen / scale
@@ -121,7 +146,18 @@ def _features(real_features, gen_features) -> tuple[np.ndarray, np.ndarray]:
 def fpd_sample_sizes(n_real: int, n_gen: int, min_samples: int = 20_000,
                      max_samples: int = 50_000, num_points: int = 10) -> np.ndarray:
     """The FPD's sample sizes: JetNet's ``int32(1 / linspace(1/min, 1/max, num_points))``,
-    scaled by n / ``max_samples`` when n = min(n_real, n_gen) is smaller (see above)."""
+    scaled by n / ``max_samples`` when n = min(n_real, n_gen) is smaller (module docstring).
+
+    Args:
+        n_real: jets in the real sample.
+        n_gen: jets in the generated sample.
+        min_samples: smallest size (before the scaling).
+        max_samples: largest size (before the scaling).
+        num_points: sizes.
+
+    Returns:
+        The ``num_points`` int32 sizes, increasing.
+    """
     if not 0 < min_samples <= max_samples or num_points < 2:
         raise JetlabError(f"need 0 < min_samples <= max_samples and num_points >= 2, got "
                           f"{min_samples}, {max_samples}, {num_points}")
@@ -146,18 +182,26 @@ def _linear(x, intercept, slope):
 def fpd(real_features, gen_features, min_samples: int = 20_000, max_samples: int = 50_000,
         num_batches: int = 20, num_points: int = 10, normalise: bool = True, seed: int = 42
         ) -> FeatureDistance:
-    """Fréchet physics distance extrapolated to infinite samples -> (value, error).
+    """Fréchet physics distance extrapolated to infinite samples (Kansal et al.,
+    arXiv:2211.10295; module docstring).
 
     Args:
-        real_features, gen_features: (N, F) and (M, F) numpy arrays or torch tensors.
-        min_samples, max_samples: smallest and largest sample size of the fit (capped at
-            the smaller sample, see the module docstring).
-        num_batches: draws averaged at each size; num_points: sizes in the fit.
+        real_features: features of the real jets, numpy or torch.
+        gen_features: features of the generated jets.
+        min_samples: smallest sample size of the fit (scaled down for small samples, see
+            the module docstring).
+        max_samples: largest sample size of the fit (capped at the smaller sample).
+        num_batches: draws averaged at each size.
+        num_points: sizes in the fit.
         normalise: divide each feature by the real sample's max |value|.
         seed: seed of the draws.
 
     Returns:
         :class:`FeatureDistance` (value, error) with ``.sizes``.
+
+    Shapes:
+        - real_features: ``(jets, features)``
+        - gen_features: ``(other_jets, features)``
     """
     real, gen = _features(real_features, gen_features)
     if normalise:
@@ -200,7 +244,20 @@ def _kernel_sum(x: np.ndarray, y: np.ndarray, degree: int, block: int = 1024) ->
 
 
 def mmd_poly_unbiased(x, y, degree: int = 4) -> float:
-    """Unbiased MMD² of samples x (m, d), y (n, d) with k = (xᵀy/d + 1)^degree (formula above)."""
+    """Unbiased MMD² of two samples with the kernel k = (xᵀy/d + 1)^degree (module docstring).
+
+    Args:
+        x: the first sample.
+        y: the second sample.
+        degree: the polynomial kernel's degree.
+
+    Returns:
+        MMD²_u (can be slightly negative).
+
+    Shapes:
+        - x: ``(m, features)``
+        - y: ``(n, features)``
+    """
     if int(degree) != degree or degree < 1:
         raise JetlabError(f"the kernel degree must be a positive integer, got {degree}")
     degree = int(degree)
@@ -215,12 +272,14 @@ def mmd_poly_unbiased(x, y, degree: int = 4) -> float:
 def kpd(real_features, gen_features, num_batches: int = 10, batch_size: int = 5_000,
         normalise: bool = True, seed: int = 42, num_threads: int | None = None, *,
         degree: int = 4) -> FeatureDistance:
-    """Kernel physics distance -> (median, error) of the unbiased MMD² over batches.
+    """Kernel physics distance (Kansal et al., arXiv:2211.10295; module docstring): the
+    median and error of the unbiased MMD² over batches.
 
     Args:
-        real_features, gen_features: (N, F) and (M, F) numpy arrays or torch tensors.
-        num_batches: batches; batch_size: jets per batch and sample (capped at the smaller
-            sample).
+        real_features: features of the real jets, numpy or torch.
+        gen_features: features of the generated jets.
+        num_batches: batches.
+        batch_size: jets per batch and sample (capped at the smaller sample).
         normalise: divide each feature by the real sample's max |value|.
         seed: batch i is drawn by ``np.random.default_rng(seed + 1000 i)`` (JetNet).
         num_threads: accepted for compatibility with JetNet (numpy's BLAS threads here).
@@ -229,6 +288,10 @@ def kpd(real_features, gen_features, num_batches: int = 10, batch_size: int = 5_
     Returns:
         :class:`FeatureDistance` (median, half the 16.275–83.725 percentile range) with
         ``.sizes``.
+
+    Shapes:
+        - real_features: ``(jets, features)``
+        - gen_features: ``(other_jets, features)``
     """
     del num_threads
     real, gen = _features(real_features, gen_features)

@@ -154,16 +154,20 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
     short of JetNet's.
 
     Args:
-        real, generated: (N, P, 3) or (N, P, 4 with mask column) (η_rel, φ_rel, pT_rel) jets
-            (numpy or torch), pT_rel ≥ 0.
-        real_mask, generated_mask: optional (N, P) bool masks (True = real particle).
+        real: real (η_rel, φ_rel, pT_rel) jets (numpy or torch), pT_rel ≥ 0, optionally
+            with a 4th mask column.
+        generated: generated jets, the same layout.
+        real_mask: which particles of ``real`` are real (True = real particle).
+        generated_mask: the same for ``generated``.
         seed: seed of the split and of every bootstrap (FPD/KPD: their own ``seed`` option,
             JetNet's 42 by default).
-        num_eval_samples, num_batches: bootstrap of W1-M, W1-P, W1-EFP and FD6.
-        cov_mmd_samples, cov_mmd_batches: jets per sample and batches for COV/MMD.
+        num_eval_samples: jets per batch of the W1-M, W1-P, W1-EFP and FD6 bootstrap.
+        num_batches: batches of that bootstrap.
+        cov_mmd_samples: jets per sample and batch for COV/MMD.
+        cov_mmd_batches: batches for COV/MMD.
         emd_norm: normalise pTs to sum 1 in the EMD (default False: JetNet/energyflow).
-        fpd_options, kpd_options: keyword arguments of :func:`~jetlab.metrics.fpd` /
-            :func:`~jetlab.metrics.kpd` (default: JetNet's).
+        fpd_options: keyword arguments of :func:`~jetlab.metrics.fpd` (default: JetNet's).
+        kpd_options: keyword arguments of :func:`~jetlab.metrics.kpd` (default: JetNet's).
         classifier: keyword arguments of
             :func:`~jetlab.metrics.classifier_test.classifier_two_sample_test` (e.g.
             ``{"max_seconds": 60}``) to run the classifier test; None (default) skips it.
@@ -174,6 +178,11 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
         ``{"generated": {metric: {"mean", "std"}}, "truth": {...}, "n_real", "n_generated",
         "n_reference", "n_truth", "n_compared", "settings", "notes"}`` with the metric keys of
         :data:`METRICS`; plain Python numbers (JSON-serialisable).
+
+    Shapes:
+        - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
+        - generated: ``(other_jets, particles, 3)`` or ``(other_jets, particles, 4)``
+        - real_mask, generated_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
     """
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
@@ -245,7 +254,14 @@ def _size_notes(settings: dict) -> list[str]:
 
 def format_metrics_table(result: dict) -> str:
     """A plain-text table of :func:`evaluate_generated`'s result: metric, generated, truth,
-    followed by the sample sizes used."""
+    followed by the sample sizes used.
+
+    Args:
+        result: what :func:`evaluate_generated` returned (or read back from its JSON).
+
+    Returns:
+        The table, lines joined by newlines.
+    """
     header = ("metric", "real vs generated", "real vs real (truth)")
     rows = []
     for key, label in METRICS.items():

@@ -50,11 +50,20 @@ __all__ = [
 
 
 def roc_curve(is_signal: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC curve of a binary discriminant.
+    """ROC curve of a binary discriminant: one point per distinct score, from (0, 0)
+    (threshold +inf) to (1, 1), so tied scores give a straight (diagonal) segment.
 
-    ``is_signal`` (N,) bool, ``scores`` (N,) float. Returns ``(fpr, tpr, thresholds)``,
-    each (K+1,), starting at (0, 0) (threshold +inf) and ending at (1, 1); one point per
-    distinct score, so tied scores give a straight (diagonal) segment.
+    Args:
+        is_signal: whether each entry is signal.
+        scores: the discriminant (higher: more signal-like).
+
+    Returns:
+        ``(fpr, tpr, thresholds)``: the point at threshold t is
+        ``(#{background >= t} / #background, #{signal >= t} / #signal)``.
+
+    Shapes:
+        - is_signal, scores: ``(entries,)``
+        - fpr, tpr, thresholds: ``(distinct_scores + 1,)``
     """
     is_signal = np.asarray(is_signal, dtype=bool).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
@@ -79,7 +88,18 @@ def roc_curve(is_signal: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
 
 
 def roc_auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Area under the ROC curve by the trapezoidal rule."""
+    """Area under the ROC curve by the trapezoidal rule.
+
+    Args:
+        fpr: false-positive rates, non-decreasing (:func:`roc_curve`).
+        tpr: true-positive rates at the same points.
+
+    Returns:
+        The area, in [0, 1].
+
+    Shapes:
+        - fpr, tpr: ``(points,)``
+    """
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
@@ -100,7 +120,20 @@ def _interpolate_monotone(x: np.ndarray, y: np.ndarray, x0: float) -> float:
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target_fpr: float) -> float:
-    """Signal efficiency at mistag rate ``target_fpr`` (e.g. 0.1 or 0.01)."""
+    """Signal efficiency at mistag rate ``target_fpr`` (e.g. 0.1 or 0.01), interpolated linearly
+    between ROC points; on a vertical stretch the highest TPR.
+
+    Args:
+        fpr: false-positive rates, non-decreasing (:func:`roc_curve`).
+        tpr: true-positive rates at the same points.
+        target_fpr: the mistag rate eps_B.
+
+    Returns:
+        The signal efficiency eps_S.
+
+    Shapes:
+        - fpr, tpr: ``(points,)``
+    """
     return _interpolate_monotone(np.asarray(fpr), np.asarray(tpr), target_fpr)
 
 
@@ -109,6 +142,17 @@ def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, target_tpr: float) -> float:
 
     The curve is read with TPR as the abscissa; on a horizontal stretch (several points
     with tpr == target) the smallest FPR is the one that reaches the target.
+
+    Args:
+        fpr: false-positive rates, non-decreasing (:func:`roc_curve`).
+        tpr: true-positive rates at the same points.
+        target_tpr: the signal efficiency eps_S.
+
+    Returns:
+        The mistag rate eps_B.
+
+    Shapes:
+        - fpr, tpr: ``(points,)``
     """
     fpr = np.asarray(fpr)
     tpr = np.asarray(tpr)
@@ -123,13 +167,38 @@ def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, target_tpr: float) -> float:
 
 
 def background_rejection(fpr: np.ndarray, tpr: np.ndarray, signal_efficiency: float = 0.3) -> float:
-    """1/eps_B at eps_S = ``signal_efficiency``; ``inf`` when no background passes."""
+    """Background rejection 1/eps_B at eps_S = ``signal_efficiency``.
+
+    Args:
+        fpr: false-positive rates, non-decreasing (:func:`roc_curve`).
+        tpr: true-positive rates at the same points.
+        signal_efficiency: the signal efficiency eps_S.
+
+    Returns:
+        1/eps_B; ``inf`` when no background passes.
+
+    Shapes:
+        - fpr, tpr: ``(points,)``
+    """
     eps_b = fpr_at_tpr(fpr, tpr, signal_efficiency)
     return math.inf if eps_b <= 0.0 else 1.0 / eps_b
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts ``cm[true, predicted]``, shape (n_classes, n_classes), int64."""
+    """Counts ``cm[true, predicted]``.
+
+    Args:
+        labels: true classes, in ``[0, n_classes)``.
+        predictions: predicted classes, in ``[0, n_classes)``.
+        n_classes: number of classes C.
+
+    Returns:
+        int64 counts, rows the true class, columns the predicted one.
+
+    Shapes:
+        - labels, predictions: ``(jets,)``
+        - returns: ``(n_classes, n_classes)``
+    """
     labels = np.asarray(labels, dtype=np.int64).ravel()
     predictions = np.asarray(predictions, dtype=np.int64).ravel()
     flat = labels * n_classes + predictions
@@ -137,8 +206,21 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int
 
 
 def one_vs_rest_rocs(labels: np.ndarray, probs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """Per class c the ROC ``(fpr, tpr)`` of ``probs[:, c]`` for class c against the rest
-    (``None`` for a class absent from ``labels``, or the only class present)."""
+    """Per class c the ROC of ``probs[:, c]`` for class c against the rest.
+
+    Args:
+        labels: true classes.
+        probs: class probabilities (or any per-class scores).
+
+    Returns:
+        One ``(fpr, tpr)`` per class (:func:`roc_curve`), ``None`` for a class absent from
+        ``labels`` or the only class present.
+
+    Shapes:
+        - labels: ``(jets,)``
+        - probs: ``(jets, classes)``
+        - fpr, tpr: ``(points,)`` per class
+    """
     labels = np.asarray(labels).ravel()
     probs = np.asarray(probs)
     curves: list[tuple[np.ndarray, np.ndarray] | None] = []
@@ -153,12 +235,22 @@ def one_vs_rest_rocs(labels: np.ndarray, probs: np.ndarray) -> list[tuple[np.nda
 
 
 def tagging_metrics(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict:
-    """All tagging numbers for labels (N,) int and class probabilities probs (N, C).
+    """All tagging numbers of a classifier (module docstring).
 
-    Returns a JSON-ready dict: ``accuracy``, ``n_jets``, ``mean_auc``, ``per_class``
-    (name -> auc, auc_error, tpr_at_fpr_10, tpr_at_fpr_1, rejection_at_30, n_signal),
-    ``confusion_matrix`` (counts) and ``confusion_matrix_normalized`` (rows sum to 1),
-    rows = true class, columns = predicted class, in the order of ``class_names``.
+    Args:
+        labels: true classes.
+        probs: class probabilities.
+        class_names: the name of every class, in column order.
+
+    Returns:
+        A JSON-ready dict: ``accuracy``, ``n_jets``, ``mean_auc``, ``per_class`` (name -> auc,
+        auc_error, tpr_at_fpr_10, tpr_at_fpr_1, rejection_at_30, n_signal), ``class_names``,
+        ``confusion_matrix`` (counts) and ``confusion_matrix_normalized`` (rows sum to 1),
+        rows the true class, columns the predicted class, in the order of ``class_names``.
+
+    Shapes:
+        - labels: ``(jets,)`` int
+        - probs: ``(jets, classes)``, ``classes == len(class_names)``
     """
     labels = np.asarray(labels, dtype=np.int64).ravel()
     probs = np.asarray(probs, dtype=np.float64)
@@ -208,6 +300,14 @@ def auc_standard_error(auc: float, n_signal: int, n_background: int) -> float:
 
     It assumes exponential-like score distributions, a good approximation for the AUCs of
     jet taggers (0.8–0.97); compare it with the spread over independent test sets in the tests.
+
+    Args:
+        auc: the measured AUC A.
+        n_signal: signal jets n_S (at least 1).
+        n_background: background jets n_B (at least 1).
+
+    Returns:
+        The standard error SE.
     """
     if n_signal < 1 or n_background < 1:
         raise ValueError(f"an AUC error needs signal and background jets, got {n_signal} and {n_background}")
@@ -220,7 +320,19 @@ def auc_standard_error(auc: float, n_signal: int, n_background: int) -> float:
 
 
 def mean_auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean over classes of the one-vs-rest AUC of ``probs`` (N, C) for ``labels`` (N,)."""
+    """Mean over classes of the one-vs-rest AUC (classes absent from ``labels`` left out).
+
+    Args:
+        labels: true classes.
+        probs: class probabilities.
+
+    Returns:
+        The mean AUC.
+
+    Shapes:
+        - labels: ``(jets,)``
+        - probs: ``(jets, classes)``
+    """
     aucs = [roc_auc(*curve) for curve in one_vs_rest_rocs(labels, probs) if curve is not None]
     return float(np.mean(aucs))
 
@@ -229,14 +341,26 @@ def paired_mean_auc_difference(labels: np.ndarray, probs_a: np.ndarray, probs_b:
                                n_resamples: int = 200, seed: int = 0) -> tuple[float, float]:
     """Mean AUC of tagger A minus that of tagger B on the same jets, and its statistical error.
 
-    ``labels`` (N,), ``probs_a`` and ``probs_b`` (N, C) for the same N jets in the same order.
     The error is the standard deviation of the difference over ``n_resamples`` bootstrap
     resamples of the jets, each drawn once and applied to both taggers (Efron and Tibshirani,
     *An Introduction to the Bootstrap*, 1993, ch. 6): the fluctuation that both taggers see
     cancels, so the error is much smaller than the two unpaired AUC errors combined. Each
     class is resampled on its own (a stratified bootstrap), so every resample holds every
     class with its number of jets, as the AUC errors assume.
-    Returns ``(difference, error)``.
+
+    Args:
+        labels: true classes.
+        probs_a: class probabilities of tagger A.
+        probs_b: class probabilities of tagger B, for the same jets in the same order.
+        n_resamples: bootstrap resamples.
+        seed: seed of the resampling.
+
+    Returns:
+        ``(difference, error)``.
+
+    Shapes:
+        - labels: ``(jets,)``
+        - probs_a, probs_b: ``(jets, classes)``
     """
     labels = np.asarray(labels).ravel()
     probs_a, probs_b = np.asarray(probs_a), np.asarray(probs_b)

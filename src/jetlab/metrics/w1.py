@@ -23,13 +23,38 @@ __all__ = ["fd6", "jet_features", "jet_mass", "w1efp", "w1m", "w1p"]
 
 
 def jet_mass(particles, mask=None) -> np.ndarray:
-    """Relative jet mass (N,) of massless particles (η_rel, φ_rel, pT_rel) (N, P, ≥3)
-    (:func:`jetlab.physics.kinematics.relative_jet_kinematics`)."""
+    """Relative jet mass of massless particles (:func:`jetlab.physics.kinematics.relative_jet_kinematics`).
+
+    Args:
+        particles: (η_rel, φ_rel, pT_rel) of the particles (further columns ignored).
+        mask: which particles are real (``None``: every row; all-zero rows add nothing).
+
+    Returns:
+        The relative jet mass m / pT of every jet.
+
+    Shapes:
+        - particles: ``(jets, particles, ≥3)``
+        - mask: ``(jets, particles)`` bool
+        - returns: ``(jets,)``
+    """
     return relative_jet_kinematics(np.asarray(particles, dtype=np.float64), mask).mass
 
 
 def jet_features(particles, mask=None) -> np.ndarray:
-    """Jet-level features of FD6: (N, 6) = relative mass and the 5 W1-EFP EFPs."""
+    """Jet-level features of FD6: the relative mass and the 5 W1-EFP EFPs.
+
+    Args:
+        particles: (η_rel, φ_rel, pT_rel) of the particles.
+        mask: which particles are real (``None``: every row; all-zero rows add nothing).
+
+    Returns:
+        ``[mass, efp_1, ..., efp_5]`` of every jet.
+
+    Shapes:
+        - particles: ``(jets, particles, ≥3)``
+        - mask: ``(jets, particles)`` bool
+        - returns: ``(jets, 6)``
+    """
     return np.concatenate([jet_mass(particles, mask)[:, None], compute_efps(particles, mask)], 1)
 
 
@@ -56,7 +81,28 @@ def _w1_columns_batches(real: np.ndarray, gen: np.ndarray, num_eval_samples: int
 def w1m(real, generated, *, real_mask=None, generated_mask=None,
         num_eval_samples: int | None = 50_000, num_batches: int = 5, replace: bool = True,
         seed=0) -> Score:
-    """W1 between relative jet masses of ``real`` and ``generated`` jets (mean ± std)."""
+    """W1 between the relative jet masses of ``real`` and ``generated`` jets (Kansal et al.,
+    arXiv:2106.11535).
+
+    Args:
+        real: real jets (η_rel, φ_rel, pT_rel), numpy or torch; a 4th column is the mask.
+        generated: generated jets, the same layout.
+        real_mask: which particles of ``real`` are real (``None``: the 4th column, else the
+            particles with a non-zero feature).
+        generated_mask: the same for ``generated``.
+        num_eval_samples: jets per batch (``None``: all; capped at the smaller sample).
+        num_batches: batches (the std is over them).
+        replace: draw the batches with replacement (JetNet's bootstrap).
+        seed: seed of the draws.
+
+    Returns:
+        The :class:`~jetlab.metrics.jet_samples.Score` (mean ± std over the batches).
+
+    Shapes:
+        - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
+        - generated: ``(other_jets, particles, 3)`` or ``(other_jets, particles, 4)``
+        - real_mask, generated_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
+    """
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
     return score(_w1_columns_batches(jet_mass(real, real_mask)[:, None],
@@ -86,10 +132,29 @@ def _w1p_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches, 
 def w1p(real, generated, *, real_mask=None, generated_mask=None,
         num_eval_samples: int | None = 50_000, num_batches: int = 5, replace: bool = True,
         seed=0, per_feature: bool = False):
-    """W1 of particle (η_rel, φ_rel, pT_rel) distributions over real particles.
+    """W1 of the particle (η_rel, φ_rel, pT_rel) distributions over real particles (Kansal et
+    al., arXiv:2106.11535).
 
-    Returns the :class:`Score` of the mean over the 3 features, or with ``per_feature=True``
-    a tuple of 3 Scores (η, φ, pT).
+    Args:
+        real: real jets (η_rel, φ_rel, pT_rel), numpy or torch; a 4th column is the mask.
+        generated: generated jets, the same layout.
+        real_mask: which particles of ``real`` are real (``None``: the 4th column, else the
+            particles with a non-zero feature).
+        generated_mask: the same for ``generated``.
+        num_eval_samples: jets per batch (``None``: all; capped at the smaller sample).
+        num_batches: batches (the std is over them).
+        replace: draw the batches with replacement (JetNet's bootstrap).
+        seed: seed of the draws.
+        per_feature: one Score per feature instead of the Score of their mean.
+
+    Returns:
+        The :class:`~jetlab.metrics.jet_samples.Score` of the mean over the 3 features, or with
+        ``per_feature`` a tuple of 3 Scores (η, φ, pT).
+
+    Shapes:
+        - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
+        - generated: ``(other_jets, particles, 3)`` or ``(other_jets, particles, 4)``
+        - real_mask, generated_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
     """
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
@@ -103,8 +168,29 @@ def w1p(real, generated, *, real_mask=None, generated_mask=None,
 def w1efp(real, generated, *, real_mask=None, generated_mask=None,
           num_eval_samples: int | None = 50_000, num_batches: int = 5, replace: bool = True,
           seed=0, per_feature: bool = False):
-    """W1 of the 5 EFPs (n=4, d=4, prime): the :class:`Score` of their mean per batch, or
-    with ``per_feature=True`` a tuple of 5 Scores (one per EFP, JetNet's array)."""
+    """W1 of the 5 EFPs (n=4, d=4, prime) of the jets (Kansal et al., arXiv:2106.11535).
+
+    Args:
+        real: real jets (η_rel, φ_rel, pT_rel), numpy or torch; a 4th column is the mask.
+        generated: generated jets, the same layout.
+        real_mask: which particles of ``real`` are real (``None``: the 4th column, else the
+            particles with a non-zero feature).
+        generated_mask: the same for ``generated``.
+        num_eval_samples: jets per batch (``None``: all; capped at the smaller sample).
+        num_batches: batches (the std is over them).
+        replace: draw the batches with replacement (JetNet's bootstrap).
+        seed: seed of the draws.
+        per_feature: one Score per EFP (JetNet's array) instead of the Score of their mean.
+
+    Returns:
+        The :class:`~jetlab.metrics.jet_samples.Score` of the mean over the 5 EFPs per batch, or
+        with ``per_feature`` a tuple of 5 Scores.
+
+    Shapes:
+        - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
+        - generated: ``(other_jets, particles, 3)`` or ``(other_jets, particles, 4)``
+        - real_mask, generated_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
+    """
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
     values = _w1_columns_batches(compute_efps(real, real_mask),
@@ -120,12 +206,27 @@ def w1efp(real, generated, *, real_mask=None, generated_mask=None,
 
 def fd6(real_features, generated_features, *, num_eval_samples: int | None = 50_000,
         num_batches: int = 5, normalise: bool = True, replace: bool = True, seed=0) -> Score:
-    """Fréchet distance between Gaussians fitted to jet-level features (N, F) vs (M, F) at
-    one sample size (mean ± std over batches; no 1/N extrapolation, unlike JetNet's FPD).
+    """Fréchet distance between Gaussians fitted to jet-level features at one sample size
+    (mean ± std over batches; no 1/N extrapolation, unlike JetNet's FPD).
 
     jetlab's "FD6" on :func:`jet_features` (mass + 5 EFPs); named "fpd" before JetNet's
-    FPD (:func:`jetlab.metrics.fpd`) was added. ``normalise`` divides every feature by its
-    max |value| in the real sample.
+    FPD (:func:`jetlab.metrics.fpd`) was added.
+
+    Args:
+        real_features: features of the real jets.
+        generated_features: features of the generated jets.
+        num_eval_samples: jets per batch (``None``: all; capped at the smaller sample).
+        num_batches: batches (the std is over them).
+        normalise: divide every feature by its max |value| in the real sample.
+        replace: draw the batches with replacement.
+        seed: seed of the draws.
+
+    Returns:
+        The :class:`~jetlab.metrics.jet_samples.Score` (mean ± std over the batches).
+
+    Shapes:
+        - real_features: ``(jets, features)``
+        - generated_features: ``(other_jets, features)``
     """
     real = np.asarray(to_numpy(real_features), dtype=np.float64)
     gen = np.asarray(to_numpy(generated_features), dtype=np.float64)

@@ -10,7 +10,10 @@ Every tagger class has
   ``"points"``, ParT the raw ``"momenta"``: see :mod:`jetlab.io.jets`),
 * optionally ``particle_features`` — the particle feature names it wants as ``particles``
   (default: every feature of the files),
-* ``default_hyperparameters(n_particles) -> dict`` — every tunable setting and its default,
+* a constructor ``cls(n_particles, n_features, n_classes=5, *, ...)`` whose keyword-only
+  arguments are its tunable settings (hyperparameters), each with its type and default,
+* ``default_hyperparameters(n_particles) -> dict`` — those settings and their defaults for
+  ``n_particles`` (a default written ``None`` in the signature depends on the count),
 * ``hparams`` — the settings it was built with, ``n_particles``, ``n_features`` and
   ``n_classes`` included, so ``build_tagger(model.name, **model.hparams)`` rebuilds it,
 * ``forward(*[batch[k] for k in input_keys]) -> logits (B, n_classes)``.

@@ -11,7 +11,9 @@ interaction needs (it computes the first layer per particle, not per edge).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +21,8 @@ from torch import nn
 
 from jetlab.errors import JetlabError
 
-__all__ = ["ACTIVATIONS", "MLP", "MaskedBatchNorm", "activation_function", "check_hyperparameters", "init_tagger",
-           "is_width_list"]
+__all__ = ["ACTIVATIONS", "MLP", "MaskedBatchNorm", "activation_function", "check_constructor_keywords",
+           "check_hyperparameters", "init_tagger", "is_width_list", "keyword_defaults"]
 
 #: activation name -> ``f(x, inplace)``; in-place is only used on fresh temporaries
 ACTIVATIONS: dict[str, Callable[[torch.Tensor, bool], torch.Tensor]] = {
@@ -72,13 +74,44 @@ def is_width_list(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(w, int) and w > 0 for w in value)
 
 
-def init_tagger(model: nn.Module, n_particles: int, n_features: int, n_classes: int, given: dict) -> dict:
-    """Common set-up of every tagger: check ``given`` against ``model.default_hyperparameters``,
-    set ``n_particles``, ``n_features``, ``n_classes`` and ``hparams`` (what
-    ``build_tagger(model.name, **model.hparams)`` needs), and return the merged settings."""
+def _as_lists(value: Any) -> Any:
+    """Tuples (also nested) as lists: the form of a setting in JSON, ``--hp`` and ``hparams``."""
+    return [_as_lists(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def keyword_defaults(cls: type) -> dict[str, Any]:
+    """The keyword-only parameters of ``cls``'s constructor and their defaults, tuples as
+    lists: a tagger's hyperparameters are exactly these (``None``: a default that depends on
+    the particle count, filled in by the class's ``default_hyperparameters``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: _as_lists(p.default) for p in parameters if p.kind is p.KEYWORD_ONLY}
+
+
+def check_constructor_keywords(model_name: str, cls: type, given: dict) -> None:
+    """Raise :class:`JetlabError` naming the model and every key of ``given`` that ``cls``'s
+    constructor does not take (listing the ones it takes), instead of Python's TypeError
+    from deep inside a build: ``--hp hiden=10`` or an edited run's ``hparams``."""
+    parameters = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    named = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(given) - set(named))
+    if unknown:
+        known = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY] or named
+        raise JetlabError(
+            f"{model_name}: unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def init_tagger(model: nn.Module, n_particles: int, n_features: int, n_classes: int, **settings: Any) -> dict:
+    """Common set-up of every tagger, called by its constructor with its keyword arguments:
+    ``None`` settings take ``model.default_hyperparameters(n_particles)``, tuples become
+    lists, each value is checked against its default's kind, and ``n_particles``,
+    ``n_features``, ``n_classes`` and ``hparams`` (what ``build_tagger(model.name,
+    **model.hparams)`` needs) are set. Returns the settings."""
     defaults = model.default_hyperparameters(n_particles)
-    check_hyperparameters(model.name, given, defaults)
-    hp = {**defaults, **given}
+    hp = {name: defaults[name] if value is None else _as_lists(value) for name, value in settings.items()}
+    check_hyperparameters(model.name, hp, defaults)
     model.n_particles, model.n_features, model.n_classes = int(n_particles), int(n_features), int(n_classes)
     model.hparams = {"n_particles": model.n_particles, "n_features": model.n_features, "n_classes": model.n_classes, **hp}
     return hp

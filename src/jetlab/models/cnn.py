@@ -11,13 +11,14 @@ shrink the image to ``(C_last, H/2^L, W/2^L)``; it is flattened and fed to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, activation_function, init_tagger
+from jetlab.models._mlp import MLP, activation_function, init_tagger, keyword_defaults
 
 __all__ = ["CNNTagger", "LOG_PIXEL_SCALE", "PIXEL_SCALES"]
 
@@ -27,16 +28,31 @@ LOG_PIXEL_SCALE = 1e-3
 
 
 class CNNTagger(nn.Module):
-    """Hyperparameters: ``channels`` ([8, 16, 32]), ``kernel_size`` (3), ``dense`` (64),
-    ``activation`` ("relu"), ``image_size`` (100; input images must be that size), ``pixels``
-    ("linear" or "log", module docstring)."""
+    """Convolutional tagger on jet images (the CNN baseline of JEDI-net, Moreno et al.,
+    arXiv:1908.05318; module docstring).
+
+    Args:
+        n_particles: particles per jet of the data set (kept in ``hparams``; the CNN reads
+            the image only).
+        n_features: particle features of the data set (kept in ``hparams``).
+        n_classes: output classes.
+        channels: output channels of each convolution block (one ``MaxPool2d(2)`` each).
+        kernel_size: side k of the k × k convolution kernels.
+        dense: width of the hidden layer of the head.
+        activation: activation after every convolution and in the head.
+        image_size: side of the square input images in pixels.
+        pixels: ``"linear"`` (the image as it is) or ``"log"`` (``log(1 + x / 10⁻³)``).
+    """
 
     name = "cnn"
     input_keys = ("image",)
 
-    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *,
+                 channels: Sequence[int] = (8, 16, 32), kernel_size: int = 3, dense: int = 64,
+                 activation: str = "relu", image_size: int = 100, pixels: str = "linear"):
         super().__init__()
-        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp = init_tagger(self, n_particles, n_features, n_classes, channels=channels, kernel_size=kernel_size,
+                         dense=dense, activation=activation, image_size=image_size, pixels=pixels)
         hp["channels"] = self.hparams["channels"] = [int(c) for c in hp["channels"]]
         self._act = activation_function(hp["activation"])
         k = int(hp["kernel_size"])
@@ -57,10 +73,22 @@ class CNNTagger(nn.Module):
 
     @classmethod
     def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"channels": [8, 16, 32], "kernel_size": 3, "dense": 64, "activation": "relu", "image_size": 100,
-                "pixels": "linear"}
+        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
+        return keyword_defaults(cls)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Class logits of a batch of jet images.
+
+        Args:
+            image: pT images in (η, φ), normalised to unit sum.
+
+        Returns:
+            Logits (not probabilities).
+
+        Shapes:
+            - image: ``(batch, 1, image_size, image_size)``
+            - returns: ``(batch, n_classes)``
+        """
         if image.dim() != 4 or image.shape[1:] != (1, self.image_size, self.image_size):
             raise ValueError(f"cnn: image must be (B, 1, {self.image_size}, {self.image_size}), got {tuple(image.shape)}")
         h = torch.log1p(image / LOG_PIXEL_SCALE) if self.log_pixels else image

@@ -9,35 +9,62 @@ Input: ``hlf (B, 16)`` standardised high-level features. Output: logits ``(B, n_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from jetlab.models._mlp import MLP, init_tagger
+from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
 
 __all__ = ["DNNTagger"]
 
 
 class DNNTagger(nn.Module):
-    """MLP ``n_features -> hidden... -> n_classes``; hyperparameters ``hidden`` ((64, 32, 32)),
-    ``activation`` ("relu"), ``dropout`` (0.0, after every hidden activation)."""
+    """MLP ``n_features -> hidden... -> n_classes`` on the high-level features
+    (Duarte et al., arXiv:1804.06913).
+
+    Args:
+        n_particles: particles per jet of the data set (kept in ``hparams``; the DNN reads
+            the jet-level features only).
+        n_features: high-level features per jet (16 in the hls4ml set).
+        n_classes: output classes.
+        hidden: widths of the hidden layers.
+        activation: activation after every hidden layer (a name of
+            :data:`~jetlab.models._mlp.ACTIVATIONS`).
+        dropout: dropout probability after every hidden activation (0: none).
+    """
 
     name = "dnn"
     input_keys = ("hlf",)
 
-    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *,
+                 hidden: Sequence[int] = (64, 32, 32), activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp = init_tagger(self, n_particles, n_features, n_classes, hidden=hidden, activation=activation,
+                         dropout=dropout)
         hp["hidden"] = self.hparams["hidden"] = [int(h) for h in hp["hidden"]]
         self.mlp = MLP([self.n_features, *hp["hidden"], self.n_classes], hp["activation"])
         self.dropout = nn.Dropout(float(hp["dropout"])) if hp["dropout"] else None
 
     @classmethod
     def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"hidden": [64, 32, 32], "activation": "relu", "dropout": 0.0}
+        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
+        return keyword_defaults(cls)
 
     def forward(self, hlf: torch.Tensor) -> torch.Tensor:
+        """Class logits of a batch of jets.
+
+        Args:
+            hlf: standardised high-level features.
+
+        Returns:
+            Logits (not probabilities).
+
+        Shapes:
+            - hlf: ``(batch, n_features)``
+            - returns: ``(batch, n_classes)``
+        """
         if self.dropout is None:
             return self.mlp(hlf)
         h = hlf

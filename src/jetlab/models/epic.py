@@ -39,8 +39,20 @@ def _leaky(x: Tensor) -> Tensor:
 
 
 def masked_mean_sum(h: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Mean and sum of ``h`` (B, P, H) over the real particles: two (B, H). ``h`` must have
-    zero padded rows (an empty set pools to zeros)."""
+    """Mean and sum of the particle features over the real particles (an empty set pools to zeros).
+
+    Args:
+        h: particle features, padded rows 0.
+        mask: which particles are real (``None``: all; the mean is then over every row).
+
+    Returns:
+        ``(mean, sum)``.
+
+    Shapes:
+        - h: ``(batch, particles, hidden)``
+        - mask: ``(batch, particles)`` bool
+        - mean, sum: ``(batch, hidden)``
+    """
     total = h.sum(1)
     if mask is None:
         return total / h.shape[1], total
@@ -48,7 +60,14 @@ def masked_mean_sum(h: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
 
 
 class EPiCLayer(nn.Module):
-    """One EPiC layer (module docstring): ``(h (B, P, H), g (B, G), c (B, C), mask) -> (h', g')``."""
+    """One EPiC layer (Buhmann et al., arXiv:2301.08128; module docstring).
+
+    Args:
+        hidden: H, features per particle.
+        global_dim: G, size of the global vector.
+        cond_dim: C, size of the condition vector.
+        n_points: P, the largest set size (the sum pool is divided by it).
+    """
 
     def __init__(self, hidden: int, global_dim: int, cond_dim: int, n_points: int):
         super().__init__()
@@ -60,6 +79,23 @@ class EPiCLayer(nn.Module):
         self.particle_out = nn.Linear(hidden, hidden)
 
     def forward(self, h: Tensor, g: Tensor, c: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Update the global vector from the pools, then every particle from it.
+
+        Args:
+            h: particle features (padded rows 0).
+            g: global vectors.
+            c: condition vectors.
+            mask: which particles are real (``None``: all).
+
+        Returns:
+            ``(h', g')``, padded rows of ``h'`` 0.
+
+        Shapes:
+            - h, h': ``(batch, particles, hidden)``
+            - g, g': ``(batch, global_dim)``
+            - c: ``(batch, cond_dim)``
+            - mask: ``(batch, particles)`` bool
+        """
         mean, total = masked_mean_sum(h, mask)
         g = g + self.global_out(_leaky(self.global_hidden(torch.cat([mean, total * self.sum_scale, g, c], -1))))
         pre = self.particle_self(h) + self.particle_global(g).unsqueeze(1)
@@ -67,9 +103,17 @@ class EPiCLayer(nn.Module):
 
 
 class EPiCNetwork(nn.Module):
-    """Per-particle map (B, P, in_features) + condition (B, cond_dim) → (B, P, out_features)
-    through ``n_layers`` EPiC layers of particle width ``hidden`` and global width
-    ``global_dim`` (module docstring)."""
+    """Per-particle map through EPiC layers (Buhmann et al., arXiv:2301.08128; module docstring).
+
+    Args:
+        in_features: features per input particle.
+        out_features: features per output particle.
+        cond_dim: size of the condition vector.
+        n_points: the largest set size.
+        hidden: particle width of the layers.
+        global_dim: size of the global vector.
+        n_layers: EPiC layers.
+    """
 
     def __init__(self, in_features: int, out_features: int, cond_dim: int, n_points: int, *, hidden: int = 64,
                  global_dim: int = 16, n_layers: int = 3):
@@ -82,6 +126,22 @@ class EPiCNetwork(nn.Module):
         self.sum_scale = 1.0 / max(1, n_points)
 
     def forward(self, x: Tensor, cond: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The per-particle output of the network.
+
+        Args:
+            x: particle features.
+            cond: one condition vector per set.
+            mask: which particles are real (``None``: all).
+
+        Returns:
+            Per-particle outputs, padded rows 0.
+
+        Shapes:
+            - x: ``(batch, particles, in_features)``
+            - cond: ``(batch, cond_dim)``
+            - mask: ``(batch, particles)`` bool
+            - returns: ``(batch, particles, out_features)``
+        """
         h = _zero_padding(_leaky(self.embed(x) + self.embed_cond(cond).unsqueeze(1)), mask)
         mean, total = masked_mean_sum(h, mask)
         g = self.global_init(torch.cat([mean, total * self.sum_scale, cond], -1))

@@ -48,7 +48,20 @@ SOLVER_EVALUATIONS = {"euler": 1, "midpoint": 2, "heun": 2}
 
 
 def fourier_time_embedding(t: Tensor, dim: int) -> Tensor:
-    """(B,) times in [0, 1] -> (B, dim): sin and cos of 2π f t, f log-spaced in [1, 64]."""
+    """Sinusoidal embedding of the flow time: sin and cos of 2π f t, f log-spaced in [1, 64]
+    (zero-padded to ``dim``).
+
+    Args:
+        t: times in [0, 1].
+        dim: size of the embedding.
+
+    Returns:
+        The embedding.
+
+    Shapes:
+        - t: ``(batch,)``
+        - returns: ``(batch, dim)``
+    """
     half = dim // 2
     freqs = 2 * math.pi * torch.logspace(0, math.log10(64.0), half, device=t.device, dtype=t.dtype)
     angles = t.unsqueeze(-1) * freqs
@@ -57,7 +70,20 @@ def fourier_time_embedding(t: Tensor, dim: int) -> Tensor:
 
 
 def integrate(velocity: Callable[[Tensor, float], Tensor], x0: Tensor, steps: int, solver: str = "midpoint") -> Tensor:
-    """x(1) of dx/dt = velocity(x, t) from x(0) = x0 in ``steps`` equal steps (module docstring)."""
+    """x(1) of dx/dt = velocity(x, t) from x(0) = x0 in ``steps`` equal steps (module docstring).
+
+    Args:
+        velocity: ``velocity(x, t)``, the same shape as ``x``.
+        x0: the state at t = 0.
+        steps: equal time steps (≥ 1).
+        solver: ``"euler"``, ``"midpoint"`` or ``"heun"``.
+
+    Returns:
+        The state at t = 1.
+
+    Shapes:
+        - x0, returns: ``(batch, particles, features)`` (any shape the velocity takes)
+    """
     if solver not in ODE_SOLVERS:
         raise ValueError(f"unknown ODE solver {solver!r}; known: {', '.join(ODE_SOLVERS)}")
     if steps < 1:
@@ -145,14 +171,38 @@ class FlowSampler(nn.Module):
 
 class UserFlow(FlowSampler):
     """A user's velocity network (``--model FILE.py:Class`` with ``task = "generate"``) trained
-    and sampled as the flow: ``net(x (B, P, F), t (B,), mask (B, P) bool, cond (B, K) or None)
-    -> (B, P, F)``; padded particles are zeroed on the way in and out."""
+    and sampled as the flow (Lipman et al., arXiv:2210.02747); padded particles are zeroed on
+    the way in and out.
+
+    Args:
+        net: the user's network, ``net(x, t, mask, cond)`` -> velocity of the shape of ``x``.
+        n_points: P, particles per set.
+        n_features: F, features per particle.
+    """
 
     def __init__(self, net: nn.Module, n_points: int, n_features: int):
         super().__init__()
         self.net, self.n_points, self.n_features = net, n_points, n_features
 
     def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        """The user network's velocity, checked for its shape.
+
+        Args:
+            x: the sets at time t (standardised units).
+            t: the time of every set, in [0, 1].
+            mask: which particles are real (``None``: all).
+            cond: condition values per set, or ``None``.
+
+        Returns:
+            The velocity, padded rows 0.
+
+        Shapes:
+            - x: ``(batch, n_points, n_features)``
+            - t: ``(batch,)``
+            - mask: ``(batch, n_points)`` bool
+            - cond: ``(batch, n_cond)``
+            - returns: ``(batch, n_points, n_features)``
+        """
         out = self.net(_zero_padding(x, mask), t, mask, cond)
         if out.shape != x.shape:
             raise JetlabError(f"{type(self.net).__name__}.forward returned shape {tuple(out.shape)}; the velocity "
@@ -162,7 +212,18 @@ class UserFlow(FlowSampler):
 
 class FlowGenerator(FlowSampler):
     """The velocity network of a flow-matching point-set generator, and its sampler
-    (module docstring). ``n_cond`` extra condition values per set (0: none).
+    (Lipman et al., arXiv:2210.02747; Birk et al., arXiv:2310.00049; module docstring).
+
+    Args:
+        n_points: P, particles per set.
+        n_features: F, features per particle.
+        n_cond: extra condition values per set (0: none).
+        net: the velocity network, ``"epic"`` or ``"transformer"``.
+        hidden: particle width of the network.
+        global_dim: width of the EPiC global vector (``"epic"`` only).
+        n_layers: EPiC layers or attention blocks.
+        time_dim: size of the Fourier embedding of t.
+        heads: attention heads (``"transformer"`` only; must divide ``hidden``).
 
     Sizes: the defaults (particle width 16, global width 64, 3 layers) are chosen for speed
     on one CPU core: the cost is per particle (O(P hidden²)), the global vector is paid once
@@ -170,7 +231,7 @@ class FlowGenerator(FlowSampler):
     costs ~60-70 µs on a loaded core; hidden 32 / global 32 is ~2x slower and somewhat more
     faithful (BENCHMARKS.md)."""
 
-    def __init__(self, n_points: int, n_features: int, n_cond: int = 0, net: str = "epic", hidden: int = 16,
+    def __init__(self, n_points: int, n_features: int, *, n_cond: int = 0, net: str = "epic", hidden: int = 16,
                  global_dim: int = 64, n_layers: int = 3, time_dim: int = 16, heads: int = 4):
         super().__init__()
         if net not in FLOW_NETWORKS:
@@ -194,5 +255,23 @@ class FlowGenerator(FlowSampler):
         return torch.cat(parts, -1)
 
     def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        """The velocity v_θ(x_t, t, c).
+
+        Args:
+            x: the sets at time t (standardised units).
+            t: the time of every set, in [0, 1].
+            mask: which particles are real (``None``: all).
+            cond: extra condition values (with ``n_cond > 0``).
+
+        Returns:
+            The velocity, padded rows 0.
+
+        Shapes:
+            - x: ``(batch, n_points, n_features)``
+            - t: ``(batch,)``
+            - mask: ``(batch, n_points)`` bool
+            - cond: ``(batch, n_cond)``
+            - returns: ``(batch, n_points, n_features)``
+        """
         return self.net(_zero_padding(x, mask), self.condition(t, mask, cond), mask)
 

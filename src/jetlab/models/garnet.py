@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, activation_function, init_tagger
+from jetlab.models._mlp import MLP, activation_function, init_tagger, keyword_defaults
 
 __all__ = ["GarNetLayer", "GarNetTagger"]
 
@@ -35,7 +35,16 @@ POTENTIALS = ("gaussian", "exponential")
 
 
 class GarNetLayer(nn.Module):
-    """One GarNet layer: ``(B, N, in_features) -> (B, N, out_features)`` (see module docstring)."""
+    """One GarNet layer (Qasim et al., arXiv:1902.07987; module docstring).
+
+    Args:
+        in_features: F_in, features per input vertex.
+        out_features: F_out, features per output vertex.
+        n_aggregators: S, learned aggregators.
+        n_filters: F, learned vertex features sent to the aggregators.
+        activation: activation of the output.
+        potential: ``"gaussian"`` (``exp(-d²)``) or ``"exponential"`` (``exp(-|d|)``, the paper's).
+    """
 
     def __init__(self, in_features: int, out_features: int, *, n_aggregators: int = 4,
                  n_filters: int = 16, activation: str = "tanh", potential: str = "gaussian"):
@@ -56,6 +65,20 @@ class GarNetLayer(nn.Module):
         return torch.exp(-d.square()) if self.potential == "gaussian" else torch.exp(-d.abs())
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The layer's output for every vertex (0 for padded ones).
+
+        Args:
+            x: vertex features.
+            mask: which vertices are real.
+
+        Returns:
+            The new vertex features ``y_v``.
+
+        Shapes:
+            - x: ``(batch, vertices, in_features)``
+            - mask: ``(batch, vertices)`` bool
+            - returns: ``(batch, vertices, out_features)``
+        """
         B, N, _ = x.shape
         real = mask.unsqueeze(-1)  # (B, N, 1) bool
         f = self.features(x)  # (B, N, F)
@@ -73,20 +96,33 @@ class GarNetLayer(nn.Module):
 
 
 class GarNetTagger(nn.Module):
-    """GarNet jet tagger: ``n_layers`` :class:`GarNetLayer` s, masked mean pooling, MLP head.
+    """GarNet jet tagger (Qasim et al., arXiv:1902.07987): ``n_layers`` :class:`GarNetLayer` s,
+    masked mean pooling, MLP head ``layer_width -> head_hidden -> n_classes``.
 
-    Hyperparameters: ``n_layers`` (3), ``n_aggregators`` S (4), ``n_filters`` F (16),
-    ``layer_width`` F_out (32), ``activation`` of the layers ("tanh"), ``potential``
-    ("gaussian" = exp(-d²) or "exponential" = exp(-|d|)), ``head_hidden`` (32),
-    ``head_activation`` ("relu"). Head: ``layer_width -> head_hidden -> n_classes``.
+    Args:
+        n_particles: particles per jet of the data set (GarNet takes any count).
+        n_features: features per particle.
+        n_classes: output classes.
+        n_layers: GarNet layers.
+        n_aggregators: S, aggregators per layer.
+        n_filters: F, vertex features sent to the aggregators.
+        layer_width: F_out, output features of every layer.
+        activation: activation of the layers.
+        potential: ``"gaussian"`` (``exp(-d²)``) or ``"exponential"`` (``exp(-|d|)``).
+        head_hidden: width of the hidden layer of the head.
+        head_activation: activation of the head.
     """
 
     name = "garnet"
     input_keys = ("particles", "mask")
 
-    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *, n_layers: int = 3,
+                 n_aggregators: int = 4, n_filters: int = 16, layer_width: int = 32, activation: str = "tanh",
+                 potential: str = "gaussian", head_hidden: int = 32, head_activation: str = "relu"):
         super().__init__()
-        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp = init_tagger(self, n_particles, n_features, n_classes, n_layers=n_layers, n_aggregators=n_aggregators,
+                         n_filters=n_filters, layer_width=layer_width, activation=activation, potential=potential,
+                         head_hidden=head_hidden, head_activation=head_activation)
         if int(hp["n_layers"]) < 1:
             raise JetlabError("garnet: n_layers must be >= 1")
         widths = [self.n_features] + [int(hp["layer_width"])] * int(hp["n_layers"])
@@ -99,10 +135,24 @@ class GarNetTagger(nn.Module):
 
     @classmethod
     def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"n_layers": 3, "n_aggregators": 4, "n_filters": 16, "layer_width": 32,
-                "activation": "tanh", "potential": "gaussian", "head_hidden": 32, "head_activation": "relu"}
+        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
+        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of a batch of jets.
+
+        Args:
+            particles: particle features.
+            mask: which particles are real (``None``: all).
+
+        Returns:
+            Logits (not probabilities).
+
+        Shapes:
+            - particles: ``(batch, particles, n_features)``
+            - mask: ``(batch, particles)`` bool
+            - returns: ``(batch, n_classes)``
+        """
         B, N, _ = particles.shape
         if mask is None:
             mask = torch.ones(B, N, dtype=torch.bool, device=particles.device)

@@ -15,29 +15,56 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from jetlab.models._mlp import MLP, init_tagger
+from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
 
 __all__ = ["GRUTagger"]
 
 
 class GRUTagger(nn.Module):
-    """Hyperparameters: ``hidden`` (50), ``num_layers`` (1), ``head_hidden`` (32),
-    ``activation`` ("relu") of the head."""
+    """GRU over the pT-ordered particles (the GRU baseline of JEDI-net, Moreno et al.,
+    arXiv:1908.05318; module docstring).
+
+    Args:
+        n_particles: particles per jet of the data set (the GRU takes any count).
+        n_features: features per particle.
+        n_classes: output classes.
+        hidden: width of the GRU's hidden state.
+        num_layers: stacked GRU layers.
+        head_hidden: width of the hidden layer of the head.
+        activation: activation of the head.
+    """
 
     name = "gru"
     input_keys = ("particles", "mask")
 
-    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *, hidden: int = 50,
+                 num_layers: int = 1, head_hidden: int = 32, activation: str = "relu"):
         super().__init__()
-        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp = init_tagger(self, n_particles, n_features, n_classes, hidden=hidden, num_layers=num_layers,
+                         head_hidden=head_hidden, activation=activation)
         self.gru = nn.GRU(self.n_features, int(hp["hidden"]), num_layers=int(hp["num_layers"]), batch_first=True)
         self.head = MLP([int(hp["hidden"]), int(hp["head_hidden"]), self.n_classes], hp["activation"])
 
     @classmethod
     def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"hidden": 50, "num_layers": 1, "head_hidden": 32, "activation": "relu"}
+        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
+        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of a batch of jets.
+
+        Args:
+            particles: particle features, hardest first.
+            mask: which particles are real (``None``: all).
+
+        Returns:
+            Logits (not probabilities).
+
+        Shapes:
+            - particles: ``(batch, particles, n_features)``
+            - mask: ``(batch, particles)`` bool
+            - returns: ``(batch, n_classes)``
+        """
         B, N, _ = particles.shape
         if mask is None:
             mask = torch.ones(B, N, dtype=torch.bool, device=particles.device)

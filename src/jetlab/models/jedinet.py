@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, init_tagger
+from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
 from jetlab.models.jedinet_blocked import FUSED_ACTIVATIONS, FusedEdgeSum
 from jetlab.models.pair_grid import edge_mask_block, grid_block_size, receiver_blocks
 
@@ -95,13 +95,28 @@ def _nearest_paper_setting(table: dict[int, tuple], n_particles: int) -> tuple:
 
 
 class JEDINet(nn.Module):
-    """JEDI-net with the flattened ``φ_C`` input (``D_O × N`` matrix); fast blocked interaction.
+    """JEDI-net (Moreno et al., arXiv:1908.05318) with the flattened ``φ_C`` input
+    (``D_O × N`` matrix); fast blocked interaction (module docstring).
 
-    Hyperparameters (``default_hyperparameters(n_particles)`` gives the paper's):
-    ``hidden`` (N¹), ``edge_dim`` (D_E), ``object_dim`` (D_O), ``f_r_activation``,
-    ``f_o_activation``, ``phi_c_activation``, ``block_size`` (receivers per block;
-    ``None`` picks one so a block holds about 2^20 grid entries per CPU thread, 2^25 on GPU),
-    ``kernel`` (``auto``, ``triton`` or ``torch``: see the module docstring).
+    The settings left ``None`` take the paper's best values for the tabulated particle
+    count nearest to ``n_particles`` (:data:`PAPER_HYPERPARAMETERS`,
+    ``default_hyperparameters(n_particles)``).
+
+    Args:
+        n_particles: N the model is built for (inputs may have fewer particles, zero-padded;
+            the ΣO variant takes any count).
+        n_features: P, features per particle.
+        n_classes: output classes.
+        hidden: N¹, width of the first hidden layer of f_R, f_O and φ_C (the second is N¹/2).
+        edge_dim: D_E, size of an edge message ``e_rs``.
+        object_dim: D_O, size of a particle's output ``p_r``.
+        f_r_activation: activation of the edge network f_R.
+        f_o_activation: activation of the object network f_O.
+        phi_c_activation: activation of the classifier φ_C.
+        block_size: receivers per block of the pair grid (``None``: about 2^20 grid entries
+            per CPU thread, 2^25 on a GPU).
+        kernel: ``"auto"``, ``"triton"`` or ``"torch"``: how ``ē`` is computed (module
+            docstring); the parameters do not depend on it.
     """
 
     name = "jedinet"
@@ -111,9 +126,14 @@ class JEDINet(nn.Module):
     #: activation allows it; False forces plain autograd through the blocks (keeps every block)
     fused_edge_sum = True
 
-    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *, hidden: int | None = None,
+                 edge_dim: int | None = None, object_dim: int | None = None, f_r_activation: str | None = None,
+                 f_o_activation: str | None = None, phi_c_activation: str | None = None,
+                 block_size: int | None = None, kernel: str = "auto"):
         super().__init__()
-        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp = init_tagger(self, n_particles, n_features, n_classes, hidden=hidden, edge_dim=edge_dim,
+                         object_dim=object_dim, f_r_activation=f_r_activation, f_o_activation=f_o_activation,
+                         phi_c_activation=phi_c_activation, block_size=block_size, kernel=kernel)
         hidden, d_e, d_o = int(hp["hidden"]), int(hp["edge_dim"]), int(hp["object_dim"])
         if min(hidden, d_e, d_o) < 1 or hidden < 2:
             raise JetlabError(f"{self.name}: hidden >= 2, edge_dim >= 1 and object_dim >= 1 required")
@@ -132,8 +152,8 @@ class JEDINet(nn.Module):
         """The paper's hyperparameters for the nearest tabulated particle count."""
         table = PAPER_HYPERPARAMETERS["sumo" if cls.sum_o else "flat"]
         hidden, d_e, d_o, act_r, act_o, act_c = _nearest_paper_setting(table, int(n_particles))
-        return {"hidden": hidden, "edge_dim": d_e, "object_dim": d_o, "f_r_activation": act_r,
-                "f_o_activation": act_o, "phi_c_activation": act_c, "block_size": None, "kernel": "auto"}
+        return {**keyword_defaults(cls), "hidden": hidden, "edge_dim": d_e, "object_dim": d_o,
+                "f_r_activation": act_r, "f_o_activation": act_o, "phi_c_activation": act_c}
 
     # -- the interaction: ē_r = Σ_s mask_rs f_R([o_r; o_s]) ----------------------------------------
     def _block_size(self, batch: int, n: int, device: torch.device) -> int:
@@ -189,6 +209,20 @@ class JEDINet(nn.Module):
 
     # -- the model -------------------------------------------------------------------------------
     def forward(self, particles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of a batch of jets.
+
+        Args:
+            particles: particle features (the flattened variant: at most ``n_particles``).
+            mask: which particles are real (``None``: all).
+
+        Returns:
+            Logits (not probabilities).
+
+        Shapes:
+            - particles: ``(batch, particles, n_features)``
+            - mask: ``(batch, particles)`` bool
+            - returns: ``(batch, n_classes)``
+        """
         if particles.dim() != 3 or particles.shape[-1] != self.n_features:
             raise ValueError(f"{self.name}: particles must be (B, N, {self.n_features}), got {tuple(particles.shape)}")
         B, N, _ = particles.shape
@@ -242,13 +276,11 @@ class DenseJEDINet(JEDINet):
 
     name = "jedinet"
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._relations: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
     def relation_matrices(self, n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """One-hot ``R_r``, ``R_s`` (n, n(n-1)): column ``e`` is edge (receiver r_e, sender s_e)."""
         key = (n, str(device), dtype)
+        if "_relations" not in self.__dict__:  # built on first use: the constructor is JEDINet's
+            self._relations: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         if key not in self._relations:
             receivers, senders = torch.meshgrid(torch.arange(n, device=device), torch.arange(n, device=device), indexing="ij")
             off_diagonal = receivers != senders

@@ -26,21 +26,37 @@ import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, init_tagger
+from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
 
 __all__ = ["JEDINetLinear"]
 
 
 class JEDINetLinear(nn.Module):
-    """JEDI-linear (module docstring); hyperparameters as JEDI-net's: ``hidden``, ``edge_dim``,
-    ``object_dim``, ``f_s_activation``, ``f_o_activation``, ``phi_c_activation``."""
+    """JEDI-linear, an O(N) JEDI-net (arXiv:2508.15468; module docstring). Defaults: JEDI-net
+    ΣO-150's hyperparameters.
+
+    Args:
+        n_particles: particles per jet of the data set (JEDI-linear takes any count).
+        n_features: P, features per particle.
+        n_classes: output classes.
+        hidden: N¹, width of the first hidden layer of every MLP (the second is N¹/2).
+        edge_dim: D_E, size of a message ``g_s``.
+        object_dim: D_O, size of a particle's output ``p_r``.
+        f_s_activation: activation of the sender network f_S.
+        f_o_activation: activation of the object network f_O.
+        phi_c_activation: activation of the classifier φ_C.
+    """
 
     name = "jedinet-linear"
     input_keys = ("particles", "mask")
 
-    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *, hidden: int = 50,
+                 edge_dim: int = 14, object_dim: int = 10, f_s_activation: str = "selu",
+                 f_o_activation: str = "selu", phi_c_activation: str = "selu"):
         super().__init__()
-        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp = init_tagger(self, n_particles, n_features, n_classes, hidden=hidden, edge_dim=edge_dim,
+                         object_dim=object_dim, f_s_activation=f_s_activation, f_o_activation=f_o_activation,
+                         phi_c_activation=phi_c_activation)
         hidden, d_e, d_o = int(hp["hidden"]), int(hp["edge_dim"]), int(hp["object_dim"])
         if hidden < 2 or min(d_e, d_o) < 1:
             raise JetlabError(f"{self.name}: hidden >= 2, edge_dim >= 1 and object_dim >= 1 required")
@@ -51,10 +67,24 @@ class JEDINetLinear(nn.Module):
 
     @classmethod
     def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"hidden": 50, "edge_dim": 14, "object_dim": 10, "f_s_activation": "selu",
-                "f_o_activation": "selu", "phi_c_activation": "selu"}
+        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
+        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of a batch of jets.
+
+        Args:
+            particles: particle features.
+            mask: which particles are real (``None``: all).
+
+        Returns:
+            Logits (not probabilities).
+
+        Shapes:
+            - particles: ``(batch, particles, n_features)``
+            - mask: ``(batch, particles)`` bool
+            - returns: ``(batch, n_classes)``
+        """
         B, N, _ = particles.shape
         if mask is None:
             mask = torch.ones(B, N, dtype=torch.bool, device=particles.device)

@@ -245,9 +245,18 @@ def tile_sizes(hidden: int, hidden2: int, edge_dim: int, backward: bool = False)
     The live fp32 tiles are about ``P·(N¹ + N¹/2 + D_E)`` (padded) per pass: at most 8192
     elements forward (4 warps), 4096 backward (8 warps; it also keeps gradients): at the
     paper's sizes ptxas (sm_90a) reports no spills forward and at most ~120 bytes backward.
-    Chosen from compile reports, not tuned on a GPU. Forward puts the
-    senders along the tile's long side; backward the receivers, since each
-    (receiver tile, sender) pair costs an atomic add of ``∂h_s``.
+    Chosen from compile reports, not tuned on a GPU. Forward puts the senders along the
+    tile's long side; backward the receivers, since each (receiver tile, sender) pair costs
+    an atomic add of ``∂h_s``.
+
+    Args:
+        hidden: N¹, f_R's first width.
+        hidden2: N¹/2, its second width.
+        edge_dim: D_E, its output width.
+        backward: the sizes of the backward pass.
+
+    Returns:
+        ``(BLOCK_R, BLOCK_S)``, powers of two.
     """
     width = _pad(hidden) + _pad(hidden2) + _pad(edge_dim)
     budget = 4096 if backward else 8192
@@ -320,7 +329,18 @@ def _target_programs(device: torch.device) -> int:
 
 
 def unsupported(x: torch.Tensor, activation: str) -> str | None:
-    """Why the kernels cannot take input ``x`` with ``f_R`` activation ``activation`` (None: they can)."""
+    """Why the kernels cannot take input ``x`` with ``f_R`` activation ``activation``.
+
+    Args:
+        x: the particle input (its dtype and device matter).
+        activation: f_R's activation.
+
+    Returns:
+        The reason, or None when they can.
+
+    Shapes:
+        - x: ``(batch, particles, features)``
+    """
     if activation not in _ACTIVATION_CODES:
         return f"f_R activation {activation!r} is not supported (supported: {', '.join(SUPPORTED_ACTIVATIONS)})"
     if x.dtype not in SUPPORTED_DTYPES:
@@ -334,13 +354,30 @@ def unsupported(x: torch.Tensor, activation: str) -> str | None:
 def edge_sum(h_receiver: torch.Tensor, h_sender: torch.Tensor, mask: torch.Tensor, activation: str,
              w2: torch.Tensor, b2: torch.Tensor, w3: torch.Tensor, b3: torch.Tensor,
              tiles: tuple[int, int] | None = None) -> torch.Tensor:
-    """``ē`` (B, N, D_E) from ``h_r = W_r o + b_1``, ``h_s = W_s o`` (B, N, N¹) and ``mask`` (B, N).
+    """``ē`` of JEDI-net (Moreno et al., arXiv:1908.05318) by the fused kernels; differentiable
+    in ``h_r``, ``h_s`` and the weights.
 
-    ``w2, b2, w3, b3`` are the second and third layers of ``f_R`` (``(N¹/2, N¹)``, ``(D_E, N¹/2)``);
-    ``activation`` one of :data:`SUPPORTED_ACTIVATIONS`, applied after every layer;
-    ``tiles`` = ``(BLOCK_R, BLOCK_S)`` powers of two, ``BLOCK_R·BLOCK_S >= 16``, for both
-    passes (default: :func:`tile_sizes` per pass).
-    Differentiable in ``h_r``, ``h_s`` and the weights.
+    Args:
+        h_receiver: ``h_r = W_r o + b_1``, the receiver half of f_R's first layer.
+        h_sender: ``h_s = W_s o``, the sender half.
+        mask: float mask of the real particles.
+        activation: one of :data:`SUPPORTED_ACTIVATIONS`, applied after every layer.
+        w2: weight of f_R's second layer.
+        b2: its bias.
+        w3: weight of f_R's third layer.
+        b3: its bias.
+        tiles: ``(BLOCK_R, BLOCK_S)`` powers of two, ``BLOCK_R·BLOCK_S >= 16``, for both passes
+            (``None``: :func:`tile_sizes` per pass).
+
+    Returns:
+        The summed edge messages ``ē``.
+
+    Shapes:
+        - h_receiver, h_sender: ``(batch, particles, N¹)``
+        - mask: ``(batch, particles)``
+        - w2, b2: ``(N¹/2, N¹)``, ``(N¹/2,)``
+        - w3, b3: ``(D_E, N¹/2)``, ``(D_E,)``
+        - returns: ``(batch, particles, D_E)``
     """
     if h_receiver.shape != h_sender.shape or h_sender.dim() != 3 or mask.shape != h_sender.shape[:2]:
         raise ValueError(f"edge_sum: h_r, h_s (B, N, H) and mask (B, N), got {tuple(h_receiver.shape)}, "

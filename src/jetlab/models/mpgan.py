@@ -89,15 +89,39 @@ def _resolve_activations(output_activation: str | Sequence[str], n_features: int
 
 
 def apply_output_activation(x: Tensor, names: Sequence[str]) -> Tensor:
-    """Apply ``names[k]`` to feature column k of ``x`` (..., D)."""
+    """Apply ``names[k]`` to feature column k of ``x``.
+
+    Args:
+        x: generated points.
+        names: one output activation per feature (``"none"``, ``"sigmoid"``, ``"softplus"``,
+            ``"tanh"``).
+
+    Returns:
+        ``x`` with every column activated.
+
+    Shapes:
+        - x, returns: ``(..., features)``, ``len(names) == features``
+    """
     if all(n == "none" for n in names):
         return x
     return torch.stack([_OUTPUT_ACTIVATIONS[n](x[..., k]) for k, n in enumerate(names)], dim=-1)
 
 
 def masked_mean_max(h: Tensor, mask: Tensor | None) -> Tensor:
-    """Concatenated mean and max over the real points: (B, N, H) -> (B, 2H).
-    A set with no real point pools to zeros."""
+    """Concatenated mean and max over the real points. A set with no real point pools to zeros.
+
+    Args:
+        h: point features.
+        mask: which points are real (``None``: all).
+
+    Returns:
+        ``[mean; max]`` of every set.
+
+    Shapes:
+        - h: ``(batch, points, hidden)``
+        - mask: ``(batch, points)`` bool
+        - returns: ``(batch, 2 * hidden)``
+    """
     if mask is None:
         return torch.cat([h.mean(1), h.amax(1)], dim=-1)
     weight = mask.unsqueeze(-1).to(h.dtype)
@@ -114,11 +138,16 @@ def _zero_padding(x: Tensor, mask: Tensor | None) -> Tensor:
 
 
 class MessagePassingLayer(nn.Module):
-    """Fully connected, mask-aware message passing (module docstring for the equation).
+    """Fully connected, mask-aware message passing (Kansal et al., arXiv:2106.11535; module
+    docstring for the equation).
 
-    Input ``h`` (B, N, in_dim), ``mask`` (B, N) bool or None, ``edge_attr`` (B, N, N,
-    edge_features) or None; output (B, N, out_dim) with padded rows set to 0.
-    ``aggregation``: ``"mean"`` or ``"sum"`` over the real senders j != i.
+    Args:
+        in_dim: features per input point.
+        out_dim: features per output point (residual when equal to ``in_dim``).
+        hidden: width of the edge and node networks.
+        edge_features: features per pair in ``edge_attr`` (0: none).
+        aggregation: ``"mean"`` or ``"sum"`` over the real senders j != i.
+        residual: add the input to the output (when the widths agree).
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int, *, edge_features: int = 0,
@@ -136,6 +165,22 @@ class MessagePassingLayer(nn.Module):
         self.node_out = nn.Linear(hidden, out_dim)
 
     def forward(self, h: Tensor, mask: Tensor | None = None, edge_attr: Tensor | None = None) -> Tensor:
+        """One round of messages between all real points.
+
+        Args:
+            h: point features.
+            mask: which points are real (``None``: all).
+            edge_attr: pair features ``d_ij`` (needed when built with ``edge_features``).
+
+        Returns:
+            The new point features ``h'``, padded rows 0.
+
+        Shapes:
+            - h: ``(batch, points, in_dim)``
+            - mask: ``(batch, points)`` bool
+            - edge_attr: ``(batch, points, points, edge_features)``
+            - returns: ``(batch, points, out_dim)``
+        """
         batch, n, _ = h.shape
         pre = self.edge_receiver(h).unsqueeze(2) + self.edge_sender(h).unsqueeze(1)  # (B, N_r, N_s, H)
         # in-place on fresh pair-grid temporaries (none is saved for backward): each (B, N, N, H)
@@ -162,13 +207,18 @@ class MessagePassingLayer(nn.Module):
 
 
 class MPGenerator(nn.Module):
-    """MPGAN generator: per-point noise (B, N, latent_dim) -> point set (B, N, n_features).
+    """MPGAN generator (Kansal et al., arXiv:2106.11535): per-point noise -> point set.
 
-    ``hidden`` node/edge width, ``n_layers`` message-passing layers, ``output_activation`` a
-    name, a preset of :data:`OUTPUT_PRESETS` or one name per feature.
+    Args:
+        n_points: N, points per generated set.
+        n_features: D, features per point.
+        latent_dim: noise values per point.
+        hidden: node and edge width of the message-passing layers.
+        n_layers: message-passing layers.
+        output_activation: a name, a preset of :data:`OUTPUT_PRESETS` or one name per feature.
     """
 
-    def __init__(self, n_points: int, n_features: int, latent_dim: int = 32, hidden: int = 32,
+    def __init__(self, n_points: int, n_features: int, latent_dim: int = 32, *, hidden: int = 32,
                  n_layers: int = 2, output_activation: str | Sequence[str] = "none"):
         super().__init__()
         self.n_points = n_points
@@ -180,7 +230,20 @@ class MPGenerator(nn.Module):
         self.head = nn.Linear(hidden, n_features)
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> Tensor:
-        """z (B, N, latent_dim), optional mask (B, N) -> points (B, N, n_features)."""
+        """Point sets from noise.
+
+        Args:
+            z: per-point Gaussian noise.
+            mask: which points are real (``None``: all).
+
+        Returns:
+            The generated points, masked rows 0.
+
+        Shapes:
+            - z: ``(batch, n_points, latent_dim)``
+            - mask: ``(batch, n_points)`` bool
+            - returns: ``(batch, n_points, n_features)``
+        """
         h = _zero_padding(self.embed(z), mask)
         for layer in self.layers:
             h = layer(h, mask)
@@ -204,12 +267,17 @@ class MPGenerator(nn.Module):
 
 
 class MPDiscriminator(nn.Module):
-    """MPGAN discriminator: point sets (B, N, n_features) + mask (B, N) -> logits (B,).
+    """MPGAN discriminator (Kansal et al., arXiv:2106.11535): point sets -> one logit per set.
 
-    Edge feature: the distance between the points' first ``n_coords`` features (0: none).
+    Args:
+        n_features: D, features per point.
+        hidden: node and edge width of the message-passing layers.
+        n_layers: message-passing layers.
+        n_coords: the edge feature is the distance between the points' first ``n_coords``
+            features (0: no edge feature).
     """
 
-    def __init__(self, n_features: int, hidden: int = 32, n_layers: int = 2, n_coords: int = 2):
+    def __init__(self, n_features: int, *, hidden: int = 32, n_layers: int = 2, n_coords: int = 2):
         super().__init__()
         if not 0 <= n_coords <= n_features:
             raise ValueError(f"n_coords must be in [0, {n_features}], got {n_coords}")
@@ -222,6 +290,20 @@ class MPDiscriminator(nn.Module):
         self.readout = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Real-vs-generated logits (invariant to point order and to padded values).
+
+        Args:
+            x: point sets.
+            mask: which points are real (``None``: all).
+
+        Returns:
+            One logit per set.
+
+        Shapes:
+            - x: ``(batch, points, n_features)``
+            - mask: ``(batch, points)`` bool
+            - returns: ``(batch,)``
+        """
         x = _zero_padding(x, mask)
         edge_attr = None
         if self.n_coords:

@@ -58,10 +58,22 @@ class ParticleKinematics(NamedTuple):
 
 
 def particle_kinematics(momenta: torch.Tensor, mask: torch.Tensor) -> ParticleKinematics:
-    """``momenta (B, N, 4)`` = (px, py, pz, E), ``mask (B, N)`` bool -> :class:`ParticleKinematics`.
+    """The per-particle quantities of the pair features (Qu, Li & Qian, arXiv:2202.03772).
 
     Padded rows are set to 0 first; ``y = ½ ln((E + pz) / (E − pz))`` with both sides clamped
     at ε, so no ``log(0)`` is ever taken (a padded particle gets ``y = 0``).
+
+    Args:
+        momenta: (px, py, pz, E) of the particles.
+        mask: which particles are real.
+
+    Returns:
+        :class:`ParticleKinematics` (pT, y, φ, E, px, py, pz and the float mask).
+
+    Shapes:
+        - momenta: ``(batch, particles, 4)``
+        - mask: ``(batch, particles)`` bool
+        - every field of the result: ``(batch, particles)``
     """
     momenta = torch.where(mask.unsqueeze(-1), momenta, 0.0)
     px, py, pz, energy = momenta.unbind(dim=-1)
@@ -71,7 +83,20 @@ def particle_kinematics(momenta: torch.Tensor, mask: torch.Tensor) -> ParticleKi
 
 
 def pair_features(kin: ParticleKinematics, r0: int, r1: int) -> torch.Tensor:
-    """``u`` of receivers ``r0:r1`` against every particle: (B, r1 - r0, N, 4), 0 off the edge mask."""
+    """The pair features ``u = (ln Δ, ln k_T, ln z, ln m²)`` of receivers ``r0:r1`` against every
+    particle (module docstring), 0 off the edge mask.
+
+    Args:
+        kin: the per-particle quantities (:func:`particle_kinematics`).
+        r0: first receiver of the block.
+        r1: one past the last receiver.
+
+    Returns:
+        The features of every pair of the block.
+
+    Shapes:
+        - returns: ``(batch, r1 - r0, particles, 4)``
+    """
     def grid(t):
         return t[:, r0:r1, None], t[:, None, :]
 
@@ -90,11 +115,22 @@ def _embed_block(mlp: torch.nn.Module, kin: ParticleKinematics, r0: int, r1: int
 
 
 def pair_embedding(kin: ParticleKinematics, mlp: torch.nn.Module, block_size: int | None = None) -> torch.Tensor:
-    """``U = mlp(u)`` over the whole grid, one receiver block at a time: (B, H, N, N).
+    """``U = mlp(u)`` over the whole grid, one receiver block at a time.
 
-    ``block_size`` receivers per block (``None``: the grid budget of
-    :func:`~jetlab.models.pair_grid.grid_block_size` for the MLP's widest layer). Blocks are
-    checkpointed when gradients are needed; during graph export the grid is one block.
+    Blocks are checkpointed when gradients are needed; during graph export the grid is one
+    block.
+
+    Args:
+        kin: the per-particle quantities (:func:`particle_kinematics`).
+        mlp: the pointwise MLP ``4 -> ... -> heads`` (its ``layers`` give the widest width).
+        block_size: receivers per block (``None``: the grid budget of
+            :func:`~jetlab.models.pair_grid.grid_block_size` for the MLP's widest layer).
+
+    Returns:
+        The per-head attention bias ``U``.
+
+    Shapes:
+        - returns: ``(batch, heads, particles, particles)``
     """
     B, N = kin.pt.shape
     if torch.compiler.is_compiling() or torch.jit.is_tracing():

@@ -31,13 +31,14 @@ ln pT, ln E, ln pT_rel, ln E_rel, ΔR, the paper's seven), ``points`` the raw (�
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MaskedBatchNorm, init_tagger, is_width_list
+from jetlab.models._mlp import MaskedBatchNorm, init_tagger, is_width_list, keyword_defaults
 
 __all__ = ["EdgeConvBlock", "PARTICLE_NET_FEATURES", "ParticleNet", "ParticleNetLite", "knn"]
 
@@ -46,11 +47,23 @@ PARTICLE_NET_FEATURES = ("etarel", "phirel", "log_pt", "log_e", "log_ptrel", "lo
 
 
 def knn(coordinates: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` nearest real neighbours of every particle: ``(index (B, N, k'), valid (B, N, k'))``.
+    """The ``k`` nearest real neighbours of every particle (Qu & Gouskos, arXiv:1902.08570).
 
-    ``coordinates (B, N, D)``, ``mask (B, N)`` bool; ``k' = min(k, N - 1)``. Squared distances
-    ``|c_i|² + |c_j|² − 2 c_i·c_j`` with +inf to padded particles and to ``i`` itself, so a
-    neighbour is ``valid`` when its distance is finite and ``i`` is real.
+    Squared distances ``|c_i|² + |c_j|² − 2 c_i·c_j`` with +inf to padded particles and to
+    ``i`` itself, so a neighbour is ``valid`` when its distance is finite and ``i`` is real.
+
+    Args:
+        coordinates: the space the neighbours are found in.
+        mask: which particles are real.
+        k: neighbours per particle (at most ``particles - 1`` are returned).
+
+    Returns:
+        ``(index, valid)``: the neighbours' indices and whether each is a real neighbour.
+
+    Shapes:
+        - coordinates: ``(batch, particles, dims)``
+        - mask: ``(batch, particles)`` bool
+        - index, valid: ``(batch, particles, min(k, particles - 1))``
     """
     B, N, _ = coordinates.shape
     k = min(int(k), N - 1)
@@ -70,7 +83,13 @@ def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 class EdgeConvBlock(nn.Module):
-    """One EdgeConv block ``(coordinates, x (B, N, C_in), mask) -> (B, N, widths[-1])`` (module docstring)."""
+    """One EdgeConv block of ParticleNet (Qu & Gouskos, arXiv:1902.08570; module docstring).
+
+    Args:
+        k: nearest neighbours of every particle.
+        in_features: C_in, features per input particle.
+        widths: the widths of the three layers of h_Θ (the last is the output width).
+    """
 
     def __init__(self, k: int, in_features: int, widths: list[int]):
         super().__init__()
@@ -84,6 +103,22 @@ class EdgeConvBlock(nn.Module):
             self.shortcut, self.shortcut_norm = nn.Linear(in_features, widths[-1], bias=False), MaskedBatchNorm(widths[-1])
 
     def forward(self, coordinates: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The block's output ``x'`` for every particle (0 for padded ones).
+
+        Args:
+            coordinates: where the k nearest neighbours are looked up.
+            x: particle features.
+            mask: which particles are real.
+
+        Returns:
+            The new particle features.
+
+        Shapes:
+            - coordinates: ``(batch, particles, dims)``
+            - x: ``(batch, particles, in_features)``
+            - mask: ``(batch, particles)`` bool
+            - returns: ``(batch, particles, widths[-1])``
+        """
         index, valid = knn(coordinates, mask, self.k)
         real = mask.unsqueeze(-1)
         shortcut = x if self.shortcut is None else self.shortcut_norm(self.shortcut(x), mask)
@@ -99,15 +134,28 @@ class EdgeConvBlock(nn.Module):
 
 
 class ParticleNet(nn.Module):
-    """ParticleNet (module docstring); hyperparameters ``k``, ``conv_widths``, ``fc_dim``, ``dropout``."""
+    """ParticleNet (Qu & Gouskos, arXiv:1902.08570; module docstring), the paper's configuration.
+
+    Args:
+        n_particles: particles per jet of the data set (ParticleNet takes any count).
+        n_features: features per particle (``particles``).
+        n_classes: output classes.
+        k: nearest neighbours of every particle in each EdgeConv block.
+        conv_widths: the widths of the three layers of h_Θ in each EdgeConv block.
+        fc_dim: width of the fully connected layer after the pooling.
+        dropout: dropout probability after that layer.
+    """
 
     name = "particlenet"
     input_keys = ("particles", "points", "mask")
     particle_features = PARTICLE_NET_FEATURES
 
-    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any):
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *, k: int = 16,
+                 conv_widths: Sequence[Sequence[int]] = ((64, 64, 64), (128, 128, 128), (256, 256, 256)),
+                 fc_dim: int = 256, dropout: float = 0.1):
         super().__init__()
-        hp = init_tagger(self, n_particles, n_features, n_classes, hyperparameters)
+        hp = init_tagger(self, n_particles, n_features, n_classes, k=k, conv_widths=conv_widths, fc_dim=fc_dim,
+                         dropout=dropout)
         widths = hp["conv_widths"]
         if int(hp["k"]) < 1 or not widths or not all(is_width_list(w) for w in widths):
             raise JetlabError(f"{self.name}: k >= 1 and conv_widths a list of blocks of positive widths "
@@ -121,10 +169,26 @@ class ParticleNet(nn.Module):
 
     @classmethod
     def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"k": 16, "conv_widths": [[64, 64, 64], [128, 128, 128], [256, 256, 256]], "fc_dim": 256,
-                "dropout": 0.1}
+        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
+        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of a batch of jets.
+
+        Args:
+            particles: standardised particle features.
+            points: raw (η_rel, φ_rel) of the particles, the first block's coordinates.
+            mask: which particles are real (``None``: all).
+
+        Returns:
+            Logits (not probabilities).
+
+        Shapes:
+            - particles: ``(batch, particles, n_features)``
+            - points: ``(batch, particles, 2)``
+            - mask: ``(batch, particles)`` bool
+            - returns: ``(batch, n_classes)``
+        """
         B, N, _ = particles.shape
         if mask is None:
             mask = torch.ones(B, N, dtype=torch.bool, device=particles.device)
@@ -139,10 +203,23 @@ class ParticleNet(nn.Module):
 
 
 class ParticleNetLite(ParticleNet):
-    """ParticleNet-Lite: k = 7, blocks (32,32,32), (64,64,64), FC 128 (the paper's; CPU-sized)."""
+    """ParticleNet-Lite (Qu & Gouskos, arXiv:1902.08570), the paper's small configuration,
+    about 10x cheaper: the one sized for CPUs.
+
+    Args:
+        n_particles: particles per jet of the data set (ParticleNet takes any count).
+        n_features: features per particle (``particles``).
+        n_classes: output classes.
+        k: nearest neighbours of every particle in each EdgeConv block.
+        conv_widths: the widths of the three layers of h_Θ in each EdgeConv block.
+        fc_dim: width of the fully connected layer after the pooling.
+        dropout: dropout probability after that layer.
+    """
 
     name = "particlenet-lite"
 
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        return {"k": 7, "conv_widths": [[32, 32, 32], [64, 64, 64]], "fc_dim": 128, "dropout": 0.1}
+    def __init__(self, n_particles: int, n_features: int, n_classes: int = 5, *, k: int = 7,
+                 conv_widths: Sequence[Sequence[int]] = ((32, 32, 32), (64, 64, 64)), fc_dim: int = 128,
+                 dropout: float = 0.1):
+        super().__init__(n_particles, n_features, n_classes, k=k, conv_widths=conv_widths, fc_dim=fc_dim,
+                         dropout=dropout)

@@ -37,6 +37,7 @@ from typing import Any, Iterable
 from torch import nn
 
 from jetlab.errors import JetlabError
+from jetlab.models._mlp import check_constructor_keywords, check_hyperparameters
 from jetlab.models.cnn import CNNTagger
 from jetlab.models.dnn import DNNTagger
 from jetlab.models.flow import FlowGenerator
@@ -51,8 +52,7 @@ from jetlab.models.user_code import SHAPE_KEYWORDS, keyword_defaults, load_user_
 from jetlab.models.user_code import trusting as _trusting
 from jetlab.models.vae import SetVAE
 
-__all__ = ["MODELS", "TAGGERS", "ModelEntry", "check_model_name", "is_user_model",
-           "model_code_record", "resolve_model", "short_name", "trusting"]
+__all__ = ["MODELS", "TAGGERS", "ModelEntry", "model_code_record", "resolve_model", "trusting"]
 
 #: what every tagger supports (a user's tagger too); hls4ml export is the dnn's and cnn's alone
 TAGGER_FEATURES = ("train", "strategies", "hpo", "evaluate", "compare", "export-onnx", "prune")
@@ -92,12 +92,12 @@ class ModelEntry:
         A user's model gets ``name``, ``input_keys``, ``hparams`` (the arguments, defaults
         included: what rebuilds it), and for taggers ``n_particles``, ``n_features`` and
         ``n_classes`` set on it."""
-        if self.code is None:
-            return self.cls(**arguments)
-        from jetlab.models._mlp import check_hyperparameters
-
         shape = SHAPE_KEYWORDS[self.task]
         given = {k: v for k, v in arguments.items() if k not in shape}
+        if self.code is None:
+            if self.task == "classify":
+                check_constructor_keywords(self.name, self.cls, given)
+            return self.cls(**arguments)
         if not takes_any_keyword(self.cls):
             check_hyperparameters(self.name, given, keyword_defaults(self.cls, shape))
         try:
@@ -173,18 +173,33 @@ def known_models(task: str | None = None) -> str:
 
 
 def model_code_record(entry: ModelEntry) -> dict:
-    """What a run keeps of a user's model: ``{"spec", "file", "class", "sha256", "task"}``
-    (empty for a built-in model)."""
+    """What a run keeps of a user's model.
+
+    Args:
+        entry: the model's registry entry.
+
+    Returns:
+        ``{"spec", "file", "class", "sha256", "task"}``; empty for a built-in model.
+    """
     return dict(entry.code) if entry.code else {}
 
 
 def resolve_model(name: str, code: dict | None = None, *, task: str | None = None,
                   where: str | None = None) -> ModelEntry:
-    """The :class:`ModelEntry` of ``name``: a built-in model, or a user's model loaded from a
-    file or module named on this command line (:func:`trusting`). ``code``: what a run
-    recorded of it (:func:`model_code_record`): the file given now must have that SHA-256.
-    ``task``: the task the caller trains (a model of the other task is refused); ``where``:
-    the run, study or config that names the model, for the messages."""
+    """The registry entry of a built-in model, or of a user's model loaded from a file or
+    module named on this command line (:func:`trusting`).
+
+    Args:
+        name: a registry name, ``FILE.py:Class``, ``module:Class`` or an entry point's name.
+        code: what a run recorded of a user's model (:func:`model_code_record`): the file
+            named now must have its SHA-256.
+        task: the task the caller trains (``"classify"`` or ``"generate"``); a model of the
+            other task is refused.
+        where: the run, study or config that names the model, for the messages.
+
+    Returns:
+        The :class:`ModelEntry`.
+    """
     if name in MODELS:
         entry = MODELS[name]
     else:
@@ -203,7 +218,14 @@ def resolve_model(name: str, code: dict | None = None, *, task: str | None = Non
 
 
 def trusting(locations: Iterable[str]):
-    """Context manager: within it, user models may be loaded from ``locations``, the files
-    (``FILE`` or ``FILE:Class``), modules (``module:Class``) and entry points the user named
-    on the command line (built-in names are skipped)."""
+    """Within the block, user models may be loaded from ``locations`` (built-in names are
+    skipped).
+
+    Args:
+        locations: the files (``FILE`` or ``FILE:Class``), modules (``module:Class``) and
+            entry points the user named on the command line.
+
+    Returns:
+        A context manager (:func:`jetlab.models.user_code.trusting`).
+    """
     return _trusting(spec for spec in locations if spec and spec not in MODELS)

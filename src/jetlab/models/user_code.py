@@ -25,8 +25,7 @@ from torch import nn
 
 from jetlab.errors import InputError, JetlabError
 
-__all__ = ["ENTRY_POINT_GROUP", "SHAPE_KEYWORDS", "keyword_defaults", "load_user_class", "split_spec",
-           "takes_any_keyword", "trusting"]
+__all__ = ["load_user_class", "trusting"]
 
 ENTRY_POINT_GROUP = "jetlab.models"
 #: the constructor keywords jetlab passes, by task
@@ -39,8 +38,15 @@ _LOADED: dict[tuple[str, str], tuple[type, dict]] = {}  # (spec, sha256) -> (cla
 
 @contextlib.contextmanager
 def trusting(locations: Iterable[str]):
-    """Within the block, user models may be loaded from ``locations``: files (``FILE`` or
-    ``FILE:Class``) and modules (``module:Class``) the user named on the command line."""
+    """Within the block, user models may be loaded from ``locations``.
+
+    Args:
+        locations: what the user named on the command line: files (``FILE`` or
+            ``FILE:Class``), modules (``module:Class``) and entry points' names.
+
+    Returns:
+        A context manager; leaving it forgets the locations and the classes loaded.
+    """
     before = list(_TRUSTED)
     _TRUSTED[:] = [_trusted_location(spec) for spec in locations if spec]
     try:
@@ -121,11 +127,19 @@ def _refusal(spec: str, file: str, where: str | None) -> JetlabError:
 
 
 def load_user_class(name: str, code: dict, where: str | None, unknown: str) -> tuple[type, dict]:
-    """``(class, record)`` of the user's model ``name`` (a spec or an entry point's name), from
-    a file or module named on this command line; ``code``: what a run recorded of it (its
-    SHA-256 must match); ``where``: the run, study or config naming it; ``unknown``: the
-    message for a name that is neither a spec nor an entry point. The record is
-    ``{"spec", "file", "class", "sha256", "task"}``."""
+    """The class of the user's model ``name``, from a file or module named on this command line
+    (:func:`trusting`); one-line errors otherwise (module docstring).
+
+    Args:
+        name: ``FILE.py:Class``, ``module:Class`` or an entry point's name.
+        code: what a run recorded of the model (its ``sha256`` must match the file named),
+            or ``{}`` for a model named afresh.
+        where: the run, study or config naming the model, for the messages.
+        unknown: the message for a name that is neither a spec nor an entry point.
+
+    Returns:
+        ``(class, record)``, the record ``{"spec", "file", "class", "sha256", "task"}``.
+    """
     location, cls_name = split_spec(name, unknown)
     recorded = code.get("sha256")
     shown_file = code.get("file") or location

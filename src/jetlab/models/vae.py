@@ -84,7 +84,8 @@ class _InteractionEncoder(nn.Module):
 
 
 class SetVAE(nn.Module):
-    """Set VAE: masked point set (B, N, D) -> z (B, latent_dim) -> fixed-size set (B, N, D).
+    """Set VAE (Kingma & Welling, arXiv:1312.6114; module docstring): masked point set ->
+    latent z -> fixed-size set.
 
     Args:
         n_points: N, points per generated set.
@@ -97,7 +98,7 @@ class SetVAE(nn.Module):
         existence: also predict which of the N points exist (module docstring).
     """
 
-    def __init__(self, n_points: int, n_features: int, latent_dim: int = 32, encoder: str = "interaction",
+    def __init__(self, n_points: int, n_features: int, latent_dim: int = 32, *, encoder: str = "interaction",
                  decoder: str = "mlp", hidden: int = 64, output_activation: str | Sequence[str] = "none",
                  existence: bool = False):
         super().__init__()
@@ -142,7 +143,23 @@ class SetVAE(nn.Module):
         return points
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """-> (recon (B, N, D'), mu, logvar). z is sampled in training mode, z = mu in eval mode."""
+        """Encode, draw z (sampled in training mode, ``z = mu`` in eval mode) and decode.
+
+        Args:
+            x: point sets.
+            mask: which points are real (``None``: all).
+
+        Returns:
+            ``(recon, mu, logvar)``: the decoded set (with the existence logit as the last
+            feature when ``existence``), the mean and log-variance of z.
+
+        Shapes:
+            - x: ``(batch, points, n_features)``
+            - mask: ``(batch, points)`` bool
+            - recon: ``(batch, n_points, n_features)``, ``(batch, n_points, n_features + 1)``
+              with ``existence``
+            - mu, logvar: ``(batch, latent_dim)``
+        """
         mu, logvar = self.encode(x, mask)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return self.decode(z), mu, logvar

@@ -32,11 +32,21 @@ def _as_p4(p4) -> np.ndarray:
 
 
 def rapidity_phi(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rapidity ``y = 1/2 ln((E + pz) / (E - pz))`` and azimuth ``phi`` in [0, 2 pi) of (n, 4) momenta.
+    """Rapidity ``y = 1/2 ln((E + pz) / (E - pz))`` and azimuth ``phi`` in [0, 2 pi) of momenta.
 
     Follows FastJet's ``PseudoJet::_set_rap_phi``: ``y = +-1/2 ln((pT^2 + m^2) / (E + |pz|)^2)``
     with ``m^2`` clipped at 0 (stable for massless, collinear momenta); a momentum with
     ``pT = 0`` and ``E = |pz|`` gets ``y = +-(1e5 + |pz|)`` and ``phi = 0``.
+
+    Args:
+        p4: four-momenta (px, py, pz, E).
+
+    Returns:
+        ``(rapidity, phi)``.
+
+    Shapes:
+        - p4: ``(n, 4)``
+        - rapidity, phi: ``(n,)``
     """
     p4 = np.asarray(p4, dtype=np.float64).reshape(-1, 4)
     px, py, pz, energy = p4.T
@@ -56,14 +66,36 @@ def rapidity_phi(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pairwise_delta_r(rapidity: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """(n, n) matrix ``Delta R_ij = sqrt((y_i - y_j)^2 + dphi_ij^2)``, dphi wrapped into [-pi, pi)."""
+    """``Delta R_ij = sqrt((y_i - y_j)^2 + dphi_ij^2)``, dphi wrapped.
+
+    Args:
+        rapidity: rapidities y of the particles.
+        phi: their azimuths.
+
+    Returns:
+        The symmetric ΔR matrix.
+
+    Shapes:
+        - rapidity, phi: ``(n,)``
+        - returns: ``(n, n)``
+    """
     dy = rapidity[:, None] - rapidity[None, :]
     dphi = delta_phi(phi[:, None], phi[None, :])
     return np.sqrt(dy * dy + dphi * dphi)
 
 
 def invariant_mass(p4: np.ndarray) -> float:
-    """Mass of the E-scheme sum of (n, 4) momenta: ``sqrt(max(E^2 - |p|^2, 0))`` (0 for n = 0)."""
+    """Mass of the E-scheme sum of momenta: ``sqrt(max(E^2 - |p|^2, 0))`` (0 for n = 0).
+
+    Args:
+        p4: four-momenta (px, py, pz, E).
+
+    Returns:
+        The invariant mass.
+
+    Shapes:
+        - p4: ``(n, 4)``
+    """
     total = np.asarray(p4, dtype=np.float64).reshape(-1, 4).sum(axis=0)
     return _mass_of(total)
 
@@ -81,7 +113,17 @@ def _pt_eta(total: np.ndarray) -> tuple[float, float]:
 
 
 def zlogz(pt: np.ndarray) -> float:
-    """``sum_i z_i log z_i`` with ``z_i = pT_i / sum_k pT_k`` (0 log 0 = 0; 0 if sum pT = 0)."""
+    """``sum_i z_i log z_i`` with ``z_i = pT_i / sum_k pT_k`` (0 log 0 = 0; 0 if sum pT = 0).
+
+    Args:
+        pt: transverse momenta of the constituents.
+
+    Returns:
+        The sum.
+
+    Shapes:
+        - pt: ``(n,)``
+    """
     pt = np.asarray(pt, dtype=np.float64)
     total = pt.sum()
     if total <= 0:

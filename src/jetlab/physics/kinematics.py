@@ -42,33 +42,93 @@ def _is_torch(x) -> bool:
 
 
 def wrap_phi(phi):
-    """Angles wrapped to (−π, π] (*numpy or torch*)."""
+    """Angles wrapped to (−π, π] (*numpy or torch*).
+
+    Args:
+        phi: angles in radians.
+
+    Returns:
+        The wrapped angles.
+
+    Shapes:
+        - phi, returns: any, the same
+    """
     lib = _torch() if _is_torch(phi) else np
     return math.pi - lib.remainder(math.pi - phi, 2 * math.pi)
 
 
 def delta_phi(phi_a, phi_b):
-    """``φ_a − φ_b`` wrapped to (−π, π] (*numpy or torch*, broadcasting)."""
+    """``φ_a − φ_b`` wrapped to (−π, π] (*numpy or torch*, broadcasting).
+
+    Args:
+        phi_a: first azimuths.
+        phi_b: second azimuths.
+
+    Returns:
+        The wrapped differences.
+
+    Shapes:
+        - phi_a, phi_b: broadcastable
+        - returns: their broadcast shape
+    """
     return wrap_phi(phi_a - phi_b)
 
 
 def delta_r(eta_a, phi_a, eta_b, phi_b):
-    """``ΔR = sqrt(Δη² + Δφ²)`` with Δφ wrapped (*numpy or torch*, broadcasting)."""
+    """``ΔR = sqrt(Δη² + Δφ²)`` with Δφ wrapped (*numpy or torch*, broadcasting).
+
+    Args:
+        eta_a: first pseudorapidities (or rapidities).
+        phi_a: first azimuths.
+        eta_b: second pseudorapidities.
+        phi_b: second azimuths.
+
+    Returns:
+        ΔR.
+
+    Shapes:
+        - eta_a, phi_a, eta_b, phi_b: broadcastable
+        - returns: their broadcast shape
+    """
     lib = _torch() if _is_torch(eta_a) else np
     return lib.hypot(eta_a - eta_b, delta_phi(phi_a, phi_b))
 
 
 def pt_eta_phi(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """pT, pseudorapidity and azimuth of momenta (n, ≥3) = (px, py, pz, ...); η = 0 where pT = 0."""
+    """pT, pseudorapidity and azimuth of momenta; η = 0 where pT = 0.
+
+    Args:
+        p: momenta (px, py, pz, ...).
+
+    Returns:
+        ``(pt, eta, phi)``.
+
+    Shapes:
+        - p: ``(n, ≥3)``
+        - pt, eta, phi: ``(n,)``
+    """
     pt = np.hypot(p[:, 0], p[:, 1])
     eta = np.arcsinh(np.divide(p[:, 2], pt, out=np.zeros(len(p)), where=pt > 0))
     return pt, eta, np.arctan2(p[:, 1], p[:, 0])
 
 
 def four_momenta_from_relative(etarel, phirel, ptrel, *, jet_pt: float = 1000.0, jet_eta: float = 0.0) -> np.ndarray:
-    """Massless four-momenta (..., 4) = (px, py, pz, E) from relative coordinates (...,).
+    """Massless four-momenta (px, py, pz, E) from relative coordinates: pT = ptrel · jet_pt,
+    η = etarel + jet_eta, φ = phirel (the jet at φ = 0).
 
-    pT = ptrel · jet_pt, η = etarel + jet_eta, φ = phirel (the jet at φ = 0).
+    Args:
+        etarel: η_rel of the particles.
+        phirel: φ_rel of the particles.
+        ptrel: pT_rel of the particles.
+        jet_pt: the jet pT.
+        jet_eta: the jet η.
+
+    Returns:
+        float64 four-momenta.
+
+    Shapes:
+        - etarel, phirel, ptrel: ``(...)``, the same
+        - returns: ``(..., 4)``
     """
     pt = np.asarray(ptrel, dtype=np.float64) * jet_pt
     eta = np.asarray(etarel, dtype=np.float64) + jet_eta
@@ -87,11 +147,23 @@ class RelativeJet(NamedTuple):
 def relative_jet_kinematics(points, mask=None, columns=(0, 1, 2)) -> RelativeJet:
     """Mass and pT of jets given as massless particles in relative coordinates (*numpy or torch*).
 
-    ``points`` (N, P, ≥3) with (η_rel, φ_rel, pT_rel) at ``columns``; ``mask`` (N, P) bool
-    (None: every row real). Padded rows count as zero (also their η, φ, so a padded row of
-    garbage cannot overflow ``cosh``). With ``E = Σ pT cosh η``, ``px = Σ pT cos φ``,
-    ``py = Σ pT sin φ``, ``pz = Σ pT sinh η``: ``m = sqrt(max(E² − px² − py² − pz², 0))``;
-    in torch ``m²`` is clamped at 1e-12 instead, so the gradient of m stays finite.
+    Padded rows count as zero (also their η, φ, so a padded row of garbage cannot overflow
+    ``cosh``). With ``E = Σ pT cosh η``, ``px = Σ pT cos φ``, ``py = Σ pT sin φ``,
+    ``pz = Σ pT sinh η``: ``m = sqrt(max(E² − px² − py² − pz², 0))``; in torch ``m²`` is
+    clamped at 1e-12 instead, so the gradient of m stays finite.
+
+    Args:
+        points: particles with (η_rel, φ_rel, pT_rel) at ``columns``.
+        mask: which particles are real (``None``: every row).
+        columns: the columns of η_rel, φ_rel and pT_rel.
+
+    Returns:
+        :class:`RelativeJet` ``(mass, pt, pt_sum)`` in units of the jet pT.
+
+    Shapes:
+        - points: ``(jets, particles, ≥3)``
+        - mask: ``(jets, particles)`` bool
+        - mass, pt, pt_sum: ``(jets,)``
     """
     torch_input = _is_torch(points)
     lib = _torch() if torch_input else np
@@ -111,8 +183,22 @@ def relative_jet_kinematics(points, mask=None, columns=(0, 1, 2)) -> RelativeJet
 
 def image_pixel_index(x: np.ndarray, y: np.ndarray, *, extent: float = IMAGE_EXTENT,
                       pixels: int = IMAGE_PIXELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel of each point in a ``pixels × pixels`` image over [−extent, extent)²:
-    ``(ix, iy, inside)``, int64 indices (row = x bin) and a bool of points inside the image."""
+    """Pixel of each point in a ``pixels × pixels`` image over [−extent, extent)².
+
+    Args:
+        x: first coordinates (the row of the image).
+        y: second coordinates (the column).
+        extent: half the side of the image.
+        pixels: pixels per side.
+
+    Returns:
+        ``(ix, iy, inside)``: int64 indices (row = x bin) and whether the point is inside the
+        image.
+
+    Shapes:
+        - x, y: ``(points,)``
+        - ix, iy, inside: ``(points,)``
+    """
     scale = pixels / (2 * extent)
     ix = np.floor((np.asarray(x) + extent) * scale).astype(np.int64)
     iy = np.floor((np.asarray(y) + extent) * scale).astype(np.int64)

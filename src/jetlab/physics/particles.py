@@ -93,17 +93,19 @@ def particle_features(p4: np.ndarray, n_particles: int, columns: dict[str, np.nd
                       offsets: np.ndarray | None = None) -> np.ndarray:
     """The 16 :data:`PARTICLE_FEATURES` of the ``n_particles`` highest-pT constituents.
 
-    Parameters
-    ----------
-    p4 : (K, 4) array of (px, py, pz, E) of *all* constituents of the jet (of the jets).
-    n_particles : rows per jet of the output; fewer constituents are zero-padded, more are cut.
-    columns : :func:`constituent_features` of ``p4``, when the caller has them already.
-    offsets : (N + 1,) jet boundaries in ``p4`` for N jets (:func:`constituent_features`).
+    Args:
+        p4: (px, py, pz, E) of *all* constituents of the jet (of the jets).
+        n_particles: rows per jet of the output; fewer constituents are zero-padded, more are cut.
+        columns: :func:`constituent_features` of ``p4``, when the caller has them already.
+        offsets: jet boundaries in ``p4`` for N jets (:func:`constituent_features`).
 
-    Returns
-    -------
-    (n_particles, 16) float32 for one jet, (N, n_particles, 16) with ``offsets``; sorted by
-    decreasing pT (equal pT: in input order).
+    Returns:
+        float32 features sorted by decreasing pT (equal pT: in input order).
+
+    Shapes:
+        - p4: ``(constituents, 4)``
+        - offsets: ``(jets + 1,)``
+        - returns: ``(n_particles, 16)`` for one jet, ``(jets, n_particles, 16)`` with ``offsets``
     """
     one_jet = offsets is None
     offsets = np.array([0, len(p4)]) if one_jet else np.asarray(offsets, dtype=np.int64)
