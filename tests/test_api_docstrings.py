@@ -33,6 +33,12 @@ NO_SHAPES = {
     "jetlab.metrics.tagging.auc_standard_error",
     "jetlab.metrics.generation.format_metrics_table",
     "jetlab.models.jedinet_triton.tile_sizes",
+    # the registry: names, records and classes, no tensors
+    "jetlab.models.registry.model_code_record",
+    "jetlab.models.registry.resolve_model",
+    "jetlab.models.registry.trusting",
+    "jetlab.models.user_code.load_user_class",
+    "jetlab.models.user_code.trusting",
 }
 
 

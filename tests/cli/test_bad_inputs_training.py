@@ -120,7 +120,7 @@ CASES = [
     # fastsim train
     BadInput("gan-zero-epochs", (*GAN, "--epochs", "0"), "epochs must be a positive integer"),
     BadInput("gan-zero-batch", (*GAN, "--batch-size", "0"), "batch-size must be a positive integer"),
-    BadInput("gan-bad-model", (*GAN, "--model", "diffusion"), "invalid choice: 'diffusion'"),
+    BadInput("gan-bad-model", (*GAN, "--model", "diffusion"), "unknown model 'diffusion'; known: vae, gan, flow"),
     BadInput("gan-bad-class", (*GAN, "--jet-class", "b"), "invalid choice: 'b'"),
     BadInput("gan-missing-data", (*GAN[:5], "{tmp}/nowhere", *GAN[6:]), "no such file or directory"),
     BadInput("gan-hp-no-network", (*GAN, "--hp", "hidden=8"), "expected NET.KEY=VALUE"),

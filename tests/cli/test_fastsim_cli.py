@@ -40,7 +40,7 @@ def _one_line_error(capsys, argv) -> str:
 
 def test_unknown_model_is_one_line_exit_2(capsys, tmp_path):
     err = _one_line_error(capsys, ["fastsim", "train", "--model", "diffusion", "--out", str(tmp_path / "r")])
-    assert "invalid choice: 'diffusion'" in err and "'vae', 'gan', 'flow'" in err
+    assert "unknown model 'diffusion'; known: vae, gan, flow, or FILE.py:Class" in err
     assert not (tmp_path / "r").exists()
 
 

@@ -34,7 +34,7 @@ def test_version_exits_0(capsys):
 @pytest.mark.parametrize("argv, expected", [
     (["tagger", "train", "--epochs", "x"], "tagger train: argument --epochs: --epochs expects int, got 'x'"),
     (["nosuchgroup"], "invalid choice: 'nosuchgroup'"),
-    (["fastsim", "train", "--out", "r", "--model", "diffusion"], "argument --model: invalid choice: 'diffusion'"),
+    (["fastsim", "train", "--out", "r", "--jet-class", "x"], "argument --jet-class: invalid choice: 'x'"),
     (["hpo", "report", "--out", "r"], "the following arguments are required: --study"),
 ])
 def test_usage_errors_are_one_line_exit_2(capsys, argv, expected):

@@ -20,7 +20,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jetlab.cli.settings import add_settings_flags, build_config, parse_hyperparameters, positive_int
+from jetlab.cli.settings import (
+    add_model_code_flag,
+    add_settings_flags,
+    build_config,
+    parse_hyperparameters,
+    positive_int,
+)
 from jetlab.distributed.env import relaunch_prefix
 from jetlab.errors import RESUME, JetlabError
 from jetlab.utils.config import load_config
@@ -49,6 +55,7 @@ def register(subparsers) -> None:
     train.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                        help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(train, GeneratorConfig)
+    add_model_code_flag(train)
     train.set_defaults(run=_train, on_stop=RESUME)
 
     sample = subparsers.add_parser(
@@ -64,6 +71,7 @@ def register(subparsers) -> None:
     sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"), help="jet file layout")
     sample.add_argument("--seed", type=int, default=0, help="random seed of the generation (default 0)")
     _sampler_flags(sample)
+    add_model_code_flag(sample)
     sample.set_defaults(run=_sample)
 
     evaluate = subparsers.add_parser(
@@ -82,6 +90,7 @@ def register(subparsers) -> None:
                           help="training budget of the classifier two-sample test per comparison (0: skip it)")
     evaluate.add_argument("--classifier-model", default="garnet", choices=("garnet", "jedinet-sumo"),
                           help="network of the classifier test")
+    add_model_code_flag(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
 
@@ -125,6 +134,8 @@ def _train(args) -> int:
     if args.lr is not None and (args.model or base.model) == "gan":
         overrides.setdefault("lr_g", args.lr_g if args.lr_g is not None else args.lr)
         overrides.setdefault("lr_d", args.lr_d if args.lr_d is not None else args.lr)
+    if args.model and not args.resume:  # a model named afresh: a --config's recorded hash does not apply
+        overrides["model_code"] = {}
     config = build_config(GeneratorConfig, args, out=args.out, resume=args.resume, overrides=overrides)
     result = train_generator(config, args.out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
     if result is None:

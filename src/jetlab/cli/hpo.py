@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from jetlab.cli.fastsim import _network_options
-from jetlab.cli.settings import add_settings_flags, parse_hyperparameters
+from jetlab.cli.settings import add_model_code_flag, add_settings_flags, parse_hyperparameters
 from jetlab.errors import InputError, JetlabError
 from jetlab.hpo.objective import OBJECTIVES
 from jetlab.hpo.recipes import check_space, recipe_for
@@ -92,7 +92,8 @@ def register(subparsers) -> None:
                                             "tagger's)"), TaggerTrainConfig)
     add_settings_flags(p.add_argument_group("generator settings (as `jetlab fastsim train`)"), _generator_only())
     p.add_argument("--model", metavar="NAME", help="model of a new study: a tagger (jedinet, jedinet-sumo, garnet, "
-                   "dnn, cnn, gru) or a generator (vae, gan)")
+                   "dnn, cnn, gru) or a generator (vae, gan), or your own (FILE.py:Class)")
+    add_model_code_flag(p)
     p.set_defaults(run=_run, on_stop="the trial in progress is queued again and continues from its last finished "
                    "epoch: rerun the same command to continue")
 
@@ -148,11 +149,13 @@ def _fixed_config(recipe, args, base):
 
 def _request(args, study_dir: Path):
     """The study spec this command asks for, as a function of the stored one (None: new study)."""
+    from jetlab.models.registry import is_user_model, model_code_record, resolve_model  # lazy: start-up (torch)
+
     def request(stored):
         model = args.model or (stored.model if stored else None)
         if model is None:
             raise JetlabError("a new study needs --model NAME")
-        recipe = recipe_for(model)
+        recipe = recipe_for(model, stored.base_config.model_code if stored and stored.model == model else None)
         if args.config:
             base = load_config(recipe.config_class, args.config)
         else:
@@ -162,7 +165,11 @@ def _request(args, study_dir: Path):
             space = SearchSpace.load(args.space)
         else:
             space = stored.space if stored else SearchSpace.packaged(model)
-        check_space(space, recipe, model, getattr(config, "particles", 30))
+        if is_user_model(model):  # loaded from the file named by --model / --model-code, with the recorded hash
+            task = "classify" if recipe.name == "tagger" else "generate"
+            entry = resolve_model(model, config.model_code, task=task, where=f"study {args.study or model}")
+            config.model_code = model_code_record(entry)
+        check_space(space, recipe, model, getattr(config, "particles", 30), config.model_code)
         if args.objective:
             objectives = tuple(o.strip() for o in args.objective.split(","))
         else:
@@ -182,7 +189,8 @@ def _request(args, study_dir: Path):
 
 def _names(args) -> tuple[str, Path, str, str]:
     """(study name, study directory, storage URL, the flag that names the storage again in hints)."""
-    name = args.study or getattr(args, "model", None)
+    model = getattr(args, "model", None)
+    name = args.study or (model.rpartition(":")[2] if model else None)  # a user's FILE.py:Class: its class
     if not name:
         raise JetlabError("--study NAME is needed" + (" (or --model for a new study)" if hasattr(args, "model") else ""))
     study_dir = Path(args.dir or Path("hpo") / name)

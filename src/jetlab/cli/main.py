@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     advice = getattr(args, "on_stop", CONTINUE)  # what a stopped command tells the user to do
     try:
-        with _sigterm_raises(advice):
+        with _sigterm_raises(advice), _named_model_code(args):
             return int(args.run(args) or 0)
     except JetlabError as exc:
         print(f"jetlab: error: {exc}", file=sys.stderr)
@@ -112,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"jetlab: interrupted; {advice}", file=sys.stderr)
         return 130
+
+
+def _named_model_code(args: argparse.Namespace):
+    """The user's model files this command may run: ``--model FILE.py:Class`` of a training
+    command and every ``--model-code FILE`` (:func:`jetlab.models.registry.trusting`); nothing
+    a run directory or a study names is loaded without them."""
+    named = [*(getattr(args, "named_model_code", None) or []), getattr(args, "model", None)]
+    if not any(named):
+        return contextlib.nullcontext()
+    from jetlab.models.registry import trusting  # lazy: start-up (torch), only for commands naming a model
+
+    return trusting(name for name in named if name)
 
 
 @contextlib.contextmanager

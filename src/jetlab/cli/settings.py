@@ -17,7 +17,7 @@ from typing import Any
 from jetlab.errors import InputError, JetlabError
 from jetlab.utils.config import load_config
 
-__all__ = ["add_settings_flags", "build_config", "parse_hyperparameters", "positive_int"]
+__all__ = ["add_model_code_flag", "add_settings_flags", "build_config", "parse_hyperparameters", "positive_int"]
 
 
 def _flag(name: str) -> str:
@@ -68,6 +68,15 @@ def add_settings_flags(parser: argparse.ArgumentParser, cls) -> None:
             if meta.get("metavar"):
                 kwargs["metavar"] = meta["metavar"]
         parser.add_argument(_flag(field.name), **kwargs)
+
+
+def add_model_code_flag(parser) -> None:
+    """``--model-code FILE``: the file (or ``package.module``) defining the user's model of the
+    run(s) this command loads. A run only records which file its model came from; jetlab
+    imports it only when it is named again here, and only with the recorded SHA-256."""
+    parser.add_argument("--model-code", action="append", default=[], metavar="FILE", dest="named_model_code",
+                        help="the .py file (or package.module) defining the run's own model (`--model FILE:Class` "
+                             "when trained); it runs that file's code; repeatable")
 
 
 def parse_hyperparameters(items: list[str]) -> dict:

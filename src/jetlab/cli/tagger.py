@@ -19,7 +19,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jetlab.cli.settings import add_settings_flags, build_config, parse_hyperparameters, positive_int
+from jetlab.cli.settings import (
+    add_model_code_flag,
+    add_settings_flags,
+    build_config,
+    parse_hyperparameters,
+    positive_int,
+)
 from jetlab.cli.tagger_export import register_export
 from jetlab.cli.tagger_prune import register as register_prune
 from jetlab.distributed.env import detect_launcher, relaunch_prefix
@@ -45,6 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
                    help="end this invocation after epoch K's checkpoint (continue later with --resume)")
     add_settings_flags(p, TaggerTrainConfig)
+    add_model_code_flag(p)
     p.set_defaults(run=_train, on_stop=RESUME)
 
     p = subparsers.add_parser(
@@ -57,6 +64,7 @@ def register(subparsers) -> None:
     p.add_argument("--name", help="name of the eval-<name> folder (default: the data folder's name)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
     p.add_argument("--batch-size", type=positive_int, default=500, help="jets per forward pass (default 500)")
+    add_model_code_flag(p)
     p.set_defaults(run=_evaluate)
 
     p = subparsers.add_parser(
@@ -76,10 +84,13 @@ def register(subparsers) -> None:
 
 def build_train_config(args: argparse.Namespace):
     """Defaults <- --config file (or RUN/config.yaml when resuming) <- explicit flags, --hp."""
+    from jetlab.models.registry import short_name  # lazy: start-up (torch)
     from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
-    out = args.out or f"runs/{args.model or TaggerTrainConfig.model}-{args.particles or TaggerTrainConfig.particles}"
-    overrides = {}
+    model = short_name(args.model or TaggerTrainConfig.model)
+    out = args.out or f"runs/{model}-{args.particles or TaggerTrainConfig.particles}"
+    # a model named afresh is loaded from the file named now: a --config's recorded hash does not apply
+    overrides = {"model_code": {}} if args.model and not args.resume else {}
     if args.hp:
         overrides["hparams"] = parse_hyperparameters(args.hp)
         if not args.resume:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from jetlab.cli.settings import positive_int
+from jetlab.cli.settings import add_model_code_flag, positive_int
 from jetlab.errors import JetlabError
 
 __all__ = ["register_export", "parse_widths"]
@@ -39,6 +39,7 @@ def register_export(subparsers) -> None:
                    help="hls4ml: also compile and evaluate every total width W of ap_fixed<W,I> (I from --precision); "
                         "WIDTHS like 8-18 (the default) or 8,12,16; writes precision_scan.{png,json}")
     p.add_argument("--max-jets", type=positive_int, metavar="N", help="check on the first N test jets only (default all)")
+    add_model_code_flag(p)
     p.set_defaults(run=_export)
 
 

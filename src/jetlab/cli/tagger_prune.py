@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jetlab.cli.settings import add_settings_flags, build_config
+from jetlab.cli.settings import add_model_code_flag, add_settings_flags, build_config
 from jetlab.errors import InputError, JetlabError
 from jetlab.utils.config import load_config
 
@@ -49,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--stop-after", type=_stop_after, metavar="K[:E]",
                    help="end this invocation after iteration K (or epoch E of iteration K); continue with --resume")
     add_settings_flags(p, PruneConfig)
+    add_model_code_flag(p)
     p.set_defaults(run=_prune)
 
 

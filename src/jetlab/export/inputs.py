@@ -21,6 +21,7 @@ from jetlab.data.default import resolve_jets
 from jetlab.errors import InputError
 from jetlab.io import open_jets, split_indices
 from jetlab.io.jets import JetSplit
+from jetlab.models.registry import short_name
 from jetlab.training.tagger import load_tagger
 from jetlab.utils.progress import progress
 
@@ -53,7 +54,8 @@ class RunTestSet:
 
     @property
     def model_name(self) -> str:
-        return str(self.info["model_name"])
+        """The registry name, or a user model's class name (a file name, not its FILE:Class spec)."""
+        return short_name(str(self.info["model_name"]))
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -57,16 +57,19 @@ TAGGER = Recipe("tagger", "jetlab tagger train", "val_accuracy", "maximize")
 GENERATOR = Recipe("generator", "jetlab fastsim train", "val_w1m", "minimize")
 
 
-def recipe_for(model: str) -> Recipe:
-    """The recipe that trains ``model`` (a tagger name, ``vae``, ``gan`` or ``flow``)."""
-    from jetlab.models import TAGGERS  # lazy: start-up (torch)
-    from jetlab.training.generator import GENERATORS  # lazy: start-up (torch)
+def recipe_for(model: str, code: dict | None = None) -> Recipe:
+    """The recipe that trains ``model``: a tagger or a generator of the registry, or a user's
+    model (its task from ``code``, what a run or study recorded of it, else from its class,
+    which must then be named on the command line)."""
+    from jetlab.models.registry import MODELS, resolve_model  # lazy: start-up (torch)
 
-    if model in TAGGERS:
-        return TAGGER
-    if model in GENERATORS:
-        return GENERATOR
-    raise JetlabError(f"unknown model {model!r}; taggers: {', '.join(TAGGERS)}; generators: {', '.join(GENERATORS)}")
+    if model in MODELS:
+        task = MODELS[model].task
+    elif code and code.get("task"):
+        task = code["task"]
+    else:
+        task = resolve_model(model).task
+    return TAGGER if task == "classify" else GENERATOR
 
 
 def _hparam_field(recipe: Recipe, key: str) -> tuple[str, str]:
@@ -80,7 +83,7 @@ def _hparam_field(recipe: Recipe, key: str) -> tuple[str, str]:
     return f"{network}_options", name
 
 
-def check_space(space, recipe: Recipe, model: str, particles: int) -> None:
+def check_space(space, recipe: Recipe, model: str, particles: int, code: dict | None = None) -> None:
     """Refuse a space that names settings the recipe lacks or hyperparameters the model lacks."""
     fields = {f.name for f in dataclasses.fields(recipe.config_class)}
     for p in space.section("settings"):
@@ -93,9 +96,9 @@ def check_space(space, recipe: Recipe, model: str, particles: int) -> None:
     for p in space.section("hparams"):
         _hparam_field(recipe, p.key)
         if recipe.name == "tagger":
-            from jetlab.models import TAGGERS  # lazy: start-up (torch)
+            from jetlab.models.registry import resolve_model  # lazy: start-up (torch)
 
-            defaults = TAGGERS[model].default_hyperparameters(particles)
+            defaults = resolve_model(model, code, task="classify").default_hyperparameters(particles)
             if p.key not in defaults:
                 raise JetlabError(f"{space.source}: hparams.{p.key} is not a {model} hyperparameter; "
                                   f"known: {', '.join(defaults)}")
@@ -126,7 +129,7 @@ def train_command(config, recipe: Recipe, out: str) -> str:
     first = ("model", "data")
     for field in sorted(dataclasses.fields(config), key=lambda f: f.name not in first):
         value, base = getattr(config, field.name), getattr(default, field.name)
-        if value == base and field.name != "model":  # the model is always named
+        if (value == base and field.name != "model") or field.name == "model_code":  # the model is always named
             continue
         if field.name == "hparams" or field.name.endswith("_options"):
             prefix = "" if field.name == "hparams" else field.name.removesuffix("_options") + "."

@@ -108,7 +108,7 @@ class StudySpec:
 
     @property
     def recipe(self):
-        return recipe_for(self.model)
+        return recipe_for(self.model, getattr(self.base_config, "model_code", None))
 
     @property
     def directions(self) -> list[str]:
@@ -125,7 +125,7 @@ class StudySpec:
         if not isinstance(values, dict) or values.get("format") != SPEC_FORMAT:
             raise JetlabError(f"study {study!r} was not created by jetlab hpo (no {SPEC_ATTR!r} attribute of format "
                               f"{SPEC_FORMAT})")
-        recipe = recipe_for(values["model"])
+        recipe = recipe_for(values["model"], (values.get("config") or {}).get("model_code"))
         return cls(model=values["model"], objectives=tuple(values["objectives"]),
                    space=SearchSpace.from_dict(values["space"], values.get("space_source", "stored space")),
                    base_config=config_from_dict(recipe.config_class, values["config"], source=f"study {study}"),

@@ -18,6 +18,10 @@ Every tagger class has
   ``n_classes`` included, so ``build_tagger(model.name, **model.hparams)`` rebuilds it,
 * ``forward(*[batch[k] for k in input_keys]) -> logits (B, n_classes)``.
 
+Every model, built-in or from a user's file (``--model FILE.py:Class``), is an entry of
+one registry, :data:`jetlab.models.registry.MODELS` / :func:`resolve_model`: its task
+(classify / generate), how to build it and the jetlab features it supports.
+
 Usage::
 
     model = build_tagger("jedinet", n_particles=30, n_features=16)
@@ -31,7 +35,6 @@ from typing import Any
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import check_constructor_keywords
 from jetlab.models.cnn import CNNTagger
 from jetlab.models.dnn import DNNTagger
 from jetlab.models.garnet import GarNetLayer, GarNetTagger
@@ -41,10 +44,13 @@ from jetlab.models.jedinet_linear import JEDINetLinear
 from jetlab.models.mpgan import MPDiscriminator, MPGenerator
 from jetlab.models.part import ParticleTransformer, ParticleTransformerSmall
 from jetlab.models.particlenet import ParticleNet, ParticleNetLite
+from jetlab.models.registry import MODELS, TAGGERS, ModelEntry, resolve_model
 from jetlab.models.vae import SetVAE
 
 __all__ = [
+    "MODELS",
     "TAGGERS",
+    "ModelEntry",
     "CNNTagger",
     "DNNTagger",
     "DenseJEDINet",
@@ -63,33 +69,19 @@ __all__ = [
     "ParticleTransformerSmall",
     "SetVAE",
     "build_tagger",
+    "resolve_model",
 ]
-
-#: registry name -> tagger class
-TAGGERS: dict[str, type[nn.Module]] = {
-    "jedinet": JEDINet,
-    "jedinet-sumo": JEDINetSumO,
-    "garnet": GarNetTagger,
-    "dnn": DNNTagger,
-    "cnn": CNNTagger,
-    "gru": GRUTagger,
-    "particlenet": ParticleNet,
-    "particlenet-lite": ParticleNetLite,
-    "part": ParticleTransformer,
-    "part-small": ParticleTransformerSmall,
-    "jedinet-linear": JEDINetLinear,
-}
 
 
 def build_tagger(name: str, *, n_particles: int, n_features: int, n_classes: int = 5, **hyperparameters: Any) -> nn.Module:
-    """Build tagger ``name`` with its defaults for ``n_particles`` updated by ``hyperparameters``.
+    """Build tagger ``name`` (a registry name, or a user's ``FILE.py:Class`` named on the command
+    line: :mod:`jetlab.models.registry`) with its defaults for ``n_particles`` updated by
+    ``hyperparameters``.
 
     Raises :class:`JetlabError` for an unknown name or hyperparameter (the message lists the
     known ones).
     """
-    try:
-        cls = TAGGERS[name]
-    except (KeyError, TypeError):
-        raise JetlabError(f"unknown tagger {name!r}; known: {', '.join(TAGGERS)}") from None
-    check_constructor_keywords(name, cls, hyperparameters)
-    return cls(n_particles, n_features, n_classes, **hyperparameters)
+    if not isinstance(name, str):
+        raise JetlabError(f"unknown tagger {name!r}; known: {', '.join(TAGGERS)}")
+    entry = resolve_model(name, task="classify")
+    return entry.build(n_particles=n_particles, n_features=n_features, n_classes=n_classes, **hyperparameters)

@@ -16,7 +16,7 @@ Two networks map (x_t, c) to the velocity (``net``):
 
 Both are permutation-equivariant and padded particles cannot influence real ones.
 
-Sampling (:meth:`FlowGenerator.sample`): x₀ ~ N(0, I) on the real particles (the first n of
+Sampling (:meth:`FlowSampler.sample`): x₀ ~ N(0, I) on the real particles (the first n of
 each set, n drawn by the caller from the training multiplicities), then
 :func:`integrate` dx/dt = v_θ(x, t) from t = 0 to 1 in ``steps`` equal steps:
 
@@ -34,10 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetlab.errors import JetlabError
 from jetlab.models.epic import EPiCNetwork
 from jetlab.models.mpgan import _zero_padding
 
-__all__ = ["FLOW_NETWORKS", "ODE_SOLVERS", "FlowGenerator", "fourier_time_embedding", "integrate"]
+__all__ = ["FLOW_NETWORKS", "ODE_SOLVERS", "FlowGenerator", "FlowSampler", "UserFlow", "fourier_time_embedding",
+           "integrate"]
 
 FLOW_NETWORKS = ("epic", "transformer")
 ODE_SOLVERS = ("euler", "midpoint", "heun")
@@ -143,7 +145,72 @@ class _TransformerNetwork(nn.Module):
         return _zero_padding(self.head(h), mask)
 
 
-class FlowGenerator(nn.Module):
+class FlowSampler(nn.Module):
+    """The ODE sampler shared by every velocity network v(x_t (B, P, F), t (B,), mask (B, P),
+    cond (B, K) or None) -> (B, P, F) with attributes ``n_points`` and ``n_features``."""
+
+    n_points: int
+    n_features: int
+
+    @torch.no_grad()
+    def sample(self, n: int, *, counts: Tensor | None = None, cond: Tensor | None = None, steps: int = 2,
+               solver: str = "midpoint") -> tuple[Tensor, Tensor]:
+        """``n`` sets (n, P, F) in the model's (standardised) units and their mask (n, P):
+        the first ``counts[k]`` particles of set k are real (all when None). Global torch RNG."""
+        device = next(self.parameters()).device
+        mask = torch.ones((n, self.n_points), dtype=torch.bool, device=device)
+        if counts is not None:
+            mask = torch.arange(self.n_points, device=device).unsqueeze(0) < counts.to(device).unsqueeze(1)
+        x0 = _zero_padding(torch.randn((n, self.n_points, self.n_features), device=device), mask)
+
+        def velocity(x: Tensor, t: float) -> Tensor:
+            return self(x, x.new_full((n,), t), mask, cond)
+
+        return _zero_padding(integrate(velocity, x0, steps, solver), mask), mask
+
+
+class UserFlow(FlowSampler):
+    """A user's velocity network (``--model FILE.py:Class`` with ``task = "generate"``) trained
+    and sampled as the flow (Lipman et al., arXiv:2210.02747); padded particles are zeroed on
+    the way in and out.
+
+    Args:
+        net: the user's network, ``net(x, t, mask, cond)`` -> velocity of the shape of ``x``.
+        n_points: P, particles per set.
+        n_features: F, features per particle.
+    """
+
+    def __init__(self, net: nn.Module, n_points: int, n_features: int):
+        super().__init__()
+        self.net, self.n_points, self.n_features = net, n_points, n_features
+
+    def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        """The user network's velocity, checked for its shape.
+
+        Args:
+            x: the sets at time t (standardised units).
+            t: the time of every set, in [0, 1].
+            mask: which particles are real (``None``: all).
+            cond: condition values per set, or ``None``.
+
+        Returns:
+            The velocity, padded rows 0.
+
+        Shapes:
+            - x: ``(batch, n_points, n_features)``
+            - t: ``(batch,)``
+            - mask: ``(batch, n_points)`` bool
+            - cond: ``(batch, n_cond)``
+            - returns: ``(batch, n_points, n_features)``
+        """
+        out = self.net(_zero_padding(x, mask), t, mask, cond)
+        if out.shape != x.shape:
+            raise JetlabError(f"{type(self.net).__name__}.forward returned shape {tuple(out.shape)}; the velocity "
+                             f"must have the shape of x, {tuple(x.shape)}")
+        return _zero_padding(out, mask)
+
+
+class FlowGenerator(FlowSampler):
     """The velocity network of a flow-matching point-set generator, and its sampler
     (Lipman et al., arXiv:2210.02747; Birk et al., arXiv:2310.00049; module docstring).
 
@@ -208,18 +275,3 @@ class FlowGenerator(nn.Module):
         """
         return self.net(_zero_padding(x, mask), self.condition(t, mask, cond), mask)
 
-    @torch.no_grad()
-    def sample(self, n: int, *, counts: Tensor | None = None, cond: Tensor | None = None, steps: int = 2,
-               solver: str = "midpoint") -> tuple[Tensor, Tensor]:
-        """``n`` sets (n, P, F) in the model's (standardised) units and their mask (n, P):
-        the first ``counts[k]`` particles of set k are real (all when None). Global torch RNG."""
-        device = self.net.head.weight.device
-        mask = torch.ones((n, self.n_points), dtype=torch.bool, device=device)
-        if counts is not None:
-            mask = torch.arange(self.n_points, device=device).unsqueeze(0) < counts.to(device).unsqueeze(1)
-        x0 = _zero_padding(torch.randn((n, self.n_points, self.n_features), device=device), mask)
-
-        def velocity(x: Tensor, t: float) -> Tensor:
-            return self(x, x.new_full((n,), t), mask, cond)
-
-        return _zero_padding(integrate(velocity, x0, steps, solver), mask), mask

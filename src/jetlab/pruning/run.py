@@ -51,6 +51,7 @@ from pathlib import Path
 from jetlab.distributed.env import detect_launcher
 from jetlab.errors import InputError, JetlabError
 from jetlab.models import build_tagger
+from jetlab.models.registry import resolve_model
 from jetlab.pruning.masks import SCOPES, initial_state, make_permanent, prune_by_magnitude, rewind
 from jetlab.pruning.schedule import SCHEDULES, check_sparsity, sparsity_schedule
 from jetlab.pruning.weights import model_file_sparsity
@@ -123,6 +124,9 @@ def source_run(run: str | os.PathLike) -> tuple[dict, dict]:
     if not (run / "model.pt").is_file():
         raise InputError(run, "no trained model here (expected RUN/model.pt written by `jetlab tagger train`)")
     info = read_model_file(run / "model.pt")  # a finished run: its finished.json lists metrics.json
+    # a user's model: refused here, before PRUNED is made, unless its file is named (--model-code)
+    resolve_model(info["model_name"], (info.get("config") or {}).get("model_code"), task="classify",
+                  where=str(run / "model.pt"))
     return info, read_json(run / "metrics.json")
 
 

@@ -41,8 +41,9 @@ from jetlab.errors import JetlabError
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.losses import GAN_LOSSES
 from jetlab.models._mlp import check_hyperparameters
-from jetlab.models.flow import FLOW_NETWORKS, ODE_SOLVERS, FlowGenerator
+from jetlab.models.flow import FLOW_NETWORKS, ODE_SOLVERS, FlowGenerator, UserFlow
 from jetlab.models.mpgan import MPDiscriminator, MPGenerator
+from jetlab.models.registry import MODELS, check_model_name, model_code_record, resolve_model
 from jetlab.models.vae import SetVAE
 from jetlab.training.batches import ShardedBatches, TensorSource
 from jetlab.training.engine import Engine
@@ -70,7 +71,8 @@ __all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task
 
 log = logging.getLogger(__name__)
 
-GENERATORS = ("vae", "gan", "flow")
+#: the built-in generators (the registry's models of task "generate")
+GENERATORS = tuple(name for name, entry in MODELS.items() if entry.task == "generate")
 GENERATOR_FILE_FORMAT = "jetlab-generator/1"
 HISTORY_NAME = "history.json"
 
@@ -79,7 +81,10 @@ HISTORY_NAME = "history.json"
 class GeneratorConfig(TrainSettings):
     """Everything a ``jetlab fastsim train`` run depends on (saved as RUN/config.yaml)."""
 
-    model: str = setting("gan", "generative model", choices=GENERATORS)
+    model: str = setting("gan", "generative model: vae, gan, flow, or your own flow-matching velocity network "
+                                "(FILE.py:Class, see docs/models.md)", metavar="NAME")
+    #: a user's model: its spec, file, class, SHA-256 and task (:func:`jetlab.models.registry.model_code_record`)
+    model_code: dict = setting(help=None, factory=dict)
     data: str = setting(DEFAULT_JET_DATA, "training data: 'jets' (jetlab's default generated jets), "
                                           "mnist-superpixels, mnist-sparse, or a path (hls4ml directory, JetNet "
                                           "file, `jetlab data mnist` output)", metavar="DATA")
@@ -135,8 +140,7 @@ class GeneratorConfig(TrainSettings):
 
     def validate(self, source: str = "options") -> None:
         validate_settings(self, source)
-        if self.model not in GENERATORS:
-            raise JetlabError(f"{source}: unknown model {self.model!r}; choose one of {', '.join(GENERATORS)}")
+        check_model_name(self.model, self.model_code, "generate")
 
         if self.jet_class not in CLASS_NAMES:
             raise JetlabError(f"{source}: unknown jet class {self.jet_class!r}; choose one of {', '.join(CLASS_NAMES)}")
@@ -162,16 +166,21 @@ class GeneratorConfig(TrainSettings):
         for name in ("lr_g", "lr_d"):
             if not float(getattr(self, name)) > 0:
                 raise JetlabError(f"{source}: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("vae_options", "generator_options", "discriminator_options", "flow_options"):
+        for name in ("vae_options", "generator_options", "discriminator_options", "flow_options", "model_code"):
             if not isinstance(getattr(self, name), dict):
                 raise JetlabError(f"{source}: {name} must be a mapping")
         _check_network_options(source, self.vae_options, self.generator_options, self.discriminator_options,
-                               self.flow_options)
+                               self.flow_options if self.model in GENERATORS else {})  # a user's: its constructor
+
+    @property
+    def family(self) -> str:
+        """How the model trains: ``vae``, ``gan`` or ``flow`` (a user's velocity network too)."""
+        return self.model if self.model in GENERATORS else "flow"
 
     @property
     def learns_log_pt(self) -> bool:
         """Whether jets are learned as log pT_rel (``log_pt``, unset: the flow does)."""
-        return self.model == "flow" if self.log_pt is None else bool(self.log_pt)
+        return self.family == "flow" if self.log_pt is None else bool(self.log_pt)
 
 
 #: settings only one family of models reads (the flow refuses the others', the others the flow's)
@@ -186,7 +195,7 @@ _MODEL_SETTINGS = {
 def _check_model_settings(config: GeneratorConfig, source: str) -> None:
     """A setting the chosen model does not read, changed from its default, is an error: the
     flow's settings under vae/gan, the vae's, gan's and latent_dim under flow."""
-    if config.model == "flow":
+    if config.family == "flow":
         foreign = [name for model in ("vae", "gan") for name in _MODEL_SETTINGS[model]] + ["latent_dim"]
     else:
         foreign = list(_MODEL_SETTINGS["flow"])
@@ -195,6 +204,8 @@ def _check_model_settings(config: GeneratorConfig, source: str) -> None:
         if getattr(config, name) != getattr(default, name):
             owner = next((m for m, names in _MODEL_SETTINGS.items() if name in names), "vae/gan")
             raise JetlabError(f"{source}: {name} is a {owner} setting; model {config.model!r} does not use it")
+    if config.model not in GENERATORS and config.flow_net != default.flow_net:
+        raise JetlabError(f"{source}: flow_net chooses jetlab's velocity network; model {config.model!r} is its own")
 
 
 def _check_network_options(source: str, vae: dict, generator: dict, discriminator: dict, flow: dict) -> None:
@@ -211,33 +222,52 @@ def _check_network_options(source: str, vae: dict, generator: dict, discriminato
 
 
 def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_points: int, n_coords: int,
-               device="cpu", data: PointSets | None = None):
+               device="cpu", data: PointSets | None = None, where: str | None = None):
     """The VAE, GAN or flow task of ``config`` (networks on ``device``, fresh optimizers);
-    ``data`` gives the validation reference of the per-epoch W1-M and the VAE's latent fit."""
-    n_features = norm.n_features
+    ``data`` gives the validation reference of the per-epoch W1-M and the VAE's latent fit.
+    A user's model (``config.model`` a ``FILE.py:Class``) is loaded only from a file named on
+    the command line, with the SHA-256 recorded in ``config.model_code`` (``where``: the run)."""
+    entry = resolve_model(config.model, config.model_code, task="generate", where=where)
     options = {"kind": kind, "device": device, "metric_samples": config.metrics_samples,
                "reference": (data.val, data.val_mask) if data is not None else None}
-    if config.model == "vae":
-        vae = SetVAE(n_points, n_features, config.latent_dim,
-                     **{"existence": not norm.always_full, **config.vae_options}).to(device)
-        return VAETask(vae, make_optimizer(config, vae.parameters()), norm, n_coords=n_coords,
-                       kl_weight=config.kl_weight, nnd_feature_weight=config.nnd_feature_weight,
-                       mass_weight=config.mass_weight, pt_weight=config.pt_weight, sampling=config.vae_sampling,
-                       train_sets=(data.train, data.train_mask) if data is not None else None, **options)
-    if config.model == "flow":
-        jet_condition = config.flow_condition == "jet" and kind == "jets"
-        flow = FlowGenerator(n_points, n_features, n_cond=JetConditions.n_cond if jet_condition else 0,
-                             net=config.flow_net, **config.flow_options).to(device)
-        conditions = JetConditions.fit(data.train, data.train_mask) if jet_condition and data is not None else None
-        return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
-                        ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions, **options)
+    return _TASK_BUILDERS[entry.family](entry, config, norm, n_points, n_coords, data, options)
 
-    betas = (config.adam_beta1, config.adam_beta2)
-    generator = MPGenerator(n_points, n_features, config.latent_dim, **config.generator_options).to(device)
-    discriminator = MPDiscriminator(n_features, **config.discriminator_options).to(device)
+
+def _vae_task(entry, config, norm, n_points, n_coords, data, options):
+    vae = entry.cls(n_points, norm.n_features, config.latent_dim,
+                    **{"existence": not norm.always_full, **config.vae_options}).to(options["device"])
+    return VAETask(vae, make_optimizer(config, vae.parameters()), norm, n_coords=n_coords,
+                   kl_weight=config.kl_weight, nnd_feature_weight=config.nnd_feature_weight,
+                   mass_weight=config.mass_weight, pt_weight=config.pt_weight, sampling=config.vae_sampling,
+                   train_sets=(data.train, data.train_mask) if data is not None else None, **options)
+
+
+def _flow_task(entry, config, norm, n_points, n_coords, data, options):
+    jet_condition = config.flow_condition == "jet" and options["kind"] == "jets"
+    n_cond = JetConditions.n_cond if jet_condition else 0
+    if entry.code is None:
+        flow = FlowGenerator(n_points, norm.n_features, n_cond=n_cond, net=config.flow_net, **config.flow_options)
+    else:
+        net = entry.build(n_points=n_points, n_features=norm.n_features, n_cond=n_cond, **config.flow_options)
+        flow = UserFlow(net, n_points, norm.n_features)
+    flow = flow.to(options["device"])
+    conditions = JetConditions.fit(data.train, data.train_mask) if jet_condition and data is not None else None
+    return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
+                    ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions, **options)
+
+
+def _gan_task(entry, config, norm, n_points, n_coords, data, options):
+
+    device, betas = options["device"], (config.adam_beta1, config.adam_beta2)
+    generator = MPGenerator(n_points, norm.n_features, config.latent_dim, **config.generator_options).to(device)
+    discriminator = MPDiscriminator(norm.n_features, **config.discriminator_options).to(device)
     return GANTask(generator, discriminator, make_optimizer(config, generator.parameters(), lr=config.lr_g, betas=betas),
                    make_optimizer(config, discriminator.parameters(), lr=config.lr_d, betas=betas), norm,
                    loss=config.gan_loss, r1_gamma=config.r1_gamma, d_steps=config.d_steps, **options)
+
+
+#: the task that trains each family of generators (:attr:`ModelEntry.family <jetlab.models.registry.ModelEntry>`)
+_TASK_BUILDERS = {"vae": _vae_task, "gan": _gan_task, "flow": _flow_task}
 
 
 def _data_info(config: GeneratorConfig, data: PointSets) -> dict:
@@ -268,6 +298,8 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
     """
     config.validate()
     out = Path(out)
+    config.model_code = model_code_record(resolve_model(config.model, config.model_code, task="generate",
+                                                        where=str(out)))
     with training_session(out, resume=resume, device=config.device, threads=config.threads,
                           collective=is_collective(config.strategy)) as context:
         load = dict(jet_class=config.jet_class, particles=config.particles, split_seed=config.split_seed,
@@ -282,7 +314,7 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
         norm = Normalisation.fit(data.train, data.train_mask, log_columns)
         seed_everything(config.seed)
         task = build_task(config, norm, kind=data.kind, n_points=data.n_points, n_coords=data.n_coords,
-                          device=context.device, data=data)
+                          device=context.device, data=data, where=str(out))
         unit = "jet" if data.kind == "jets" else "set"
         strategy = make_strategy(config.strategy, context, **strategy_settings(config))
         sets = {"points": torch.as_tensor(data.train), "mask": torch.as_tensor(data.train_mask)}
@@ -317,7 +349,7 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
         if result.best_state is not None:
             for name, module in task.modules.items():
                 module.load_state_dict(result.best_state[name])
-        if config.model == "vae":
+        if config.family == "vae":
             task.refit_latent()
         save_generator_file(out / "model.pt", task, config, _data_info(config, data), result.best_epoch)
         final_metrics = None

@@ -60,13 +60,13 @@ class TrainedGenerator:
         require_finished(run_dir)
         config = GeneratorConfig(**state["config"])
         overrides = {k: v for k, v in (sampler or {}).items() if v is not None}
-        if overrides and config.model != "flow":
+        if overrides and config.family != "flow":
             raise JetlabError(f"{run_dir}: --{next(iter(overrides)).replace('_', '-')} applies to flow runs; "
                               f"this is a {config.model} run")
         config = dataclasses.replace(config, **overrides)
         info = state["data"]
         task = build_task(config, Normalisation.from_state_dict(state["normalisation"]), kind=info["kind"],
-                          n_points=info["n_points"], n_coords=info["n_coords"], device=device)
+                          n_points=info["n_points"], n_coords=info["n_coords"], device=device, where=str(run_dir))
         for name, module in task.modules.items():
             module.load_state_dict(state["modules"][name])
             module.eval()

@@ -100,7 +100,8 @@ def resume_command(run: Path) -> str:
     config = config if isinstance(config, dict) else {}
     if "source" in config and "target_sparsity" in config:
         return f"jetlab tagger prune {config['source']} --out {run} --resume"
-    if (run / "history.json").is_file() or config.get("model") in ("vae", "gan"):
+    if (run / "history.json").is_file() or config.get("model") in ("vae", "gan", "flow") \
+            or (config.get("model_code") or {}).get("task") == "generate":
         return f"jetlab fastsim train --out {run} --resume"
     return f"jetlab tagger train --out {run} --resume"
 

@@ -44,7 +44,7 @@ from jetlab.data.default import default_jets_ready, resolve_jets
 from jetlab.errors import InputError, JetlabError
 from jetlab.io.jets import STATS_SAMPLE, constant_features
 from jetlab.io.layout import HLF_FEATURES
-from jetlab.models import TAGGERS, build_tagger
+from jetlab.models.registry import check_model_name, model_code_record, resolve_model
 from jetlab.models.weights import fold_masks
 from jetlab.training.batches import ShardedBatches, batch_source
 from jetlab.training.checkpoint import load_torch_file
@@ -78,8 +78,12 @@ MODEL_FILE_FORMAT = "jetlab-tagger/1"
 class TaggerTrainConfig(TrainSettings):
     """Everything that defines a tagger training run (saved as RUN/config.yaml)."""
 
-    model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru, "
-                                      "particlenet, particlenet-lite, part, part-small, jedinet-linear", metavar="NAME")
+    model: str = setting("jedinet", "tagger: jedinet, jedinet-sumo, garnet, dnn, cnn, gru, particlenet, "
+                                      "particlenet-lite, part, part-small, jedinet-linear, or your own: FILE.py:Class, "
+                                      "package.module:Class (docs: Your own model)", metavar="NAME")
+    #: a user's model (``--model FILE.py:Class``): its spec, file, class, SHA-256 and task, recorded at the
+    #: start of training (:func:`jetlab.models.registry.model_code_record`); empty for a built-in model
+    model_code: dict = setting(help=None, factory=dict)
     data: str | None = setting(None, "jet files (directory or file); default: the cached default set, generated "
                                      "on first use", type=str, metavar="DIR")
     particles: int = setting(30, "particles per jet", metavar="N")
@@ -95,12 +99,12 @@ class TaggerTrainConfig(TrainSettings):
 
     def validate(self, source: str = "options") -> None:
         validate_settings(self, source)
-        if self.model not in TAGGERS:
-            raise JetlabError(f"unknown tagger {self.model!r}; known: {', '.join(TAGGERS)}")
+        check_model_name(self.model, self.model_code, "classify")
         if not isinstance(self.particles, int) or self.particles < 1:
             raise JetlabError(f"{source}: particles must be at least 1, got {self.particles!r}")
-        if not isinstance(self.hparams, dict):
-            raise JetlabError(f"{source}: hparams must be a mapping, got {self.hparams!r}")
+        if not isinstance(self.hparams, dict) or not isinstance(self.model_code, dict):
+            raise JetlabError(f"{source}: hparams and model_code must be mappings, got {self.hparams!r}, "
+                              f"{self.model_code!r}")
         if self.weight_decay < 0 or self.l1 < 0 or self.num_workers < 0 or self.max_memory_gb < 0:
             raise JetlabError(f"{source}: weight-decay, l1, num-workers and max-memory-gb must be >= 0")
 
@@ -170,7 +174,10 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu", *, finished_only: 
     hparams = dict(info["hparams"])
     if hparams.get("kernel") == "triton" and torch.device(device).type != "cuda":
         hparams["kernel"] = "auto"  # how JEDI-net runs, not what it is: a GPU-trained model loads anywhere
-    model = build_tagger(info["model_name"], **hparams)
+    # a user's model is loaded only from a file named on the command line, with the recorded hash
+    entry = resolve_model(info["model_name"], (info.get("config") or {}).get("model_code"), task="classify",
+                          where=str(path))
+    model = entry.build(**hparams)
     model.load_state_dict(info["state_dict"])
     return model.to(device).eval(), info
 
@@ -189,6 +196,8 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
     """
     config.validate()
     out = Path(out)
+    entry = resolve_model(config.model, config.model_code, task="classify", where=str(out))
+    config.model_code = model_code_record(entry)
     with training_session(out, resume=resume, device=config.device, threads=config.threads,
                           collective=is_collective(config.strategy)) as context:
         if config.data is None and context.is_main:
@@ -202,10 +211,10 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
         if jets is None:
             jets = resolve_jets(config.data, config.particles)
 
-        input_keys = tuple(TAGGERS[config.model].input_keys)
+        input_keys = entry.input_keys
         train_split, val_split, test_split = jets.split(
             tuple(config.fractions), seed=config.split_seed, inputs=(*input_keys, "label"),
-            particle_features=getattr(TAGGERS[config.model], "particle_features", None))
+            particle_features=entry.particle_features)
         if len(train_split) < 2 or len(val_split) == 0 or len(test_split) == 0:
             raise InputError(jets.path, f"only {jets.n_jets} jets: too few to split into train/validation/test")
         _warn_constant_features(jets.path, train_split)
@@ -215,9 +224,8 @@ def train_tagger(config: TaggerTrainConfig, out: str | os.PathLike, *, resume: b
                                         f"({', '.join(jets.class_names[i] for i in present)}); a tagger needs two or more")
 
         seed_everything(config.seed)
-        model = build_tagger(config.model, n_particles=jets.n_particles,
-                             n_features=_n_features(input_keys, train_split.particle_features),
-                             n_classes=len(jets.class_names), **config.hparams).to(context.device)
+        model = entry.build(n_particles=jets.n_particles, n_features=_n_features(input_keys, train_split.particle_features),
+                            n_classes=len(jets.class_names), **config.hparams).to(context.device)
         if prepare_model is not None:
             prepare_model(model)
         optimizer = make_optimizer(config, model.parameters(), weight_decay=config.weight_decay)
