@@ -3,7 +3,7 @@
 Commands::
 
     jetlab fastsim train --model vae|gan|flow --data jets|mnist-superpixels|mnist-sparse|PATH
-                         [--jet-class g] [--particles 30] --epochs E --out RUN [--resume] ...
+                         [--jet-class g] [--particles 30] --epochs E [--out RUN] [--resume] ...
     torchrun --standalone --nproc_per_node=2 -m jetlab fastsim train ...   # data-parallel
     jetlab fastsim sample RUN --n N --out FILE [--format jetnet|hls4ml] [--seed S] [--ode-steps N]
     jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S] [--ode-steps N] [--ode-solver S]
@@ -29,7 +29,7 @@ _NETWORKS = ("vae", "generator", "discriminator", "flow")
 
 
 def register(subparsers) -> None:
-    from jetlab.cli.settings import add_settings_flags
+    from jetlab.cli.settings import add_deprecated_aliases, add_settings_flags
     from jetlab.training.generator import GeneratorConfig
 
     train = subparsers.add_parser(
@@ -40,14 +40,16 @@ def register(subparsers) -> None:
                     "RUN/history.json and sample plots. Unset flags take their value from --config (or, with "
                     "--resume, RUN/config.yaml), else the defaults shown.",
     )
-    train.add_argument("--out", required=True, metavar="RUN", help="run directory")
+    train.add_argument("--out", metavar="RUN", help="run directory (default runs/<model>-<class><particles>, "
+                       "runs/<model>-<data> for MNIST)")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (GeneratorConfig keys)")
     train.add_argument("--hp", action="append", default=[], metavar="NET.KEY=VALUE",
                        help="network option (YAML value), NET one of vae, generator, discriminator, flow; repeatable")
-    train.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
-                       help="end this invocation after epoch K's checkpoint (continue later with --resume)")
+    train.add_argument("--stop-after", type=positive_int, metavar="E",
+                       help="end this invocation after epoch E's checkpoint (continue later with --resume)")
     add_settings_flags(train, GeneratorConfig)
+    add_deprecated_aliases(train, {"--schedule": "--lr-schedule"})
     train.set_defaults(run=_train, on_stop=RESUME)
 
     sample = subparsers.add_parser(
@@ -97,9 +99,11 @@ def _sampler(args) -> dict:
     return {"ode_steps": args.ode_steps, "ode_solver": args.ode_solver}
 
 
-def _network_options(items: list[str], base) -> dict:
-    """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``."""
+def _network_options(items: list[str], base, *, model: str) -> dict:
+    """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``; a network ``model``
+    does not have is an error."""
     from jetlab.cli.settings import parse_hyperparameters
+    from jetlab.training.generator import models_using
 
     options: dict = {}
     for key, value in parse_hyperparameters(items).items():
@@ -107,6 +111,9 @@ def _network_options(items: list[str], base) -> dict:
         if not dot or network not in _NETWORKS or not name:
             raise JetlabError(f"--hp {key}: expected NET.KEY=VALUE with NET one of {', '.join(_NETWORKS)}")
         field = f"{network}_options"
+        if model not in models_using(field):
+            raise JetlabError(f"--hp {key}: the {network} network belongs to --model {models_using(field)[0]}, "
+                              f"not {model}; drop it")
         options.setdefault(field, dict(getattr(base, field)))[name] = value
     return options
 
@@ -116,36 +123,44 @@ def _train(args) -> int:
     from jetlab.training.generator import GeneratorConfig, train_generator
     from jetlab.utils.config import load_config
 
+    out = args.out or _default_out(args)
     if args.resume:
         from jetlab.training.run_dir import CONFIG_NAME, check_run_dir
 
-        check_run_dir(args.out, resume=True)
-        base = load_config(GeneratorConfig, Path(args.out) / CONFIG_NAME)
+        check_run_dir(out, resume=True)
+        base = load_config(GeneratorConfig, Path(out) / CONFIG_NAME)
     else:
         base = load_config(GeneratorConfig, args.config) if args.config else GeneratorConfig()
-    overrides = _network_options(args.hp, base)
-    # --lr sets both GAN learning rates unless they are given
-    if args.lr is not None and (args.model or base.model) == "gan":
-        overrides.setdefault("lr_g", args.lr_g if args.lr_g is not None else args.lr)
-        overrides.setdefault("lr_d", args.lr_d if args.lr_d is not None else args.lr)
-    config = build_config(GeneratorConfig, args, out=args.out, resume=args.resume, overrides=overrides)
-    result = train_generator(config, args.out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
+    overrides = _network_options(args.hp, base, model=args.model or base.model)
+    config = build_config(GeneratorConfig, args, out=out, resume=args.resume, overrides=overrides)
+    result = train_generator(config, out, resume=args.resume, stop_after_epoch=args.stop_after)
     if result is None:
         return 0
     last = result["epochs"][-1] if result["epochs"] else {}
     numbers = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith(("train_", "val_")))
     done = last.get("epoch", 0)
-    print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {args.out}"
+    print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {out}"
           + (f" ({numbers})" if numbers else ""))
     if not result["finished"]:
         from jetlab.distributed.env import relaunch_prefix
 
-        print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab fastsim train --out {args.out} --resume")
+        print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab fastsim train --out {out} --resume")
     if result.get("final_metrics"):
         from jetlab.metrics.generation import format_metrics_table
 
         print(format_metrics_table(result["final_metrics"]))
     return 0
+
+
+def _default_out(args) -> str:
+    """``runs/<model>-<class><particles>`` for jets, ``runs/<model>-<data>`` for MNIST (the rule
+    of ``jetlab tagger train``'s ``runs/<model>-<particles>``), from the flags or the defaults."""
+    from jetlab.training.generator import GeneratorConfig
+
+    model, data = args.model or GeneratorConfig.model, args.data or GeneratorConfig.data
+    if "mnist" in Path(data).name:
+        return f"runs/{model}-{Path(data).stem}"
+    return f"runs/{model}-{args.jet_class or GeneratorConfig.jet_class}{args.particles or GeneratorConfig.particles}"
 
 
 def _sample(args) -> int:

@@ -3,7 +3,7 @@
 ::
 
     jetlab tagger prune runs/dnn --iterations 7 --target-sparsity 0.7 --out runs/dnn-pruned
-    jetlab tagger prune runs/jedinet --scope layer --schedule linear --rewind --l1 1e-4
+    jetlab tagger prune runs/jedinet --scope layer --sparsity-schedule linear --rewind --l1 1e-4
     jetlab tagger prune runs/dnn --out runs/dnn-pruned --resume     # continue a killed run
 
 See :mod:`jetlab.pruning.run` for what PRUNED holds.
@@ -31,7 +31,7 @@ def _stop_after(text: str) -> tuple[int, int | None]:
 
 
 def register(subparsers) -> None:
-    from jetlab.cli.settings import add_settings_flags
+    from jetlab.cli.settings import add_deprecated_aliases, add_settings_flags
     from jetlab.pruning.run import PruneConfig
 
     p = subparsers.add_parser(
@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--stop-after", type=_stop_after, metavar="K[:E]",
                    help="end this invocation after iteration K (or epoch E of iteration K); continue with --resume")
     add_settings_flags(p, PruneConfig)
+    add_deprecated_aliases(p, {"--schedule": "--sparsity-schedule"})
     p.set_defaults(run=_prune)
 
 
