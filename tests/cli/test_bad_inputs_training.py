@@ -78,7 +78,7 @@ CASES = [
     BadInput("train-zero-particles", (*TRAIN, "--particles", "0"), "particles must be at least 1"),
     BadInput("train-bad-optimizer", (*TRAIN, "--optimizer", "lbfgs"), "invalid choice: 'lbfgs'"),
     BadInput("train-unknown-model", (*TRAIN, "--model", "resnet"), "unknown tagger 'resnet'"),
-    BadInput("train-stop-after-0", (*TRAIN, "--stop-after-epoch", "0"), "--stop-after-epoch: must be at least 1"),
+    BadInput("train-stop-after-0", (*TRAIN, "--stop-after", "0"), "--stop-after: must be at least 1"),
     # tagger train: model hyperparameters
     BadInput("train-hp-word", (*TRAIN, "--hp", "hidden=abc"), "hyperparameter hidden must be a list"),
     BadInput("train-hp-unknown", (*TRAIN, "--hp", "depth=3"), "unknown hyperparameter(s) depth"),

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def _study_flags(p, study_help: str, *, required: bool = False) -> None:
     p = p.add_argument_group("study and storage", "which study, and the database that holds it")
-    p.add_argument("--study", metavar="NAME", help=study_help + (" (required)" if required else ""), required=required)
+    p.add_argument("--study", metavar="NAME", help=study_help, required=required)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--storage", metavar="URL", help="Optuna database: sqlite:///FILE.db or "
                        "postgresql://USER@HOST:PORT/DB (default: sqlite:///<dir>/study.db); a PostgreSQL password is "
