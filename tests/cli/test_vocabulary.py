@@ -116,7 +116,8 @@ def test_former_spellings_still_work_and_name_the_new_flag(capsys, command, old,
                                                                           "plateau only, not cosine"),
 ])
 def test_fastsim_train_refuses_what_the_model_does_not_use(tmp_path, capsys, flags, message):
-    assert main(["fastsim", "train", "--out", str(tmp_path / "run"), *flags]) == 2
+    # --epochs 0 is refused too, after the flags: a missing refusal fails at once instead of training
+    assert main(["fastsim", "train", "--out", str(tmp_path / "run"), "--epochs", "0", *flags]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "drop it" in err
     assert not (tmp_path / "run").exists()  # refused before anything is written
@@ -128,7 +129,7 @@ def test_fastsim_train_refuses_what_the_model_does_not_use(tmp_path, capsys, fla
     (["--lr-schedule", "none", "--lr-factor", "0.1"], "--lr-factor applies to --lr-schedule plateau only, not none"),
 ])
 def test_tagger_train_refuses_what_the_optimizer_or_schedule_does_not_use(tmp_path, capsys, flags, message):
-    assert main(["tagger", "train", "--model", "dnn", "--out", str(tmp_path / "run"), *flags]) == 2
+    assert main(["tagger", "train", "--model", "dnn", "--out", str(tmp_path / "run"), "--epochs", "0", *flags]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "run").exists()
