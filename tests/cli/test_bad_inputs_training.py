@@ -141,8 +141,8 @@ CASES = [
     BadInput("sample-bad-format", ("fastsim", "sample", "{generator}", "--n", "3", "--out", "{tmp}/x.h5",
                                    "--format", "csv"), "invalid choice: 'csv'"),
     BadInput("evaluate-too-few", ("fastsim", "evaluate", "{generator}", "--n", "2"), "--n must be at least 4"),
-    BadInput("evaluate-negative-classifier", ("fastsim", "evaluate", "{generator}", "--classifier-seconds", "-1"),
-             "--classifier-seconds must be >= 0"),
+    BadInput("evaluate-negative-classifier", ("fastsim", "evaluate", "{generator}", "--classifier-time-limit-s", "-1"),
+             "--classifier-time-limit-s must be >= 0"),
 ]
 
 

@@ -31,6 +31,7 @@ SYNONYMS = {
     "end early, --resume continues": ("--stop-after", {"--stop-after-epoch", "--stop-after-iteration", "--stop-at"}),
     "time limit of a run": ("--time-limit-min", {"--timeout-min", "--timeout", "--time-limit", "--max-minutes"}),
     "time limit of a study": ("--study-time-limit-min", {"--timeout-min", "--study-timeout-min"}),
+    "time limit of a test": ("--classifier-time-limit-s", {"--classifier-seconds", "--classifier-timeout"}),
     "worker processes": ("--workers", {"--num-workers", "--n-workers", "--jobs", "--processes", "--nproc"}),
     "read only the first N": ("--limit", {"--max-jets", "--max-train", "--max-sets", "--max-items", "--first"}),
     "how many sets to make": ("--n", {"--num", "--n-samples", "--samples", "--count"}),
@@ -85,6 +86,7 @@ def test_help_says_required_where_the_parser_requires():
     ("fastsim train", "--stop-after-epoch", "--stop-after", "1", "stop_after", 1),
     ("hpo run", "--timeout-min", "--study-time-limit-min", "0.5", "study_time_limit_min", 0.5),
     ("hpo run", "--schedule", "--lr-schedule", "none", "schedule", "none"),
+    ("fastsim evaluate RUN", "--classifier-seconds", "--classifier-time-limit-s", "5", "classifier_seconds", 5.0),
 ])
 def test_former_spellings_still_work_and_name_the_new_flag(capsys, command, old, new, value, dest, parsed):
     argv = command.split()
