@@ -114,6 +114,7 @@ def test_former_spellings_still_work_and_name_the_new_flag(capsys, command, old,
     (["--model", "vae", "--hp", "generator.hidden=8"], "--hp generator.hidden: the generator network belongs to "
                                                        "--model gan, not vae"),
     (["--model", "vae", "--momentum", "0.5"], "--momentum applies to --optimizer sgd"),
+    (["--data", "mnist-sparse", "--jet-class", "t"], "--jet-class applies to jets only, not --data mnist-sparse"),
     (["--model", "vae", "--lr-schedule", "cosine", "--lr-patience", "3"], "--lr-patience applies to --lr-schedule "
                                                                           "plateau only, not cosine"),
 ])

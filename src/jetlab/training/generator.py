@@ -154,6 +154,8 @@ class GeneratorConfig(TrainSettings):
             return self.foreign(name)
         if name in ("adam_beta1", "adam_beta2") and self.optimizer != "adam":
             return f"applies to --optimizer adam only, not {self.optimizer}"
+        if name in _JETS_ONLY and str(self.data).startswith("mnist-"):
+            return f"applies to jets only, not --data {self.data}"
         return super().ignores(name)
 
     def foreign(self, name: str) -> str | None:
@@ -178,6 +180,8 @@ _MODEL_SETTINGS = {
 }
 
 
+#: settings that only jets use (MNIST digits have no jet class, mass or pT)
+_JETS_ONLY = ("jet_class", "particles", "log_pt", "mass_weight", "pt_weight", "flow_condition", "metrics_samples")
 #: settings every generator but some reads: the ones that read them
 _SHARED_BY = {"lr": ("vae", "flow"), "latent_dim": ("vae", "gan")}
 #: what a model uses in place of another's setting, for the message refusing the latter
