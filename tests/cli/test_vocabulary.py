@@ -170,3 +170,16 @@ def test_fastsim_train_out_follows_the_taggers_rule():
     assert _default_out(parser.parse_args(["fastsim", "train", "--data", "mnist-sparse"])) == "runs/gan-mnist-sparse"
     assert not COMMANDS["fastsim train"]._option_string_actions["--out"].required
     assert not COMMANDS["tagger train"]._option_string_actions["--out"].required
+
+
+def test_hpo_run_help_groups_the_flags_by_the_studies_they_apply_to():
+    groups = {g.title: {s for a in g._group_actions for s in a.option_strings}
+              for g in COMMANDS["hpo run"]._action_groups}
+    assert {"--study", "--storage"} <= groups["study and storage"]
+    assert {"--model", "--space", "--trials"} <= groups["search"]
+    assert {"--epochs", "--lr", "--lr-schedule", "--data"} <= groups["fixed training settings (every study)"]
+    assert {"--workers", "--weight-decay", "--l1"} <= groups["tagger studies"]
+    assert {"--kl-weight", "--lr-g", "--ode-steps", "--jet-class"} <= groups["generator studies"]
+    assert not groups["tagger studies"] & groups["generator studies"]
+    text = " ".join(COMMANDS["hpo run"].format_help().split())
+    assert "maximum epochs, counted across resumes (default: 20 taggers, 10 generators)" in text
