@@ -96,7 +96,7 @@ class TrainSettings:
 
     def ignores(self, name: str) -> str | None:
         """Why a run with these settings would not use setting ``name`` (None: it would): the
-        CLI refuses such a flag when it is given (:func:`jetlab.cli.settings.refuse_unused`)."""
+        CLI refuses such a flag when it is given (``jetlab.cli.settings.refuse_unused``)."""
         if name == "momentum" and self.optimizer != "sgd" and self.strategy != "gem":
             return f"applies to --optimizer sgd (and --strategy gem) only, not --optimizer {self.optimizer}"
         if name in ("lr_factor", "lr_patience") and self.schedule != "plateau":
