@@ -65,7 +65,7 @@ def run_training(out: Path, ranks: int, algorithm: str | None, args, masters: in
     run = out / (f"{algorithm}-{ranks}" + (f"-m{masters}" if masters > 1 else "") if algorithm else "local")
     shutil.rmtree(run, ignore_errors=True)
     command = [sys.executable, "-m", "jetlab", "tagger", "train", "--model", args.model, "--data", str(args.data),
-               "--epochs", str(args.epochs), "--batch-size", str(BATCH), "--patience", "0", "--schedule", "none",
+               "--epochs", str(args.epochs), "--batch-size", str(BATCH), "--patience", "0", "--lr-schedule", "none",
                "--out", str(run), "--seed", "1"]
     if algorithm is None:
         command += ["--threads", "1"]

@@ -53,7 +53,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"(jetlab tagger train)(?!.*--epochs)", r"\1 --epochs 1"),  # commands relying on the 20-epoch default
     (r"--n \d+", "--n 20"),
     (r"(jetlab data mnist)\b", r"\1 --limit 100"),
-    (r"(jetlab fastsim train)\b", r"\1 --max-train 64 --batch-size 8"),  # ~30 jets of one class
+    (r"(jetlab fastsim train)\b", r"\1 --limit 64 --batch-size 8"),  # ~30 jets of one class
     (r"--trials \d+", "--trials 2"),
     (r"--iterations \d+", "--iterations 2"),
     (r"(jetlab tagger prune)\b", r"\1 --epochs-per-iteration 1"),

@@ -78,7 +78,7 @@ CASES = [
     BadInput("train-zero-particles", (*TRAIN, "--particles", "0"), "particles must be at least 1"),
     BadInput("train-bad-optimizer", (*TRAIN, "--optimizer", "lbfgs"), "invalid choice: 'lbfgs'"),
     BadInput("train-unknown-model", (*TRAIN, "--model", "resnet"), "unknown tagger 'resnet'"),
-    BadInput("train-stop-after-0", (*TRAIN, "--stop-after-epoch", "0"), "--stop-after-epoch: must be at least 1"),
+    BadInput("train-stop-after-0", (*TRAIN, "--stop-after", "0"), "--stop-after: must be at least 1"),
     # tagger train: model hyperparameters
     BadInput("train-hp-word", (*TRAIN, "--hp", "hidden=abc"), "hyperparameter hidden must be a list"),
     BadInput("train-hp-unknown", (*TRAIN, "--hp", "depth=3"), "unknown hyperparameter(s) depth"),
@@ -141,8 +141,8 @@ CASES = [
     BadInput("sample-bad-format", ("fastsim", "sample", "{generator}", "--n", "3", "--out", "{tmp}/x.h5",
                                    "--format", "csv"), "invalid choice: 'csv'"),
     BadInput("evaluate-too-few", ("fastsim", "evaluate", "{generator}", "--n", "2"), "--n must be at least 4"),
-    BadInput("evaluate-negative-classifier", ("fastsim", "evaluate", "{generator}", "--classifier-seconds", "-1"),
-             "--classifier-seconds must be >= 0"),
+    BadInput("evaluate-negative-classifier", ("fastsim", "evaluate", "{generator}", "--classifier-time-limit-s", "-1"),
+             "--classifier-time-limit-s must be >= 0"),
 ]
 
 

@@ -25,7 +25,7 @@ def test_evaluate_writes_every_metric_and_the_sizes_used(tmp_path, capsys):
                  "--hp", "generator.hidden=8", "--hp", "discriminator.hidden=8", "--threads", "1",
                  "--out", str(run)]) == 0
     capsys.readouterr()
-    assert main(["fastsim", "evaluate", str(run), "--n", "100000", "--classifier-seconds", "0.5"]) == 0
+    assert main(["fastsim", "evaluate", str(run), "--n", "100000", "--classifier-time-limit-s", "0.5"]) == 0
     out = capsys.readouterr().out
     evaluation = json.loads((run / "evaluation.json").read_text())
     n_test = evaluation["n_real"]

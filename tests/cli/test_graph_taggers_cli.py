@@ -41,7 +41,7 @@ def test_model_file_round_trip_reproduces_the_test_predictions(runs, model):
 
 
 def test_evaluate_and_compare(runs, tiny_jets_dir, tmp_path, capsys):
-    assert main(["tagger", "evaluate", str(runs["part-small"]), "--data", str(tiny_jets_dir), "--name", "same"]) == 0
+    assert main(["tagger", "evaluate", str(runs["part-small"]), "--data", str(tiny_jets_dir), "--eval-name", "same"]) == 0
     assert "part-small on" in capsys.readouterr().out
     assert json.loads((runs["part-small"] / "eval-same" / "metrics.json").read_text())["n_jets"] == 200
     assert main(["tagger", "compare", *map(str, runs.values()), "--out", str(tmp_path)]) == 0

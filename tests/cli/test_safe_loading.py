@@ -153,7 +153,7 @@ def paused_tagger(tiny_jets_dir, tmp_path_factory):
     """A tagger run stopped after epoch 1 of 2, as a crash or a time limit leaves it."""
     run = tmp_path_factory.mktemp("paused") / "run"
     assert main(["tagger", "train", "--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", "2", "--threads", "1",
-                 "--stop-after-epoch", "1", "--out", str(run)]) == 0
+                 "--stop-after", "1", "--out", str(run)]) == 0
     assert (run / "model.pt").is_file() and not (run / FINISHED_NAME).exists()
     return run
 
@@ -179,7 +179,7 @@ def test_resuming_the_paused_run_finishes_it(paused_tagger, runs, tmp_path, caps
 def test_continuing_a_finished_run_makes_it_unfinished_until_it_ends_again(runs, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(runs["tagger"], run)
-    assert main(["tagger", "train", "--out", str(run), "--resume", "--epochs", "3", "--stop-after-epoch", "2"]) == 0
+    assert main(["tagger", "train", "--out", str(run), "--resume", "--epochs", "3", "--stop-after", "2"]) == 0
     assert not (run / FINISHED_NAME).exists()   # paused after epoch 2 of 3: whatever model.pt holds now
     assert "holds an unfinished run" in refused(["tagger", "evaluate", run, "--data", runs["jets"]], capsys)
 

@@ -36,7 +36,7 @@ def test_train_dnn_one_epoch_writes_the_run_directory(tiny_jets_dir, tmp_path, c
     assert metrics["n_parameters"] > 0 and metrics["training_time_s"] > 0
 
     capsys.readouterr()
-    assert run_cli("evaluate", out, "--data", tiny_jets_dir, "--name", "again") == 0
+    assert run_cli("evaluate", out, "--data", tiny_jets_dir, "--eval-name", "again") == 0
     assert (out / "eval-again" / "metrics.json").is_file()
     again = json.loads((out / "eval-again" / "metrics.json").read_text())
     called = [sum(col) for col in zip(*again["confusion_matrix"])]

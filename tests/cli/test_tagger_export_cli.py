@@ -52,7 +52,7 @@ def test_a_folder_without_a_model(tmp_path, capsys, fmt):
     ("dnn", ("--scan-precision", "8-x"), "expected a range like 8-18"),
     ("dnn", ("--scan-precision", "18-8"), "the range runs backwards; write 8-18"),
     ("dnn", ("--scan-precision", "6,8", "--precision", "ap_int<8>"), "needs a precision of the form ap_fixed<W,I>"),
-    ("dnn", ("--max-jets", 0), "argument --max-jets: must be at least 1, got 0"),
+    ("dnn", ("--limit", 0), "argument --limit: must be at least 1, got 0"),
 ])
 def test_hls4ml_input_errors(runs, tmp_path, capsys, label, flags, expected):
     pytest.importorskip("hls4ml")

@@ -126,7 +126,7 @@ def test_latency_is_the_measured_forward_time_of_the_trained_model(tmp_path, tri
     (["--objective", "w1m"], "w1m: not an objective of taggers"),
     (["--objective", "accuracy,params", "--sampler", "cmaes"], "cmaes optimises one objective"),
     (["--objective", "accuracy,params", "--pruner", "median"], "pruning needs a single objective"),
-    (["--lr-g", "0.1"], "--lr-g is not a tagger setting"),
+    (["--lr-g", "0.1"], "--lr-g is a generator setting; a tagger study does not use it"),
     (["--ranks-per-trial", "2"], "needs mpiexec"),
     (["--space", "missing.yaml"], "missing.yaml: no such search-space file"),
     (["--sampler", "nsga2", "--population", "1"], "--population must be at least 2"),

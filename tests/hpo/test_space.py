@@ -108,11 +108,12 @@ def test_spaces_naming_what_the_model_lacks_are_refused(model, text, message):
         check_space(SearchSpace.from_dict(yaml.safe_load(text), "s.yaml"), recipe_for(model), model, 30)
 
 
-def test_retrain_command_is_read_back_by_the_tagger_cli_as_the_same_config():
+def test_retrain_command_is_read_back_by_the_tagger_cli_as_the_same_config(capsys):
     from jetlab.cli.main import build_parser
     from jetlab.cli.tagger import build_train_config
 
-    config = apply_params(TaggerTrainConfig(model="jedinet", data="/data/jets", epochs=7),
+    config = apply_params(TaggerTrainConfig(model="jedinet", data="/data/jets", epochs=7, schedule="cosine",
+                                            num_workers=2),
                           recipe_for("jedinet"),
                           {"settings": {"optimizer": "adadelta", "lr": 0.731},
                            "hparams": {"hidden": 35, "f_r_activation": "selu"}})
@@ -123,3 +124,5 @@ def test_retrain_command_is_read_back_by_the_tagger_cli_as_the_same_config():
     assert isinstance(args, argparse.Namespace)
     rebuilt, out = build_train_config(args)
     assert out == "runs/best" and rebuilt == config
+    # settings whose flag is not their name are written with today's flag, not a former spelling
+    assert "--lr-schedule cosine" in command and "--workers 2" in command and capsys.readouterr().err == ""

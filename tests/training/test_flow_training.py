@@ -36,7 +36,7 @@ def flow_run(tmp_path_factory, tiny_jetnet_file):  # noqa: F811
 
 def test_cli_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, flow_run, tiny_jetnet_file, capsys):  # noqa: F811
     run = tmp_path / "interrupted"
-    assert main(_train_args(tiny_jetnet_file, run, "--epochs", "2", "--stop-after-epoch", "1")) == 0
+    assert main(_train_args(tiny_jetnet_file, run, "--epochs", "2", "--stop-after", "1")) == 0
     assert "--resume" in capsys.readouterr().out
     torch.manual_seed(99)  # another global RNG state in between: the checkpoint restores it
     assert main(["fastsim", "train", "--out", str(run), "--resume"]) == 0

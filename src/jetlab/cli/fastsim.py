@@ -3,11 +3,11 @@
 Commands::
 
     jetlab fastsim train --model vae|gan|flow --data jets|mnist-superpixels|mnist-sparse|PATH
-                         [--jet-class g] [--particles 30] --epochs E --out RUN [--resume] ...
+                         [--jet-class g] [--particles 30] --epochs E [--out RUN] [--resume] ...
     torchrun --standalone --nproc_per_node=2 -m jetlab fastsim train ...   # data-parallel
     jetlab fastsim sample RUN --n N --out FILE [--format jetnet|hls4ml] [--seed S] [--ode-steps N]
     jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S] [--ode-steps N] [--ode-solver S]
-                                [--classifier-seconds S]
+                                [--classifier-time-limit-s S]
 
 Every setting of :class:`~jetlab.training.generator.GeneratorConfig` is a flag; network
 options are ``--hp vae.hidden=128``, ``--hp generator.n_layers=3``,
@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jetlab.cli.settings import (
+    add_deprecated_aliases,
     add_model_code_flag,
     add_settings_flags,
     build_config,
@@ -47,15 +48,17 @@ def register(subparsers) -> None:
                     "RUN/history.json and sample plots. Unset flags take their value from --config (or, with "
                     "--resume, RUN/config.yaml), else the defaults shown.",
     )
-    train.add_argument("--out", required=True, metavar="RUN", help="run directory")
+    train.add_argument("--out", metavar="RUN", help="run directory (default runs/<model>-<class><particles>, "
+                       "runs/<model>-<data> for MNIST)")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (GeneratorConfig keys)")
     train.add_argument("--hp", action="append", default=[], metavar="NET.KEY=VALUE",
                        help="network option (YAML value), NET one of vae, generator, discriminator, flow; repeatable")
-    train.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
-                       help="end this invocation after epoch K's checkpoint (continue later with --resume)")
+    train.add_argument("--stop-after", type=positive_int, metavar="E",
+                       help="end this invocation after epoch E's checkpoint (continue later with --resume)")
     add_settings_flags(train, GeneratorConfig)
     add_model_code_flag(train)
+    add_deprecated_aliases(train, {"--schedule": "--lr-schedule"})
     train.set_defaults(run=_train, on_stop=RESUME)
 
     sample = subparsers.add_parser(
@@ -86,11 +89,13 @@ def register(subparsers) -> None:
     evaluate.add_argument("--seed", type=int, default=1,
                           help="random seed of the generated sets and the metrics' draws (default 1)")
     _sampler_flags(evaluate)
-    evaluate.add_argument("--classifier-seconds", type=float, default=120.0, metavar="S",
-                          help="training budget of the classifier two-sample test per comparison (0: skip it)")
+    evaluate.add_argument("--classifier-time-limit-s", dest="classifier_seconds", type=float, default=120.0,
+                          metavar="S", help="time limit of the classifier two-sample test's training per "
+                                            "comparison, in seconds (0: skip the test; default 120)")
     evaluate.add_argument("--classifier-model", default="garnet", choices=("garnet", "jedinet-sumo"),
                           help="network of the classifier test")
     add_model_code_flag(evaluate)
+    add_deprecated_aliases(evaluate, {"--classifier-seconds": "--classifier-time-limit-s"})
     evaluate.set_defaults(run=_evaluate)
 
 
@@ -107,14 +112,20 @@ def _sampler(args) -> dict:
     return {"ode_steps": args.ode_steps, "ode_solver": args.ode_solver}
 
 
-def _network_options(items: list[str], base) -> dict:
-    """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``."""
+def _network_options(items: list[str], base, *, model: str) -> dict:
+    """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``; a network ``model``
+    does not have is an error."""
+    from jetlab.training.generator import generator_family, models_using  # lazy: start-up (torch)
+
     options: dict = {}
     for key, value in parse_hyperparameters(items).items():
         network, dot, name = key.partition(".")
         if not dot or network not in _NETWORKS or not name:
             raise JetlabError(f"--hp {key}: expected NET.KEY=VALUE with NET one of {', '.join(_NETWORKS)}")
         field = f"{network}_options"
+        if generator_family(model) not in models_using(field):
+            raise JetlabError(f"--hp {key}: the {network} network belongs to --model {models_using(field)[0]}, "
+                              f"not {model}; drop it")
         options.setdefault(field, dict(getattr(base, field)))[name] = value
     return options
 
@@ -122,36 +133,45 @@ def _network_options(items: list[str], base) -> dict:
 def _train(args) -> int:
     from jetlab.training.generator import GeneratorConfig, train_generator  # lazy: start-up (torch)
 
+    out = args.out or _default_out(args)
     if args.resume:
         from jetlab.training.run_dir import CONFIG_NAME, check_run_dir  # lazy: start-up (torch)
 
-        check_run_dir(args.out, resume=True)
-        base = load_config(GeneratorConfig, Path(args.out) / CONFIG_NAME)
+        check_run_dir(out, resume=True)
+        base = load_config(GeneratorConfig, Path(out) / CONFIG_NAME)
     else:
         base = load_config(GeneratorConfig, args.config) if args.config else GeneratorConfig()
-    overrides = _network_options(args.hp, base)
-    # --lr sets both GAN learning rates unless they are given
-    if args.lr is not None and (args.model or base.model) == "gan":
-        overrides.setdefault("lr_g", args.lr_g if args.lr_g is not None else args.lr)
-        overrides.setdefault("lr_d", args.lr_d if args.lr_d is not None else args.lr)
+    overrides = _network_options(args.hp, base, model=args.model or base.model)
     if args.model and not args.resume:  # a model named afresh: a --config's recorded hash does not apply
         overrides["model_code"] = {}
-    config = build_config(GeneratorConfig, args, out=args.out, resume=args.resume, overrides=overrides)
-    result = train_generator(config, args.out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
+    config = build_config(GeneratorConfig, args, out=out, resume=args.resume, overrides=overrides)
+    result = train_generator(config, out, resume=args.resume, stop_after_epoch=args.stop_after)
     if result is None:
         return 0
     last = result["epochs"][-1] if result["epochs"] else {}
     numbers = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith(("train_", "val_")))
     done = last.get("epoch", 0)
-    print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {args.out}"
+    print(f"trained {config.model} on {config.data} for {done} of {config.epochs} epochs -> {out}"
           + (f" ({numbers})" if numbers else ""))
     if not result["finished"]:
-        print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab fastsim train --out {args.out} --resume")
+        print(f"stopped before the end; continue with: {relaunch_prefix()}jetlab fastsim train --out {out} --resume")
     if result.get("final_metrics"):
         from jetlab.metrics.generation import format_metrics_table  # lazy: start-up (scipy)
 
         print(format_metrics_table(result["final_metrics"]))
     return 0
+
+
+def _default_out(args) -> str:
+    """``runs/<model>-<class><particles>`` for jets, ``runs/<model>-<data>`` for MNIST (the rule
+    of ``jetlab tagger train``'s ``runs/<model>-<particles>``), from the flags or the defaults."""
+    from jetlab.models.registry import short_name  # lazy: start-up (torch)
+    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
+
+    model, data = short_name(args.model or GeneratorConfig.model), args.data or GeneratorConfig.data
+    if "mnist" in Path(data).name:
+        return f"runs/{model}-{Path(data).stem}"
+    return f"runs/{model}-{args.jet_class or GeneratorConfig.jet_class}{args.particles or GeneratorConfig.particles}"
 
 
 def _sample(args) -> int:
@@ -168,7 +188,7 @@ def _evaluate(args) -> int:
     if args.n is not None and args.n < 4:
         raise JetlabError(f"--n must be at least 4, got {args.n}")
     if args.classifier_seconds < 0:
-        raise JetlabError(f"--classifier-seconds must be >= 0, got {args.classifier_seconds}")
+        raise JetlabError(f"--classifier-time-limit-s must be >= 0, got {args.classifier_seconds}")
     result = evaluate_run(args.run_dir, data=args.data, n=args.n, seed=args.seed, sampler=_sampler(args),
                           classifier_seconds=args.classifier_seconds, classifier_model=args.classifier_model)
     print(f"{result['n_generated']} generated vs {result['n_real']} held-out real sets ({result['data']}, "

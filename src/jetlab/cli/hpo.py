@@ -25,7 +25,14 @@ import sys
 from pathlib import Path
 
 from jetlab.cli.fastsim import _network_options
-from jetlab.cli.settings import add_model_code_flag, add_settings_flags, parse_hyperparameters
+from jetlab.cli.settings import (
+    add_deprecated_aliases,
+    add_model_code_flag,
+    add_settings_flags,
+    given_flags,
+    parse_hyperparameters,
+    refuse_unused,
+)
 from jetlab.errors import InputError, JetlabError
 from jetlab.hpo.objective import OBJECTIVES
 from jetlab.hpo.recipes import check_space, recipe_for
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 
 
 def _study_flags(p, study_help: str, *, required: bool = False) -> None:
+    p = p.add_argument_group("study and storage", "which study, and the database that holds it")
     p.add_argument("--study", metavar="NAME", help=study_help, required=required)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--storage", metavar="URL", help="Optuna database: sqlite:///FILE.db or "
@@ -56,44 +64,57 @@ def _study_flags(p, study_help: str, *, required: bool = False) -> None:
 
 
 def register(subparsers) -> None:
+    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
     from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     objectives = ", ".join(f"{name} ({direction[:3]}: {what})" for name, (direction, _, what) in OBJECTIVES.items())
     p = subparsers.add_parser(
-        "run", help="run trials of a hyperparameter study (create it first if new)", conflict_handler="resolve",
+        "run", help="run trials of a hyperparameter study (create it first if new)",
         description="Train trials of a study, each a real training run into <dir>/trial-<n>, until the study holds "
                     "--trials finished trials; several processes (any machines reaching --storage) share a study. "
                     "A new study stores its model, space, objectives and fixed settings; running again continues "
-                    "it. Training flags (as in `jetlab tagger train` / `jetlab fastsim train`; tagger defaults "
-                    "shown) fix what the space does not tune.")
+                    "it. Training flags (as in `jetlab tagger train` / `jetlab fastsim train`) fix what the space does "
+                    "not tune; each group below says which studies it applies to.")
     _study_flags(p, "study name (default: the model's name)")
-    p.add_argument("--space", metavar="FILE.yaml", help="search space (default: the one shipped for the model, "
-                   "jetlab/hpo/spaces/<model>.yaml; JEDI-net's is the paper's)")
-    p.add_argument("--objective", metavar="A[,B]", help=f"objective(s); several give a Pareto front: {objectives} "
-                   "(default: accuracy for taggers, w1m for generators)")
-    p.add_argument("--sampler", choices=SAMPLERS, help="tpe, gp (Bayesian), cmaes, nsga2 (evolutionary), random "
-                   "(default: the study's, tpe for a new one)")
-    p.add_argument("--pruner", choices=PRUNERS, help="stop poor trials early on per-epoch validation numbers: median "
-                   "(from epoch max(1, epochs // 3) on), halving (successive halving) or none "
-                   "(default: median; none for several objectives)")
-    p.add_argument("--trials", type=int, default=20, metavar="N",
-                   help="finished trials the study should hold, over all workers (default 20; 0: only create it)")
-    p.add_argument("--sampler-seed", type=int, metavar="S", help="seed of the sampler (group k of mpiexec: S+k)")
-    p.add_argument("--population", type=int, metavar="P", help="nsga2 population / cmaes population size")
-    p.add_argument("--heartbeat", type=int, default=60, metavar="S", help="seconds between a worker's heartbeats; "
-                   "a trial silent for 3x this belongs to a dead worker and is retried (0: off; default 60)")
-    p.add_argument("--ranks-per-trial", type=int, default=1, metavar="R",
-                   help="under mpiexec -n K: K/R trials at a time, each trained data-parallel by R ranks")
-    p.add_argument("--timeout-min", type=float, metavar="MIN", help="start no trial after MIN minutes")
-    p.add_argument("--config", metavar="FILE.yaml", help="fixed training settings from a YAML file")
-    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
-                   help="fixed model hyperparameter (generators: NET.KEY=VALUE), repeatable")
-    add_settings_flags(p.add_argument_group("training settings (as `jetlab tagger train`; defaults shown are the "
-                                            "tagger's)"), TaggerTrainConfig)
-    add_settings_flags(p.add_argument_group("generator settings (as `jetlab fastsim train`)"), _generator_only())
-    p.add_argument("--model", metavar="NAME", help="model of a new study: a tagger (jedinet, jedinet-sumo, garnet, "
-                   "dnn, cnn, gru) or a generator (vae, gan), or your own (FILE.py:Class)")
+    search = p.add_argument_group("search", "what is tuned and how (every study)")
+    search.add_argument("--model", metavar="NAME", help="model of a new study: a tagger (jedinet, jedinet-sumo, "
+                        "garnet, dnn, cnn, gru, ...) or a generator (vae, gan, flow), or your own (FILE.py:Class)")
     add_model_code_flag(p)
+    search.add_argument("--space", metavar="FILE.yaml", help="search space (default: the one shipped for the model, "
+                        "jetlab/hpo/spaces/<model>.yaml; JEDI-net's is the paper's)")
+    search.add_argument("--objective", metavar="A[,B]", help=f"objective(s); several give a Pareto front: "
+                        f"{objectives} (default: accuracy for taggers, w1m for generators)")
+    search.add_argument("--sampler", choices=SAMPLERS, help="tpe, gp (Bayesian), cmaes, nsga2 (evolutionary), "
+                        "random (default: the study's, tpe for a new one)")
+    search.add_argument("--pruner", choices=PRUNERS, help="stop poor trials early on per-epoch validation numbers: "
+                        "median (from epoch max(1, epochs // 3) on), halving (successive halving) or none "
+                        "(default: median; none for several objectives)")
+    search.add_argument("--trials", type=int, default=20, metavar="N", help="finished trials the study should "
+                        "hold, over all workers (default 20; 0: only create it)")
+    search.add_argument("--sampler-seed", type=int, metavar="S", help="seed of the sampler (group k of mpiexec: S+k)")
+    search.add_argument("--population", type=int, metavar="P", help="nsga2 population / cmaes population size")
+    workers = p.add_argument_group("workers", "this process and the trials it trains (every study)")
+    workers.add_argument("--heartbeat", type=int, default=60, metavar="S", help="seconds between a worker's "
+                         "heartbeats; a trial silent for 3x this belongs to a dead worker and is retried "
+                         "(0: off; default 60)")
+    workers.add_argument("--ranks-per-trial", type=int, default=1, metavar="R",
+                         help="under mpiexec -n K: K/R trials at a time, each trained data-parallel by R ranks "
+                              "(default 1)")
+    workers.add_argument("--study-time-limit-min", type=float, metavar="MIN",
+                         help="start no trial after MIN minutes (default: no limit)")
+    fixed = p.add_argument_group("fixed training settings (every study)",
+                                 "what the space does not tune, as in `jetlab tagger train` / `jetlab fastsim train`")
+    fixed.add_argument("--config", metavar="FILE.yaml", help="fixed training settings from a YAML file")
+    fixed.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                       help="fixed model hyperparameter (generators: NET.KEY=VALUE), repeatable")
+    tagger, generator = ({f.name for f in dataclasses.fields(c)} - {"model"} for c in (TaggerTrainConfig, GeneratorConfig))
+    add_settings_flags(fixed, TaggerTrainConfig, names=tagger & generator, shown=_both_defaults)
+    add_settings_flags(p.add_argument_group("tagger studies", "only where --model is a tagger"), TaggerTrainConfig,
+                       names=tagger - generator)
+    add_settings_flags(p.add_argument_group("generator studies", "only where --model is a generator; the "
+                                            "VAE:/GAN:/flow: settings only for that model"), GeneratorConfig,
+                       names=generator - tagger)
+    add_deprecated_aliases(p, {"--schedule": "--lr-schedule"})
     p.set_defaults(run=_run, on_stop="the trial in progress is queued again and continues from its last finished "
                    "epoch: rerun the same command to continue")
 
@@ -107,15 +128,15 @@ def register(subparsers) -> None:
     p.set_defaults(run=_report)
 
 
-def _generator_only():
-    """The generator settings that taggers lack, as a dataclass (their flags, for --help)."""
+def _both_defaults(field) -> str | None:
+    """A shared setting's default where taggers and generators differ: "20 taggers, 10 generators"."""
     from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
     from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
-    shared = {f.name for f in dataclasses.fields(TaggerTrainConfig)}
-    return dataclasses.make_dataclass("GeneratorOnly", [
-        (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata))
-        for f in dataclasses.fields(GeneratorConfig) if f.name not in shared])
+    tagger, generator = (getattr(cls, field.name, None) for cls in (TaggerTrainConfig, GeneratorConfig))
+    if tagger == generator:
+        return None
+    return f"{'unset' if tagger is None else tagger} taggers, {generator} generators"
 
 
 def _given_settings(cls, args) -> dict:
@@ -124,23 +145,25 @@ def _given_settings(cls, args) -> dict:
     from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     own = {f.name for f in dataclasses.fields(cls)}
-    flagged = {f.name for c in (TaggerTrainConfig, GeneratorConfig) for f in dataclasses.fields(c)
-               if f.metadata.get("help")} - {"model"}
-    stray = sorted(n for n in flagged - own if getattr(args, n, None) is not None)
+    given = {**given_flags(TaggerTrainConfig, args), **given_flags(GeneratorConfig, args)}
+    given.pop("model", None)
+    stray = sorted(flag for name, flag in given.items() if name not in own)
     if stray:
-        what = "tagger" if "hparams" in own else "generator"
-        raise JetlabError(f"--{stray[0].replace('_', '-')} is not a {what} setting")
-    return {n: getattr(args, n) for n in flagged & own if getattr(args, n, None) is not None}
+        what, other = ("tagger", "generator") if "hparams" in own else ("generator", "tagger")
+        raise JetlabError(f"{stray[0]} is a {other} setting; a {what} study does not use it: drop it")
+    return {name: getattr(args, name) for name in given if name in own}
 
 
 def _fixed_config(recipe, args, base):
     """``base`` (defaults, --config file or a study's stored settings) with the flags given applied."""
     config = dataclasses.replace(base, **_given_settings(recipe.config_class, args))
+    if hasattr(config, "foreign"):  # a generator study: another generator's setting is refused
+        refuse_unused(config, args, why=config.foreign)
     if args.hp:
         if recipe.name == "tagger":
             config.hparams = {**config.hparams, **parse_hyperparameters(args.hp)}
         else:
-            config = dataclasses.replace(config, **_network_options(args.hp, config))
+            config = dataclasses.replace(config, **_network_options(args.hp, config, model=config.model))
     if config.data and Path(config.data).exists():
         config.data = str(Path(config.data).resolve())  # workers may start elsewhere
     config.validate("options")
@@ -233,7 +256,7 @@ def _run_study(args, name: str, study_dir: Path, storage: str, again: str) -> in
     options = WorkerOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner,
                             sampler_seed=args.sampler_seed, population=args.population, heartbeat_s=args.heartbeat,
                             ranks_per_trial=args.ranks_per_trial, dir=args.dir,
-                            timeout_s=None if args.timeout_min is None else 60 * args.timeout_min)
+                            timeout_s=None if args.study_time_limit_min is None else 60 * args.study_time_limit_min)
     if args.heartbeat < 0:
         raise JetlabError(f"--heartbeat must be >= 0, got {args.heartbeat}")
     if args.population is not None and args.population < 2:

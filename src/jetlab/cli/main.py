@@ -27,9 +27,21 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Help(argparse.HelpFormatter):
+    """--help says "(required)" after each option the parser requires."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action)
+        return f"{text} (required)" if action.required and action.option_strings and text else text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with jetlab's error format: one line ``jetlab: error: <command>: <problem>``, exit 2
-    (the sub-command parsers inherit the class)."""
+    """argparse with jetlab's error format: one line ``jetlab: error: <command>: <problem>``, exit 2,
+    and "(required)" in the help of required options (the sub-command parsers inherit the class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         command = self.prog.removeprefix("jetlab").strip()

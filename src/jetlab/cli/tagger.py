@@ -20,6 +20,7 @@ import argparse
 import sys
 
 from jetlab.cli.settings import (
+    add_deprecated_aliases,
     add_model_code_flag,
     add_settings_flags,
     build_config,
@@ -48,10 +49,11 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="load settings from a YAML file (e.g. a RUN/config.yaml)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyperparameter (YAML value), repeatable: --hp hidden=30 --hp edge_dim=10")
-    p.add_argument("--stop-after-epoch", type=positive_int, metavar="K",
-                   help="end this invocation after epoch K's checkpoint (continue later with --resume)")
+    p.add_argument("--stop-after", type=positive_int, metavar="E",
+                   help="end this invocation after epoch E's checkpoint (continue later with --resume)")
     add_settings_flags(p, TaggerTrainConfig)
     add_model_code_flag(p)
+    add_deprecated_aliases(p, {"--schedule": "--lr-schedule"})
     p.set_defaults(run=_train, on_stop=RESUME)
 
     p = subparsers.add_parser(
@@ -61,10 +63,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab tagger train`")
     p.add_argument("--data", required=True, metavar="DIR", help="jet files to evaluate on")
-    p.add_argument("--name", help="name of the eval-<name> folder (default: the data folder's name)")
+    p.add_argument("--eval-name", metavar="NAME",
+                   help="results go to RUN/eval-NAME (default: the data folder's name)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
     p.add_argument("--batch-size", type=positive_int, default=500, help="jets per forward pass (default 500)")
     add_model_code_flag(p)
+    add_deprecated_aliases(p, {"--name": "--eval-name"})
     p.set_defaults(run=_evaluate)
 
     p = subparsers.add_parser(
@@ -74,8 +78,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--out", metavar="DIR", help="folder for roc_<class>.png, compare.md, compare.json")
-    p.add_argument("--eval", dest="eval_name", metavar="NAME",
-                   help="compare RUN/eval-NAME results instead of the test split")
+    p.add_argument("--eval-name", metavar="NAME",
+                   help="compare the RUN/eval-NAME results of `jetlab tagger evaluate --eval-name NAME` instead of "
+                        "the test split")
+    add_deprecated_aliases(p, {"--eval": "--eval-name"})
     p.set_defaults(run=_compare)
 
     register_export(subparsers)
@@ -105,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
     from jetlab.training.tagger import train_tagger  # lazy: start-up (torch)
 
     config, out = build_train_config(args)
-    metrics = train_tagger(config, out, resume=args.resume, stop_after_epoch=args.stop_after_epoch)
+    metrics = train_tagger(config, out, resume=args.resume, stop_after_epoch=args.stop_after)
     if metrics is not None:
         aucs = ", ".join(f"{c} {v['auc']:.3f}" for c, v in metrics["per_class"].items() if v["auc"] is not None)
         print(f"{config.model}: test accuracy {metrics['accuracy']:.3f}; AUC {aucs}; "
@@ -122,7 +128,7 @@ def _is_main() -> bool:
 def _evaluate(args: argparse.Namespace) -> int:
     from jetlab.training.tagger_eval import evaluate_tagger  # lazy: start-up (torch)
 
-    metrics = evaluate_tagger(args.run_dir, args.data, name=args.name, device=args.device, batch_size=args.batch_size)
+    metrics = evaluate_tagger(args.run_dir, args.data, name=args.eval_name, device=args.device, batch_size=args.batch_size)
     aucs = ", ".join(f"{c} {v['auc']:.3f}" for c, v in metrics["per_class"].items() if v["auc"] is not None)
     # where the data hold one class only (e.g. generated jets) no AUC exists: say what they were called
     called = [sum(column) for column in zip(*metrics["confusion_matrix"])]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from jetlab.cli.settings import add_model_code_flag, positive_int
+from jetlab.cli.settings import add_deprecated_aliases, add_model_code_flag, positive_int
 from jetlab.errors import JetlabError
 
 __all__ = ["register_export", "parse_widths"]
@@ -38,8 +38,9 @@ def register_export(subparsers) -> None:
     p.add_argument("--scan-precision", nargs="?", const="8-18", metavar="WIDTHS",
                    help="hls4ml: also compile and evaluate every total width W of ap_fixed<W,I> (I from --precision); "
                         "WIDTHS like 8-18 (the default) or 8,12,16; writes precision_scan.{png,json}")
-    p.add_argument("--max-jets", type=positive_int, metavar="N", help="check on the first N test jets only (default all)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="check on the first N test jets only (default all)")
     add_model_code_flag(p)
+    add_deprecated_aliases(p, {"--max-jets": "--limit"})
     p.set_defaults(run=_export)
 
 
@@ -69,7 +70,7 @@ def _export(args: argparse.Namespace) -> int:
             raise JetlabError("--precision and --scan-precision apply to --format hls4ml only")
         from jetlab.export.onnx import export_onnx  # lazy: start-up (torch)
 
-        r = export_onnx(args.run_dir, out, max_jets=args.max_jets)
+        r = export_onnx(args.run_dir, out, max_jets=args.limit)
         m = r["metrics"]["onnxruntime"]
         print(f"{r['model']} -> {r['file']}: onnxruntime vs torch on {r['n_jets']} test jets: max |dp| = "
               f"{r['max_abs_diff']:.2e}; accuracy {m['accuracy']:.3f}, mean AUC {_fmt(m['mean_auc'])} -> {out}/report.md")
@@ -80,7 +81,7 @@ def _export(args: argparse.Namespace) -> int:
 
     widths = parse_widths(args.scan_precision) if args.scan_precision else None
     r = export_hls4ml(args.run_dir, out, precision=args.precision or DEFAULT_PRECISION, scan_widths=widths,
-                      max_jets=args.max_jets)
+                      max_jets=args.limit)
     fl, fx = r["float"], r["fixed"]
     print(f"{r['model']} -> {r['project']} ({r['precision']}): on {r['n_jets']} test jets accuracy {fx['accuracy']:.3f} "
           f"(float {fl['accuracy']:.3f}), mean AUC {_fmt(fx['mean_auc'])} (float {_fmt(fl['mean_auc'])}), "

@@ -3,7 +3,7 @@
 ::
 
     jetlab tagger prune runs/dnn --iterations 7 --target-sparsity 0.7 --out runs/dnn-pruned
-    jetlab tagger prune runs/jedinet --scope layer --schedule linear --rewind --l1 1e-4
+    jetlab tagger prune runs/jedinet --scope layer --sparsity-schedule linear --rewind --l1 1e-4
     jetlab tagger prune runs/dnn --out runs/dnn-pruned --resume     # continue a killed run
 
 See :mod:`jetlab.pruning.run` for what PRUNED holds.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jetlab.cli.settings import add_model_code_flag, add_settings_flags, build_config
+from jetlab.cli.settings import add_deprecated_aliases, add_model_code_flag, add_settings_flags, build_config
 from jetlab.errors import InputError, JetlabError
 from jetlab.utils.config import load_config
 
@@ -50,6 +50,7 @@ def register(subparsers) -> None:
                    help="end this invocation after iteration K (or epoch E of iteration K); continue with --resume")
     add_settings_flags(p, PruneConfig)
     add_model_code_flag(p)
+    add_deprecated_aliases(p, {"--schedule": "--sparsity-schedule"})
     p.set_defaults(run=_prune)
 
 

@@ -124,6 +124,8 @@ def apply_params(config, recipe: Recipe, chosen: dict[str, dict[str, Any]]):
 def train_command(config, recipe: Recipe, out: str) -> str:
     """The ``jetlab ... train`` command line that trains ``config`` into ``out``: a flag for
     every setting that differs from the recipe's default (``--hp`` for model options)."""
+    from jetlab.training.settings import flag_of  # lazy: start-up (torch)
+
     default = recipe.config_class()
     words = recipe.command.split() + ["--out", out]
     first = ("model", "data")
@@ -135,9 +137,9 @@ def train_command(config, recipe: Recipe, out: str) -> str:
             prefix = "" if field.name == "hparams" else field.name.removesuffix("_options") + "."
             words += [w for key, v in value.items() if base.get(key) != v for w in ("--hp", f"{prefix}{key}={_yaml(v)}")]
         elif field.metadata.get("help"):
-            flag = "--" + field.name.replace("_", "-")
+            flag = flag_of(type(config), field.name)
             if isinstance(value, bool):
-                words.append(flag if value else "--no-" + field.name.replace("_", "-"))
+                words.append(flag if value else "--no-" + flag.removeprefix("--"))
             else:
                 words += [flag, str(value)]
         else:

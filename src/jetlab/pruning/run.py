@@ -82,7 +82,8 @@ class PruneConfig:
     target_sparsity: float = setting(0.7, "fraction of the weight-matrix entries that are zero after the last "
                                           "iteration", metavar="S")
     schedule: str = setting("geometric", "sparsity per iteration: geometric (the same fraction of the remaining "
-                                         "weights each time) or linear", choices=SCHEDULES)
+                                         "weights each time) or linear", choices=SCHEDULES,
+                            flag="--sparsity-schedule")
     scope: str = setting("global", "rank the magnitudes of all weight matrices together (global) or each matrix "
                                    "on its own (layer)", choices=SCOPES)
     rewind: bool = setting(False, "reset the surviving weights and the biases to the run's initial values before "

@@ -147,7 +147,7 @@ class Engine:
         self.schedulers = {name: make_scheduler(settings, optimizer, task.monitor_mode)
                            for name, optimizer in task.optimizers.items()}
         if task.monitor is None and settings.schedule == "plateau":
-            raise JetlabError(f"{type(task).__name__} has no validation number to watch: use --schedule none or cosine")
+            raise JetlabError(f"{type(task).__name__} has no validation number to watch: use --lr-schedule none or cosine")
 
     # ------------------------------------------------------------------ one epoch
     def _reduce(self, sums: dict[str, float], count: float) -> dict[str, float]:

@@ -93,10 +93,11 @@ class GeneratorConfig(TrainSettings):
     epochs: int = setting(10, "maximum epochs, counted across resumes", resumable=True, metavar="E")
     batch_size: int = setting(128, "sets per step per process", metavar="B")
     schedule: str = setting("none", "learning-rate schedule (plateau needs a validation number)",
-                            choices=("plateau", "cosine", "none"))
+                            choices=("plateau", "cosine", "none"), flag="--lr-schedule")
     patience: int = setting(0, "early stopping: stop after this many epochs without a better validation number "
                                "(0: never)", resumable=True)
-    max_train: int = setting(0, "use at most this many training sets (0: all)")
+    max_train: int = setting(0, "use at most the first N sets of the training split (0: all)", metavar="N",
+                             flag="--limit")
     log_pt: bool | None = setting(None, "jets: learn log(pT_rel), so generated pT_rel > 0 by construction "
                                         "(unset: on for flow, off for vae and gan)", type=bool)
     latent_dim: int = setting(32, "latent size (VAE: per set; GAN: per particle)")
@@ -175,7 +176,24 @@ class GeneratorConfig(TrainSettings):
     @property
     def family(self) -> str:
         """How the model trains: ``vae``, ``gan`` or ``flow`` (a user's velocity network too)."""
-        return self.model if self.model in GENERATORS else "flow"
+        return generator_family(self.model)
+
+    def ignores(self, name: str) -> str | None:
+        """:meth:`TrainSettings.ignores`, and :meth:`foreign`."""
+        if self.foreign(name):
+            return self.foreign(name)
+        if name in ("adam_beta1", "adam_beta2") and self.optimizer != "adam":
+            return f"applies to --optimizer adam only, not {self.optimizer}"
+        if name in _JETS_ONLY and str(self.data).startswith("mnist-"):
+            return f"applies to jets only, not --data {self.data}"
+        return super().ignores(name)
+
+    def foreign(self, name: str) -> str | None:
+        """Why ``model`` does not use setting ``name``, where it belongs to other generators."""
+        users = models_using(name)
+        if users and self.family not in users:
+            return f"applies to --model {'/'.join(users)} only, not {self.model}{_INSTEAD.get((name, self.model), '')}"
+        return None
 
     @property
     def learns_log_pt(self) -> bool:
@@ -190,6 +208,30 @@ _MODEL_SETTINGS = {
             "discriminator_options"),
     "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_options"),
 }
+
+
+#: settings that only jets use (MNIST digits have no jet class, mass or pT)
+_JETS_ONLY = ("jet_class", "particles", "log_pt", "mass_weight", "pt_weight", "flow_condition", "metrics_samples")
+#: settings every generator but some reads: the ones that read them
+_SHARED_BY = {"lr": ("vae", "flow"), "latent_dim": ("vae", "gan")}
+#: what a model uses in place of another's setting, for the message refusing the latter
+_INSTEAD = {("lr", "gan"): " (the GAN's learning rates are --lr-g and --lr-d)",
+            **{(name, model): " (its learning rate is --lr)" for name in ("lr_g", "lr_d") for model in ("vae", "flow")},
+            **{(name, model): " (it trains with --optimizer at torch's Adam betas)"
+               for name in ("adam_beta1", "adam_beta2") for model in ("vae", "flow")}}
+
+
+def generator_family(model: str) -> str:
+    """How generator ``model`` trains: ``vae``, ``gan`` or ``flow`` (a user's ``FILE.py:Class``
+    is a flow-matching velocity network, the one kind of user generator jetlab drives)."""
+    return model if model in GENERATORS else "flow"
+
+
+def models_using(name: str) -> tuple[str, ...] | None:
+    """The generators that read setting ``name``, where not all of them do (None)."""
+    if name in _SHARED_BY:
+        return _SHARED_BY[name]
+    return next(((model,) for model, names in _MODEL_SETTINGS.items() if name in names), None)
 
 
 def _check_model_settings(config: GeneratorConfig, source: str) -> None:

@@ -23,7 +23,7 @@ from jetlab.errors import JetlabError
 from jetlab.training.strategies import ASYNC_STRATEGIES, STRATEGIES
 
 __all__ = ["ASYNC_NAMES", "GEM_LR", "OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TrainSettings", "make_optimizer", "make_scheduler",
-           "setting", "strategy_settings", "validate_settings"]
+           "flag_of", "setting", "strategy_settings", "validate_settings"]
 
 SCHEDULES = ("plateau", "cosine", "none")
 OPTIMIZERS = ("adam", "adadelta", "sgd")
@@ -41,10 +41,12 @@ GEM_IGNORES = ("lr", "lr_g", "lr_d", "optimizer")
 
 
 def setting(default: Any = None, help: str | None = None, *, type: Any = None, choices=None,  # noqa: A002
-            resumable: bool = False, metavar: str | None = None, factory=None):
-    """A dataclass field with its CLI help (None: no flag), flag type, choices, and whether
-    ``--resume`` may change it."""
-    metadata = {"help": help, "type": type, "choices": choices, "resumable": resumable, "metavar": metavar}
+            resumable: bool = False, metavar: str | None = None, factory=None, flag: str | None = None):
+    """A dataclass field with its CLI help (None: no flag), flag type, choices, whether
+    ``--resume`` may change it, and its flag where that is not ``--<name>`` (the CLI names one
+    idea one way in every command: e.g. ``schedule`` is ``--lr-schedule``)."""
+    metadata = {"help": help, "type": type, "choices": choices, "resumable": resumable, "metavar": metavar,
+                "flag": flag}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -61,7 +63,7 @@ class TrainSettings:
     optimizer: str = setting("adam", "optimizer: Adam, AdaDelta (Zeiler 2012, lr scales its step) or SGD with momentum",
                              choices=OPTIMIZERS)
     momentum: float = setting(0.9, "SGD momentum")
-    schedule: str = setting("plateau", "learning-rate schedule", choices=SCHEDULES)
+    schedule: str = setting("plateau", "learning-rate schedule", choices=SCHEDULES, flag="--lr-schedule")
     lr_factor: float = setting(0.5, "plateau: multiply the lr by this")
     lr_patience: int = setting(2, "plateau: epochs without improvement before the lr drops")
     patience: int = setting(10, "early stopping: stop after this many epochs without a better validation "
@@ -92,6 +94,15 @@ class TrainSettings:
                                         "processes)", type=int, resumable=True)
     time_limit_min: float = setting(0.0, "stop after the epoch that passes this many minutes (0: no limit; "
                                          "--resume continues)", resumable=True, metavar="MIN")
+
+    def ignores(self, name: str) -> str | None:
+        """Why a run with these settings would not use setting ``name`` (None: it would): the
+        CLI refuses such a flag when it is given (``jetlab.cli.settings.refuse_unused``)."""
+        if name == "momentum" and self.optimizer != "sgd" and self.strategy != "gem":
+            return f"applies to --optimizer sgd (and --strategy gem) only, not --optimizer {self.optimizer}"
+        if name in ("lr_factor", "lr_patience") and self.schedule != "plateau":
+            return f"applies to --lr-schedule plateau only, not {self.schedule}"
+        return None
 
 
 def validate_settings(config: TrainSettings, source: str = "options") -> None:
@@ -155,7 +166,14 @@ def _refuse_unused(config: TrainSettings, source: str) -> None:
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return flag_of(TrainSettings, name)
+
+
+def flag_of(cls, name: str) -> str:
+    """The ``jetlab`` flag of setting ``name`` of config dataclass ``cls``: ``--<name>`` with
+    dashes, unless the field names another (:func:`setting`'s ``flag``)."""
+    field = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    return (field.metadata.get("flag") if field else None) or "--" + name.replace("_", "-")
 
 
 def strategy_settings(config: TrainSettings) -> dict[str, Any]:

@@ -93,7 +93,8 @@ class TaggerTrainConfig(TrainSettings):
     l1: float = setting(0.0, "L1 penalty: add l1 * sum |W| over the weight matrices to the training loss (the hls4ml "
                              "recipe trains with it before pruning)", metavar="LAMBDA")
     #: DataLoader workers, used only when a split is too big for memory
-    num_workers: int = setting(0, "DataLoader workers for splits read from disk", resumable=True)
+    num_workers: int = setting(0, "processes reading batches for splits read from disk (DataLoader workers)",
+                               resumable=True, flag="--workers", metavar="K")
     max_memory_gb: float = setting(4.0, "hold splits in memory up to this size (GB), else read batches from disk",
                                    resumable=True)
 
