@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,11 @@ def test_site_builds_strictly(tmp_path):
     models = (tmp_path / "site" / "api/models/index.html").read_text()
     assert "jetlab.models.jedinet.JEDINet" in models  # the API pages are generated from the code
     assert 'class="autorefs' in models  # ... with the docstrings' cross-references resolved
+    formulas = (tmp_path / "site" / "formulas/index.html").read_text()
+    assert 'class="arithmatex"' in formulas and "katex.min.js" in formulas  # rendered by the bundled KaTeX
+    for page in (tmp_path / "site").rglob("*.html"):  # nothing fetched from the network at view time
+        remote = re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(?:https?:)?//[^"]*"', page.read_text())
+        assert not remote, (page, remote)
 
 
 @pytest.mark.slow
@@ -59,6 +65,26 @@ def test_a_broken_reference_fails_the_build(tmp_path, broken):
     page.write_text(page.read_text() + f"\nSee {broken}.\n")
     done = _build(project, tmp_path / "site")
     assert done.returncode != 0, done.stdout + done.stderr
+
+
+def test_the_site_needs_no_network_to_be_viewed():
+    """Scripts, stylesheets and the fonts they load ship with the site (the formulas render
+    with the bundled KaTeX): nothing is fetched from a CDN or Google Fonts at view time."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assets = [*config.get("extra_javascript", []), *config.get("extra_css", [])]
+    assert any(a.endswith("katex.min.js") for a in assets) and any(a.endswith("katex.min.css") for a in assets)
+    for asset in assets:
+        assert not re.match(r"^([a-z]+:)?//", str(asset)), f"mkdocs.yml loads {asset} from the network"
+        assert (ROOT / "docs" / asset).is_file(), f"mkdocs.yml names {asset}, which is not in docs/"
+    assert config["theme"].get("font") is False, "theme.font must be false (else pages load Google Fonts)"
+    for css in [a for a in assets if a.endswith(".css")]:
+        path = ROOT / "docs" / css
+        for url in re.findall(r"url\(([^)]+)\)", path.read_text()):
+            url = url.strip("'\"")
+            assert not re.match(r"^([a-z]+:)?//", url), f"{css} loads {url} from the network"
+            assert url.startswith("data:") or (path.parent / url).is_file(), f"{css} names {url}, which is missing"
 
 
 def test_docs_point_only_inside_the_project():
