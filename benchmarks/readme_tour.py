@@ -79,7 +79,7 @@ def stated_seconds(command: str) -> float | None:
     return value * 60 if unit.startswith("min") else value
 
 
-def tour_steps(readme: str, install: bool, blocks: set[int] | None) -> list[Step]:
+def tour_steps(readme: str, install: bool, blocks: set[int] | None, skip: str | None = None) -> list[Step]:
     """The README's commands to time, with why some are not run."""
     steps = []
     for number, body, skipped in bash_blocks(readme):
@@ -92,6 +92,8 @@ def tour_steps(readme: str, install: bool, blocks: set[int] | None) -> list[Step
                 step.note = "skip-marked block (test suite or cluster)"
             elif _INSTALL.search(command.text) and not install:
                 step.note = "install (run with --install)"
+            elif skip and re.search(skip, command.text):
+                step.note = "skipped (--skip)"
             steps.append(step)
     return steps
 
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README to time (default: this checkout's)")
     parser.add_argument("--blocks", help="comma-separated README ```bash block numbers to run (default: all); "
                         "later blocks need the data of earlier ones: use with --workdir of an earlier run")
+    parser.add_argument("--skip", metavar="REGEX", help="do not run the commands this regular expression matches")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no command after this many minutes (default: no limit)")
     parser.add_argument("--install", action="store_true",
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     blocks = {int(b) for b in args.blocks.split(",")} if args.blocks else None
-    steps = tour_steps(args.readme.read_text(), args.install, blocks)
+    steps = tour_steps(args.readme.read_text(), args.install, blocks, args.skip)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="jetlab-tour-"))
     env = prepare(workdir, args.install)
     logs = workdir / ".tour-logs"

@@ -58,6 +58,8 @@ def test_which_commands_are_timed():
     with_install = tour.tour_steps(README, install=True, blocks={1})
     assert [s.note for s in with_install][:2] == ["", ""]
     assert all(s.note == "not selected" for s in with_install[2:])
+    skipping = tour.tour_steps(README, install=False, blocks=None, skip=r"^false$|TOUR_WORD >")
+    assert [s.note for s in skipping][-3:] == ["", "skipped (--skip)", "skipped (--skip)"]
 
 
 def test_a_run_times_each_command_and_keeps_the_tour_state(tmp_path):
