@@ -22,7 +22,11 @@ as JSON.
   earlier ``source`` / ``cd`` / ``export`` commands.
 * Wall time depends on what else the machine runs; the CPU time of the command's processes
   (``resource.getrusage(RUSAGE_CHILDREN)``: user + system of every process it waited for)
-  depends much less on it. On an idle machine with C cores, wall >= CPU / C.
+  depends much less on it. On an idle machine with C cores, wall >= CPU / C. Not so for
+  torch with several threads on a busy machine: a thread waiting for a descheduled one spins,
+  and the CPU time grows with the load (JEDI-net, 2 threads, load 12 on 2 cores: ~5x the
+  one-thread CPU time per epoch). There, ``--threads 1`` gives CPU times that hold, an upper
+  bound of an idle 2-core machine's wall time.
 
 Run it (about 50 minutes on 2 cores; ``--budget-min`` stops starting commands after that
 many minutes, ``--blocks`` picks README blocks)::
@@ -98,7 +102,7 @@ def tour_steps(readme: str, install: bool, blocks: set[int] | None, skip: str | 
     return steps
 
 
-def prepare(workdir: Path, install: bool) -> dict[str, str]:
+def prepare(workdir: Path, install: bool, threads: int | None = None) -> dict[str, str]:
     """Lay ``workdir`` out like a fresh checkout; the environment the commands run in."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH")}
@@ -106,6 +110,8 @@ def prepare(workdir: Path, install: bool) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if p and Path(p).resolve() != bin_dir)
     env.update(JETLAB_CACHE=str(workdir / ".cache" / "jetlab"), JETLAB_NO_PROGRESS="1")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if install:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive.stdout, check=True)
@@ -188,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README to time (default: this checkout's)")
     parser.add_argument("--blocks", help="comma-separated README ```bash block numbers to run (default: all); "
                         "later blocks need the data of earlier ones: use with --workdir of an earlier run")
+    parser.add_argument("--threads", type=int, help="torch threads per process (OMP_NUM_THREADS; default: "
+                        "torch's, the cores); 1 gives CPU times that hold on a shared machine")
     parser.add_argument("--skip", metavar="REGEX", help="do not run the commands this regular expression matches")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no command after this many minutes (default: no limit)")
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     blocks = {int(b) for b in args.blocks.split(",")} if args.blocks else None
     steps = tour_steps(args.readme.read_text(), args.install, blocks, args.skip)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="jetlab-tour-"))
-    env = prepare(workdir, args.install)
+    env = prepare(workdir, args.install, args.threads)
     logs = workdir / ".tour-logs"
     logs.mkdir(exist_ok=True)
     header = machine()

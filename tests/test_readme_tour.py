@@ -32,7 +32,7 @@ export TOUR_WORD=held
 
 ```bash
 sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'   # ~20 s
-echo $TOUR_WORD > word.txt                                  # ~1.5 min
+echo $TOUR_WORD $OMP_NUM_THREADS > word.txt                 # ~1.5 min
 false
 ```
 """
@@ -58,7 +58,7 @@ def test_which_commands_are_timed():
     with_install = tour.tour_steps(README, install=True, blocks={1})
     assert [s.note for s in with_install][:2] == ["", ""]
     assert all(s.note == "not selected" for s in with_install[2:])
-    skipping = tour.tour_steps(README, install=False, blocks=None, skip=r"^false$|TOUR_WORD >")
+    skipping = tour.tour_steps(README, install=False, blocks=None, skip=r"^false$|TOUR_WORD \$OMP")
     assert [s.note for s in skipping][-3:] == ["", "skipped (--skip)", "skipped (--skip)"]
 
 
@@ -66,12 +66,12 @@ def test_a_run_times_each_command_and_keeps_the_tour_state(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(README)
     work, out = tmp_path / "work", tmp_path / "tour.json"
-    status = tour.main(["--readme", str(readme), "--workdir", str(work), "--json", str(out)])
+    status = tour.main(["--readme", str(readme), "--workdir", str(work), "--json", str(out), "--threads", "1"])
     assert status == 1  # `false` failed
     assert (work / ".venv").is_symlink()  # as after the install line
     assert not (work / "installed.txt").exists()  # the install is not run without --install
     assert (work / "first.txt").read_text() == "trained\n"
-    assert (work / "word.txt").read_text() == "held\n"  # the earlier `export` holds
+    assert (work / "word.txt").read_text() == "held 1\n"  # the earlier `export` holds; one thread
     result = json.loads(out.read_text())
     steps = {s["command"].split("#")[0].strip(): s for s in result["steps"]}
     loop = steps["sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'"]
