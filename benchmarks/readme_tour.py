@@ -24,14 +24,14 @@ as JSON.
   (``resource.getrusage(RUSAGE_CHILDREN)``: user + system of every process it waited for)
   depends much less on it. On an idle machine with C cores, wall >= CPU / C. Not so for
   torch with several threads on a busy machine: a thread waiting for a descheduled one spins,
-  and the CPU time grows with the load (JEDI-net, 2 threads, load 12 on 2 cores: ~5x the
-  one-thread CPU time per epoch). There, ``--threads 1`` gives CPU times that hold, an upper
+  and the CPU time grows with the load (JEDI-net, 2 threads, load 12-16 on 2 cores: ~55 s of
+  CPU per epoch against 3.3 s on one thread). There, ``--threads 1`` gives CPU times that hold, an upper
   bound of an idle 2-core machine's wall time.
 
-Run it (about 50 minutes on 2 cores; ``--budget-min`` stops starting commands after that
+Run it (about an hour of CPU for the whole tour; ``--budget-min`` stops starting commands after that
 many minutes, ``--blocks`` picks README blocks)::
 
-    nice python benchmarks/readme_tour.py --json tour.json
+    nice python benchmarks/readme_tour.py --threads 1 --json tour.json
     python benchmarks/readme_tour.py --blocks 3,4 --workdir /tmp/tour --keep   # in a kept folder
 """
 
