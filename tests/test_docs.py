@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,11 @@ def test_site_builds_strictly(tmp_path):
     for section in ('doc-section-title">Parameters:', 'doc-section-title">Returns:', "<summary>Shapes</summary>"):
         assert section in forward, section  # Google-style Args / Returns / Shapes rendered
     assert "<code>(batch, n_classes)</code>" in forward
+    formulas = (tmp_path / "site" / "formulas/index.html").read_text()
+    assert 'class="arithmatex"' in formulas and "katex.min.js" in formulas  # rendered by the bundled KaTeX
+    for page in (tmp_path / "site").rglob("*.html"):  # nothing fetched from the network at view time
+        remote = re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(?:https?:)?//[^"]*"', page.read_text())
+        assert not remote, (page, remote)
 
 
 @pytest.mark.slow
@@ -80,6 +86,26 @@ def test_a_docstring_naming_a_parameter_that_does_not_exist_fails_the_build(tmp_
     done = _build(project, tmp_path / "site")
     log = done.stdout + done.stderr
     assert done.returncode != 0 and "'target' does not appear in the function signature" in log, log
+
+
+def test_the_site_needs_no_network_to_be_viewed():
+    """Scripts, stylesheets and the fonts they load ship with the site (the formulas render
+    with the bundled KaTeX): nothing is fetched from a CDN or Google Fonts at view time."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assets = [*config.get("extra_javascript", []), *config.get("extra_css", [])]
+    assert any(a.endswith("katex.min.js") for a in assets) and any(a.endswith("katex.min.css") for a in assets)
+    for asset in assets:
+        assert not re.match(r"^([a-z]+:)?//", str(asset)), f"mkdocs.yml loads {asset} from the network"
+        assert (ROOT / "docs" / asset).is_file(), f"mkdocs.yml names {asset}, which is not in docs/"
+    assert config["theme"].get("font") is False, "theme.font must be false (else pages load Google Fonts)"
+    for css in [a for a in assets if a.endswith(".css")]:
+        path = ROOT / "docs" / css
+        for url in re.findall(r"url\(([^)]+)\)", path.read_text()):
+            url = url.strip("'\"")
+            assert not re.match(r"^([a-z]+:)?//", url), f"{css} loads {url} from the network"
+            assert url.startswith("data:") or (path.parent / url).is_file(), f"{css} names {url}, which is missing"
 
 
 def test_docs_point_only_inside_the_project():
