@@ -135,7 +135,7 @@ def calibrate(rows: list[dict], work: dict[str, Workload], async_net: Network, a
             here = shared_cores(work[algorithm], ranks, cores)
             predicted = async_speedup(ranks - 1, here, async_net) * work[algorithm].step_s / here.step_s
         out.setdefault(algorithm, {})[ranks] = {"predicted": predicted, "measured": row["speedup_throughput"]}
-    for algorithm, points in out.items():
+    for points in out.values():
         errors = [abs(p["predicted"] - p["measured"]) / p["measured"] for p in points.values()]
         points["mean_relative_error"] = sum(errors) / len(errors)
     return out

@@ -80,7 +80,7 @@ def main() -> None:
     for n in map(int, args.particles.split(",")):
         cases = {name: case(name, n, args.batch) for name in args.models.split(",")}
         best = {name: [float("inf"), float("inf")] for name in cases}
-        for name, (_, train, infer) in cases.items():  # warm-up
+        for _, train, infer in cases.values():  # warm-up
             train(), infer()
         for _ in range(args.repeats):
             for name, (_, train, infer) in cases.items():

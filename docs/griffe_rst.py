@@ -241,7 +241,7 @@ def _tables(text: str) -> str:
 
 def _cells(line: str, spans: list[tuple[int, int]]) -> list[str]:
     cells = []
-    for k, (start, end) in enumerate(spans):
+    for k, (start, _end) in enumerate(spans):
         stop = spans[k + 1][0] if k + 1 < len(spans) else len(line)
         cells.append(line[start:stop].strip())
     return cells

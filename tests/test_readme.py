@@ -1,11 +1,17 @@
-"""The README runs as written: its ```bash blocks, in order, as a new user would type them.
+"""The README runs as written: its ```bash blocks, as a new user would type them.
 
 How it works
 ------------
-Every fenced ```bash block of README.md is run, in order, in ONE bash session (so
-``source .venv/bin/activate`` or ``cd`` in one block holds for the next, as in a terminal),
-in a fresh temporary folder laid out like a checkout:
+Every fenced ```bash block of README.md is one test (``test_readme_block_runs_as_written[N]``,
+N its 1-based number among the README's ```bash blocks), so the blocks run in parallel under
+pytest-xdist. A block runs in ONE bash session, in a fresh temporary folder laid out like a
+checkout, holding what the earlier blocks it builds on left behind:
 
+* a block whose commands only set up the shell (``source .venv/bin/activate``, ``cd``,
+  ``export``) is run again at the start of every later block, as the terminal would hold it;
+* a block that names a path an earlier block wrote with ``--out PATH`` (``--data jets30``,
+  ``runs/dnn``) builds on that block: it starts from a copy of that block's folder after it
+  ran (made once per test run and shared, see :func:`block_state`);
 * ``.venv`` is the environment running this test (as if the install block had run), so
   ``.venv/bin/jetlab`` exists and ``source .venv/bin/activate`` works; nothing else of the
   environment is on ``PATH``: a bare ``jetlab`` works only if the README activates it;
@@ -27,14 +33,17 @@ Keeping it green as the README changes
   found are exactly those: a fixed README must remove its entry, a new failure must be fixed
   (or, if it must wait, listed). The goal is an empty table.
 
-Run it alone with ``python -m pytest tests/test_readme.py -m slow``; ``python
-tests/test_readme.py [README]`` prints every command's status and output for a README file.
+Run it alone with ``python -m pytest tests/test_readme.py``; ``python tests/test_readme.py
+[README]`` runs every block in order in one folder and prints every command's status and
+output for a README file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,26 +130,60 @@ def shrink(command: str) -> str:
     return command
 
 
-def run_readme(readme: Path, workdir: Path, timeout: int = 3600) -> tuple[list[tuple[Command, int, str]], list[str]]:
-    """Run the README's commands in ``workdir``; return ``[(command, exit status, output)]``
-    and the problems: unmarked blocks that install or test, and failing commands."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    logs = workdir / ".readme-test"
-    logs.mkdir(exist_ok=True)
-    venv = workdir / ".venv"
-    if not venv.exists():
-        venv.symlink_to(Path(sys.prefix))
-    problems: list[str] = []
-    to_run: list[Command] = []
-    for number, body, skipped in bash_blocks(readme.read_text()):
+@dataclass
+class Block:
+    number: int              # 1-based index of the ```bash block in the README
+    commands: list[Command]  # what runs (empty for a block that is never run)
+    problems: list[str]      # its commands, when it installs or tests without the skip marker
+
+    def outputs(self) -> list[str]:
+        """The paths its commands write with ``--out PATH``."""
+        return [path for c in self.commands for path in re.findall(r"--out\s+(\S+)", c.run)]
+
+    def sets_up_the_shell(self) -> bool:
+        """Only ``source``, ``cd`` or ``export``: what a terminal keeps for the later blocks."""
+        return bool(self.commands) and all(re.match(r"(source|\.|cd|export)\s", c.run) for c in self.commands)
+
+
+def readme_blocks(readme: str) -> list[Block]:
+    """Every ```bash block without the skip marker, in order."""
+    found = []
+    for number, body, skipped in bash_blocks(readme):
         if skipped:
             continue
         block_commands = commands(body, number)
         if _NEEDS_MARKER.search(body):
-            problems += [c.text for c in block_commands]
-            continue
-        to_run += block_commands
+            found.append(Block(number, [], [c.text for c in block_commands]))
+        else:
+            found.append(Block(number, block_commands, []))
+    return found
 
+
+def _mentions(text: str, path: str) -> bool:
+    return re.search(rf"(?<![\w./-]){re.escape(path)}(?![\w-])", text) is not None
+
+
+def dependencies(blocks: list[Block], number: int) -> list[int]:
+    """The earlier blocks whose ``--out`` paths block ``number`` names (it builds on them)."""
+    block = next(b for b in blocks if b.number == number)
+    text = "\n".join(c.run for c in block.commands)
+    return [b.number for b in blocks if b.number < number and not b.sets_up_the_shell()
+            and any(_mentions(text, path) for path in b.outputs())]
+
+
+def prepare_checkout(workdir: Path) -> None:
+    """A folder laid out like a checkout after the install block: ``.venv`` is this environment."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    venv = workdir / ".venv"
+    if not venv.is_symlink() and not venv.exists():
+        venv.symlink_to(Path(sys.prefix))
+
+
+def run_commands(to_run: list[Command], workdir: Path, logs: Path, timeout: int = 3600) -> list[tuple[Command, int, str]]:
+    """Run ``to_run`` in one bash session in ``workdir`` (a ``cd`` or ``source`` holds for the
+    next command); ``[(command, exit status, output)]``, every command run whatever the others did."""
+    prepare_checkout(workdir)
+    logs.mkdir(parents=True, exist_ok=True)
     script = ["set +e"]
     for k, command in enumerate(to_run):
         # a brace group runs in this shell (cd, source hold); the newline ends a trailing comment
@@ -160,14 +203,33 @@ def run_readme(readme: Path, workdir: Path, timeout: int = 3600) -> tuple[list[t
         for line in (logs / "status").read_text().splitlines():
             k, rc = line.split()
             status[int(k)] = int(rc)
-    results = []
-    for k, command in enumerate(to_run):
-        output = (logs / f"{k}.log").read_text() if (logs / f"{k}.log").exists() else ""
-        rc = status.get(k, -1)
-        results.append((command, rc, output))
-        if rc != 0:
-            problems.append(command.text)
-    return results, problems
+    return [(command, status.get(k, -1), (logs / f"{k}.log").read_text() if (logs / f"{k}.log").exists() else "")
+            for k, command in enumerate(to_run)]
+
+
+def run_block(blocks: list[Block], number: int, workdir: Path) -> list[tuple[Command, int, str]]:
+    """Run block ``number`` in ``workdir`` (which already holds what it builds on), after the
+    commands of the earlier blocks that set up the shell; the results of its own commands."""
+    block = next(b for b in blocks if b.number == number)
+    shell = [c for b in blocks if b.number < number and b.sets_up_the_shell() for c in b.commands]
+    results = run_commands(shell + block.commands, workdir, workdir / ".readme-test" / f"block-{number}")
+    return results[len(shell):]
+
+
+def copy_checkout(source: Path, destination: Path) -> None:
+    """Lay ``source`` (a block's folder after it ran) over ``destination``."""
+    shutil.copytree(source, destination, symlinks=True, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".readme-test", ".lock"))
+
+
+def run_readme(readme: Path, workdir: Path, timeout: int = 3600) -> tuple[list[tuple[Command, int, str]], list[str]]:
+    """Run all of the README's blocks, in order, in ONE bash session in ``workdir``; return
+    ``[(command, exit status, output)]`` and the problems: unmarked blocks that install or
+    test, and failing commands."""
+    blocks = readme_blocks(readme.read_text())
+    problems = [text for b in blocks for text in b.problems]
+    results = run_commands([c for b in blocks for c in b.commands], workdir, workdir / ".readme-test", timeout)
+    return results, problems + [c.text for c, rc, _ in results if rc != 0]
 
 
 def _explained(problem: str) -> str | None:
@@ -177,16 +239,56 @@ def _explained(problem: str) -> str | None:
     return None
 
 
+BLOCKS = readme_blocks((ROOT / "README.md").read_text())
+
+
+def _stage(number: int) -> int:
+    """How many blocks, one building on the next, come before block ``number``."""
+    return max((_stage(d) + 1 for d in dependencies(BLOCKS, number)), default=0)
+
+
+@pytest.fixture(scope="session")
+def block_state(shared):
+    """``block_state(N) -> (folder, [(command text, exit status, output)])``: README block ``N``
+    run once per test run (shared by the xdist workers) in a folder holding copies of the
+    folders of the blocks it builds on; copy the folder before running anything in it."""
+    made: dict[int, tuple[Path, list]] = {}
+
+    def state(number: int) -> tuple[Path, list]:
+        if number not in made:
+            def make(out: Path) -> None:
+                for dependency in dependencies(BLOCKS, number):
+                    copy_checkout(state(dependency)[0], out / "checkout")
+                results = run_block(BLOCKS, number, out / "checkout")
+                (out / "results.json").write_text(json.dumps([(c.text, rc, output) for c, rc, output in results]))
+
+            folder = shared(f"readme-block-{number}", make)
+            made[number] = folder / "checkout", json.loads((folder / "results.json").read_text())
+        return made[number]
+
+    return state
+
+
 @pytest.mark.slow
-def test_readme_runs_as_written(tmp_path):
-    results, problems = run_readme(ROOT / "README.md", tmp_path / "checkout")
+@pytest.mark.parametrize("number", [pytest.param(b.number, id=f"block{b.number}", marks=pytest.mark.stage(_stage(b.number)))
+                                    for b in BLOCKS])
+def test_readme_block_runs_as_written(number, block_state):
+    block = next(b for b in BLOCKS if b.number == number)
+    results = block_state(number)[1] if block.commands else []
+    problems = block.problems + [text for text, rc, _ in results if rc != 0]
     unexplained = [p for p in problems if _explained(p) is None]
-    used = {_explained(p) for p in problems}
-    stale = [key for key in KNOWN_PROBLEMS if key not in used]
-    details = "\n\n".join(f"$ {c.run}   (README block {c.block}, exit {rc})\n{out[-1500:]}"
-                          for c, rc, out in results if c.text in unexplained)
+    fixed = [key for text, rc, _ in results if rc == 0 and (key := _explained(text)) is not None]
+    run = {c.text: c.run for c in block.commands}
+    details = "\n\n".join(f"$ {run[text]}   (README block {number}, exit {rc})\n{out[-1500:]}"
+                           for text, rc, out in results if text in unexplained)
     assert not unexplained, f"README commands that do not run as written: {unexplained}\n\n{details}"
-    assert not stale, f"these README problems are fixed: remove them from KNOWN_PROBLEMS: {stale}"
+    assert not fixed, f"these README problems are fixed: remove them from KNOWN_PROBLEMS: {fixed}"
+
+
+def test_every_known_problem_is_a_readme_command():
+    texts = [c.text for b in BLOCKS for c in b.commands] + [p for b in BLOCKS for p in b.problems]
+    stale = [key for key in KNOWN_PROBLEMS if not any(t == key or re.fullmatch(key, t) for t in texts)]
+    assert not stale, f"no README command is like these: remove them from KNOWN_PROBLEMS: {stale}"
 
 
 # -- the mechanism itself, on a small README -----------------------------------------------------------
@@ -220,6 +322,36 @@ ls /no/such/dir
     by_text = {c.text: (rc, out) for c, rc, out in results}
     assert by_text["cat sizes.txt"] == (0, "--jets-per-class 40 --epochs 1\n")  # cd held; sizes shrunk
     assert problems == ["python3 -m venv .venv && .venv/bin/pip install -e .", "false", "ls /no/such/dir"]
+
+
+def test_a_block_builds_on_the_blocks_whose_outputs_it_names(tmp_path):
+    readme = """
+```bash
+export GREETING=hello
+```
+
+```bash
+mkdir -p first && echo "$GREETING" > first/a.txt && : --out first
+```
+
+```bash
+cat first/a.txt
+```
+
+```bash
+cat firstly/a.txt other/first
+```
+"""
+    blocks = readme_blocks(readme)
+    assert [b.sets_up_the_shell() for b in blocks] == [True, False, False, False]
+    assert blocks[1].outputs() == ["first"]
+    assert [dependencies(blocks, b.number) for b in blocks] == [[], [], [2], []]
+    results = run_block(blocks, 2, tmp_path / "two")
+    assert [rc for _, rc, _ in results] == [0]
+    copy_checkout(tmp_path / "two", tmp_path / "three")
+    results = run_block(blocks, 3, tmp_path / "three")  # the shell block ran first; block 2's folder copied
+    assert [(c.text, rc, out) for c, rc, out in results] == [("cat first/a.txt", 0, "hello\n")]
+    assert not (tmp_path / "three" / ".readme-test" / "block-2").exists()
 
 
 if __name__ == "__main__":  # python tests/test_readme.py [README.md]

@@ -24,7 +24,7 @@ def test_jedinet_space_is_the_papers_and_holds_its_best_setting():
         assert set(by_key[(activation, ())].choices) == {"relu", "elu", "selu"}
     assert set(by_key[("optimizer", ())].choices) == {"adam", "adadelta"}
     assert {p.when for p in space.params if p.key == "lr"} == {(("optimizer", "adam"),), (("optimizer", "adadelta"),)}
-    for hidden, d_e, d_o, *activations in PAPER_HYPERPARAMETERS["flat"].values():
+    for hidden, d_e, d_o, *_activations in PAPER_HYPERPARAMETERS["flat"].values():
         for key, value in (("hidden", hidden), ("edge_dim", d_e), ("object_dim", d_o)):
             p = by_key[(key, ())]
             assert p.kind == "int" and p.low <= value <= p.high and (value - p.low) % (p.step or 1) == 0, key

@@ -99,7 +99,7 @@ def oracle_kt_exclusive(p4, n_axes):
     """Exclusive kT clustering down to n_axes jets, d_ij = min(pT_i^2, pT_j^2) dR_ij^2, E-scheme."""
     jets = [np.array(p, dtype=float) for p in p4]
     while len(jets) > n_axes:
-        def distance(ij):
+        def distance(ij, jets=jets):
             a, b = jets[ij[0]], jets[ij[1]]
             return min(pt_of(a), pt_of(b)) ** 2 * delta_r(a, b) ** 2
 

@@ -292,7 +292,7 @@ def test_study_and_pruning_figures_use_the_jetlab_style(tmp_path):
     point = {"sparsity": 0.0, "auc": {"g": 0.9}, "mean_auc": 0.9, "accuracy": 0.7, "iteration": 0}
     curve = {"baseline": point, "points": [dict(point, sparsity=0.5, iteration=1)], "auc_tolerance": 0.01,
              "model": "dnn", "settings": {}}
-    for fig in (fig, plot_prune_curve(curve, tmp_path / "p.png")):
+    for figure in (fig, plot_prune_curve(curve, tmp_path / "p.png")):
         # mplhep's ROOT look, as every jetlab figure: ticks inside, on all four sides
-        assert fig.axes[0].xaxis.get_major_ticks()[0].tick1line.get_marker() in (2, 3)  # TICKUP / TICKDOWN
-        assert fig.axes[0].xaxis.get_major_ticks()[0].tick2line.get_visible()
+        assert figure.axes[0].xaxis.get_major_ticks()[0].tick1line.get_marker() in (2, 3)  # TICKUP / TICKDOWN
+        assert figure.axes[0].xaxis.get_major_ticks()[0].tick2line.get_visible()
