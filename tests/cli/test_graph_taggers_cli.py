@@ -10,6 +10,9 @@ from test_tagger_cli import one_line_error
 from jetlab.cli.main import main
 from jetlab.export.inputs import load_run_test_set, torch_probabilities
 
+# one xdist worker runs this module: its fixture trains every graph tagger once
+pytestmark = pytest.mark.xdist_group("graph_taggers_cli")
+
 TINY = {"particlenet-lite": ("--hp", "k=3", "--hp", "conv_widths=[[8, 8], [8, 8]]", "--hp", "fc_dim=8"),
         "part-small": ("--hp", "embed_dims=[8, 8]", "--hp", "pair_embed_dims=[4]", "--hp", "n_heads=2",
                        "--hp", "n_layers=1", "--hp", "n_cls_layers=1", "--hp", "ffn_ratio=1")}

@@ -149,11 +149,14 @@ def test_rng_states_survive_the_tensors_only_checkpoint(tmp_path):
 
 # ---------------------------------------------------------------------------- finished runs
 @pytest.fixture(scope="module")
-def paused_tagger(tiny_jets_dir, tmp_path_factory):
-    """A tagger run stopped after epoch 1 of 2, as a crash or a time limit leaves it."""
-    run = tmp_path_factory.mktemp("paused") / "run"
-    assert main(["tagger", "train", "--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", "2", "--threads", "1",
-                 "--stop-after", "1", "--out", str(run)]) == 0
+def paused_tagger(tiny_jets_dir, shared):
+    """A tagger run stopped after epoch 1 of 2, as a crash or a time limit leaves it (shared by
+    the xdist workers: copy it before changing it)."""
+    def train(out):
+        assert main(["tagger", "train", "--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", "2", "--threads",
+                     "1", "--stop-after", "1", "--out", str(out / "run")]) == 0
+
+    run = shared("paused-tagger", train) / "run"
     assert (run / "model.pt").is_file() and not (run / FINISHED_NAME).exists()
     return run
 

@@ -8,6 +8,9 @@ from test_tagger_cli import one_line_error
 
 from jetlab.cli.main import main
 
+# one xdist worker runs this module: its fixture trains three runs the tests export into
+pytestmark = pytest.mark.xdist_group("tagger_export_cli")
+
 
 def run_cli(*argv):
     return main(["tagger", *map(str, argv)])

@@ -22,6 +22,7 @@ def resonance_jets():
     return {c: JetGenerator(c, 30).generate(150, seed=11) for c in ("w", "z", "t")}
 
 
+@pytest.mark.xdist_group("resonance_jets")  # one worker generates them
 @pytest.mark.parametrize("jet_class, peak", [("w", 80.4), ("z", 91.2), ("t", 172.7)])
 def test_jet_mass_peaks_at_the_resonance_mass(resonance_jets, jet_class, peak):
     jets = resonance_jets[jet_class]["jets"]

@@ -18,10 +18,9 @@ JETS = 500  # 5 blocks of one class
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    generate_dataset(out, classes=["w"], jets_per_class=JETS, seed=8, workers=1, show_progress=False)
-    return out
+def reference(shared):
+    return shared("dask-reference", lambda out: generate_dataset(
+        out, classes=["w"], jets_per_class=JETS, seed=8, workers=1, show_progress=False))
 
 
 def assert_same_files(a, b):

@@ -91,10 +91,9 @@ def assert_all_gone(pids: list[int], seconds: float = 10.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    generate_dataset(out, classes=["t"], jets_per_class=400, seed=4, workers=1, show_progress=False)
-    return out
+def reference(shared):
+    return shared("reliability-reference", lambda out: generate_dataset(
+        out, classes=["t"], jets_per_class=400, seed=4, workers=1, show_progress=False))
 
 
 def assert_same_files(a: Path, b: Path) -> None:

@@ -17,6 +17,9 @@ from jetlab.pruning.run import prepare_iteration
 from jetlab.training.checkpoint import load_checkpoint
 from jetlab.training.tagger import TaggerTrainConfig, load_tagger, train_tagger
 
+# one xdist worker runs this module: its fixtures train in memory (weights handed to a hook)
+pytestmark = pytest.mark.xdist_group("prune_run")
+
 #: the settings of the end-to-end run, as CLI flags and as PruneConfig fields
 SETTINGS = {"iterations": 2, "target_sparsity": 0.6, "epochs_per_iteration": 2, "scope": "layer", "rewind": True,
             "l1": 1e-4, "threads": 1}

@@ -19,6 +19,9 @@ from jetlab.training.generator import GeneratorConfig, train_generator
 from jetlab.training.generator_run import TrainedGenerator, write_samples
 from jetlab.training.point_sets import load_point_sets
 
+# one xdist worker runs this module: its fixture trains a flow run the tests evaluate into
+pytestmark = pytest.mark.xdist_group("flow_training")
+
 
 def _train_args(data, run, *extra):
     return ["fastsim", "train", "--model", "flow", "--data", str(data), "--jet-class", "t", "--batch-size", "16",
