@@ -217,9 +217,10 @@ def run_block(blocks: list[Block], number: int, workdir: Path) -> list[tuple[Com
 
 
 def copy_checkout(source: Path, destination: Path) -> None:
-    """Lay ``source`` (a block's folder after it ran) over ``destination``."""
+    """Lay ``source`` (a block's folder after it ran) over ``destination`` (``.venv`` is made
+    by :func:`prepare_checkout`: a link that cannot be copied over an existing one)."""
     shutil.copytree(source, destination, symlinks=True, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".readme-test", ".lock"))
+                    ignore=shutil.ignore_patterns(".readme-test", ".lock", ".venv"))
 
 
 def run_readme(readme: Path, workdir: Path, timeout: int = 3600) -> tuple[list[tuple[Command, int, str]], list[str]]:
@@ -348,7 +349,9 @@ cat firstly/a.txt other/first
     assert [dependencies(blocks, b.number) for b in blocks] == [[], [], [2], []]
     results = run_block(blocks, 2, tmp_path / "two")
     assert [rc for _, rc, _ in results] == [0]
-    copy_checkout(tmp_path / "two", tmp_path / "three")
+    prepare_checkout(tmp_path / "three")
+    for _ in range(2):  # a block building on two blocks lays both folders over its own
+        copy_checkout(tmp_path / "two", tmp_path / "three")
     results = run_block(blocks, 3, tmp_path / "three")  # the shell block ran first; block 2's folder copied
     assert [(c.text, rc, out) for c, rc, out in results] == [("cat first/a.txt", 0, "hello\n")]
     assert not (tmp_path / "three" / ".readme-test" / "block-2").exists()
