@@ -177,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    print(f"# bench_distributed  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}  "
+    print(f"# bench_distributed  {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}  "
           f"{platform.node()}  {platform.machine()}  cores={os.cpu_count()}  python={platform.python_version()}  "
           f"torch={torch.__version__}  load={os.getloadavg()[0]:.1f}")
 

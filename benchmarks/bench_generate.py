@@ -34,7 +34,7 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("JETLAB_NO_PROGRESS", "1")
@@ -137,7 +137,7 @@ def main() -> None:
     classes = args.classes.split(",")
     warm_up()
 
-    print(f"# bench_generate  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
+    print(f"# bench_generate  {datetime.now(UTC):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  cores={os.cpu_count()}  python={sys.version.split()[0]}")
     print(f"{'class':>5} {'bare ev/s':>10} {'jetlab ev/s':>12} {'jetlab jets/s':>14} {'ratio':>6} {'CPU ratio':>9}")
     ratios, cpu_ratios = [], []

@@ -164,7 +164,7 @@ def main() -> None:
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} logical CPUs "
+    print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} logical CPUs "
           f"(load average {load:.1f}), torch {torch.__version__} ({args.threads} thread(s)), class {jet_class}, "
           f"{args.particles} particles")
     for r in results:

@@ -135,7 +135,7 @@ def main() -> None:
                         "per-trial and per-process overheads, takes the time")
     parser.add_argument("--skip", choices=("samplers", "workers"), help="leave one part out")
     args = parser.parse_args()
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"# bench_hpo  {now}  {platform.node()}  {platform.machine()}  cores={os.cpu_count()}  "
           f"python={platform.python_version()}  load={os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="bench-hpo-") as tmp:

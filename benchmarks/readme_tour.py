@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def machine() -> dict[str, object]:
                             capture_output=True, text=True, check=False).stdout.strip()
     import torch
 
-    return {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", "host": platform.node(), "cpu": cpu,
+    return {"date": f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}", "host": platform.node(), "cpu": cpu,
             "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "commit": commit, "load_at_start": round(os.getloadavg()[0], 1), "niceness": os.nice(0)}
 

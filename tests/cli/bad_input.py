@@ -18,9 +18,10 @@ Use::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jetlab.cli.main import main
 

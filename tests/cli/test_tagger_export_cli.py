@@ -3,7 +3,6 @@
 import sys
 
 import pytest
-
 from test_tagger_cli import one_line_error
 
 from jetlab.cli.main import main

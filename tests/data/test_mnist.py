@@ -20,9 +20,9 @@ from jetlab.data.mnist import (
     sparse_points,
     superpixel_points,
 )
+from jetlab.errors import InputError
 from jetlab.io.mnist_files import LABELS_MAGIC, load_idx_mnist, read_idx, write_idx
 from jetlab.viz.samples import plot_point_clouds
-from jetlab.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from test_generation_metrics import make_jets
 
 from jetlab.errors import JetlabError
 from jetlab.metrics.classifier_test import classifier_two_sample_test, particle_inputs
-
-from test_generation_metrics import make_jets
 
 FAST = dict(batch_size=16, n_bootstrap=50, hyperparameters={"n_layers": 1})
 

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 from jetlab.metrics import efp as efp_module
-from jetlab.metrics.efp import (EFP_D4_GRAPHS, EFP_D4_PRODUCTS, EFP_GRAPHS, efp_from_edges,
-                               efp_measure, efps, efps_d4, get_fpd_kpd_jet_features)
+from jetlab.metrics.efp import (
+    EFP_D4_GRAPHS,
+    EFP_D4_PRODUCTS,
+    EFP_GRAPHS,
+    efp_from_edges,
+    efp_measure,
+    efps,
+    efps_d4,
+    get_fpd_kpd_jet_features,
+)
 
 REFERENCE = Path(__file__).parent / "data" / "efp_reference.npz"
 # energyflow 1.4.0: EFPSet(("d<=", 4), measure="hadr", beta=1, normed=None, coords="ptyphim")

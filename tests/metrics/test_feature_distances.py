@@ -6,8 +6,7 @@ import torch
 
 from jetlab.errors import JetlabError
 from jetlab.metrics import fpd, kpd
-from jetlab.metrics.feature_distances import (fpd_sample_sizes, frechet_distance,
-                                              mmd_poly_unbiased)
+from jetlab.metrics.feature_distances import fpd_sample_sizes, frechet_distance, mmd_poly_unbiased
 
 
 def jetnet_samples():

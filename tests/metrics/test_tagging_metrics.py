@@ -10,10 +10,10 @@ from sklearn.metrics import roc_curve as sk_roc_curve
 from jetlab.metrics.tagging import (
     auc_standard_error,
     background_rejection,
-    mean_auc,
-    paired_mean_auc_difference,
     confusion_matrix,
     fpr_at_tpr,
+    mean_auc,
+    paired_mean_auc_difference,
     roc_auc,
     roc_curve,
     tagging_metrics,

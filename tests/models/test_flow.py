@@ -11,6 +11,7 @@ import torch
 
 from jetlab.models.flow import ODE_SOLVERS, FlowGenerator
 
+
 def _sets(batch=4, n_points=7, seed=0):
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, n_points, 3, generator=generator)

@@ -8,8 +8,7 @@ import math
 import pytest
 import torch
 
-from jetlab.losses import nnd_loss
-from jetlab.losses import kl_divergence, vae_loss
+from jetlab.losses import kl_divergence, nnd_loss, vae_loss
 from jetlab.models.vae import SetVAE
 from jetlab.physics import relative_jet_kinematics
 

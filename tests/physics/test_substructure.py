@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jetlab.physics import energy_correlators as ecf
-from jetlab.physics import substructure as sub
 from jetlab.errors import JetlabError
 from jetlab.io.layout import HLF_FEATURES, JET_FEATURES
+from jetlab.physics import energy_correlators as ecf
+from jetlab.physics import substructure as sub
 
 COLUMN = {name: i for i, name in enumerate(JET_FEATURES)}
 R0 = 0.8

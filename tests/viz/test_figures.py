@@ -19,8 +19,12 @@ import pytest
 from jetlab.io.jets import open_jets
 from jetlab.metrics.tagging import roc_curve
 from jetlab.viz.data import draw_average_images, plot_jets
-from jetlab.viz.samples import (multiplicity_is_informative, plot_jet_feature_histograms, plot_jet_images,
-                                plot_point_cloud_comparison)
+from jetlab.viz.samples import (
+    multiplicity_is_informative,
+    plot_jet_feature_histograms,
+    plot_jet_images,
+    plot_point_cloud_comparison,
+)
 from jetlab.viz.style import OVERFLOW_NOTE, with_overflow
 from jetlab.viz.tagging import fpr_floor, plot_roc, plot_roc_comparison, plot_training_curve
 

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["WATCH", "RankWatch", "run"]
 

@@ -36,8 +36,9 @@ import os
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jetlab.errors import JetlabError
 from jetlab.hpo.recipes import apply_params

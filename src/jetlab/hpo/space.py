@@ -158,7 +158,7 @@ class SearchSpace:
     source: str = dataclasses.field(default="space", compare=False)
 
     @classmethod
-    def from_dict(cls, values, source: str = "space") -> "SearchSpace":
+    def from_dict(cls, values, source: str = "space") -> SearchSpace:
         if not isinstance(values, dict):
             raise JetlabError(f"{source}: expected a mapping with sections {' and '.join(SECTIONS)}")
         unknown = sorted(set(values) - set(SECTIONS) - {"model", "description"})
@@ -191,11 +191,11 @@ class SearchSpace:
         return cls(tuple(params), source)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "SearchSpace":
+    def load(cls, path: str | os.PathLike) -> SearchSpace:
         return cls.from_dict(read_yaml(path, what="search-space file"), str(path))
 
     @classmethod
-    def packaged(cls, model: str) -> "SearchSpace":
+    def packaged(cls, model: str) -> SearchSpace:
         """The space shipped for ``model`` (``jetlab/hpo/spaces/<model>.yaml``)."""
         import yaml
 

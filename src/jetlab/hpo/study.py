@@ -121,7 +121,7 @@ class StudySpec:
                 "dir": self.dir}
 
     @classmethod
-    def from_attr(cls, values: dict, study: str) -> "StudySpec":
+    def from_attr(cls, values: dict, study: str) -> StudySpec:
         if not isinstance(values, dict) or values.get("format") != SPEC_FORMAT:
             raise JetlabError(f"study {study!r} was not created by jetlab hpo (no {SPEC_ATTR!r} attribute of format "
                               f"{SPEC_FORMAT})")
@@ -131,7 +131,7 @@ class StudySpec:
                    base_config=config_from_dict(recipe.config_class, values["config"], source=f"study {study}"),
                    sampler=values["sampler"], pruner=values["pruner"], dir=values["dir"])
 
-    def check_compatible(self, other: "StudySpec", study: str) -> None:
+    def check_compatible(self, other: StudySpec, study: str) -> None:
         """One-line error if ``other`` (what a worker asks for) changes what this study's trials are."""
         def refuse(what: str, mine, theirs):
             raise JetlabError(f"study {study!r} was created with {what} {mine}, not {theirs}: a study keeps its "

@@ -12,8 +12,8 @@ mask says), as in JetNet's files.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

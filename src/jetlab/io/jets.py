@@ -31,8 +31,8 @@ derived ``log_<name>`` columns, e.g. ``log_pt``: ``ln x`` for real particles, 0 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ STATS_SAMPLE = 20_000
 _JET_SUMMARY = ("j_pt", "j_eta", "j_mass", "j_multiplicity")
 
 
-def open_jets(path, n_particles: int | None = None) -> "JetFiles":
+def open_jets(path, n_particles: int | None = None) -> JetFiles:
     """Open a directory of jet files (``*.h5``, ``*.hdf5``) or a single file.
 
     ``n_particles``, when given, must match the files: a 30-particle model cannot be
@@ -145,7 +145,7 @@ class JetFiles:
         particle_features: Sequence[str] | None = None,
         standardize: bool = True,
         classes: Sequence[str] | None = None,
-    ) -> tuple["JetSplit", "JetSplit", "JetSplit"]:
+    ) -> tuple[JetSplit, JetSplit, JetSplit]:
         """Reproducible train/validation/test split (a seeded permutation of all jets).
 
         The split of a jet depends only on ``seed`` and the set of files, not on
@@ -336,7 +336,7 @@ def constant_features(particles: np.ndarray, mask: np.ndarray | None, names, ref
     return [str(name).removeprefix("j1_") for name, is_flat in zip(names, flat) if is_flat]
 
 
-def frozen_particle_features(split: "JetSplit", reference) -> list[str]:
+def frozen_particle_features(split: JetSplit, reference) -> list[str]:
     """:func:`constant_features` of ``split``'s particles (its first :data:`STATS_SAMPLE` jets,
     raw values) that vary in ``reference``: the training :class:`JetSplit`, or its ``stats``
     (e.g. from a model file; a feature that was constant there has the clamped std 1.0
@@ -352,7 +352,7 @@ def frozen_particle_features(split: "JetSplit", reference) -> list[str]:
     return constant_features(_real_particles(split)[None], None, split.particle_features, varies)
 
 
-def _real_particles(split: "JetSplit") -> np.ndarray:
+def _real_particles(split: JetSplit) -> np.ndarray:
     """(n_real, F) raw particle features of the real particles of ``split``'s first jets."""
     parts, mask = split.source.read(split.index[:STATS_SAMPLE], "particles", split.particle_features)
     return parts[mask]

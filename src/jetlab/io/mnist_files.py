@@ -66,9 +66,9 @@ class MnistPoints(NamedTuple):
     """Point-set digits as tensors: ``points`` (N, P, 3) float32 (x, y, intensity),
     ``mask`` (N, P) bool, ``labels`` (N,) int64."""
 
-    points: "torch.Tensor"  # noqa: F821
-    mask: "torch.Tensor"  # noqa: F821
-    labels: "torch.Tensor"  # noqa: F821
+    points: torch.Tensor  # noqa: F821
+    mask: torch.Tensor  # noqa: F821
+    labels: torch.Tensor  # noqa: F821
 
 
 

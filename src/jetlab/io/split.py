@@ -4,7 +4,7 @@ only on the seed and the number of jets."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -24,7 +24,7 @@ Shapes: x₁ (B, P, F) with mask (B, P) bool, or (B, F) without a mask; t (B,).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -30,7 +30,7 @@ common to both, by resampling the jets (a paired bootstrap).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

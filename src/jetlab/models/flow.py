@@ -28,7 +28,7 @@ each set, n drawn by the caller from the training multiplicities), then
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

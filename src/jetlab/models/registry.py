@@ -32,7 +32,8 @@ user named on this command line (:func:`trusting`: ``--model`` of a training com
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from torch import nn
 

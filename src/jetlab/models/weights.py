@@ -26,7 +26,7 @@ matrices ``W_l`` is the fraction of entries that are exactly zero::
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

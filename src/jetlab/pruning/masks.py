@@ -21,7 +21,7 @@ initialisation, which :func:`initial_state` rebuilds from the run's seed.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

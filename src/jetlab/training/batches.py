@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 

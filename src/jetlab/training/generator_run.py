@@ -45,7 +45,7 @@ class TrainedGenerator:
         self.epoch = epoch
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str = "cpu", sampler: dict | None = None) -> "TrainedGenerator":
+    def load(cls, run_dir: str | Path, device: str = "cpu", sampler: dict | None = None) -> TrainedGenerator:
         """The run in ``run_dir``; ``sampler`` may override a flow run's ``ode_steps`` and
         ``ode_solver`` (None values keep the run's)."""
         run_dir = Path(run_dir)

@@ -16,8 +16,8 @@ from; :func:`postprocess_jets` turns generated relative sets into physical jets.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -133,7 +133,7 @@ class Normalisation:
         self.log_columns = tuple(int(c) for c in log_columns)
 
     @classmethod
-    def fit(cls, points: np.ndarray, mask: np.ndarray, log_columns=()) -> "Normalisation":
+    def fit(cls, points: np.ndarray, mask: np.ndarray, log_columns=()) -> Normalisation:
         real = points[mask].astype(np.float64)
         for c in log_columns:
             real[:, c] = np.log(np.clip(real[:, c], _LOG_FLOOR, None))
@@ -146,7 +146,7 @@ class Normalisation:
                 "log_columns": list(self.log_columns)}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "Normalisation":
+    def from_state_dict(cls, state: dict) -> Normalisation:
         return cls(state["mean"], state["std"], state["count_probs"], state.get("log_columns", ()))
 
     @property

@@ -27,8 +27,8 @@ import contextlib
 import hashlib
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch

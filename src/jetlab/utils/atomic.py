@@ -22,8 +22,9 @@ import io
 import itertools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from jetlab.errors import InputError
 

@@ -29,8 +29,8 @@ import contextlib
 import errno
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from jetlab.errors import InputError, JetlabError
 from jetlab.utils.atomic import write_error

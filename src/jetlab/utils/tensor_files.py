@@ -28,8 +28,9 @@ import os
 import pickle
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

@@ -4,7 +4,7 @@ arXiv:1804.06913: AUC per class against the bit width of ``ap_fixed<W,I>``)."""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from jetlab.viz.style import pyplot, save_png
 

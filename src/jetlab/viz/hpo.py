@@ -6,7 +6,7 @@ study); every figure is a PNG written atomically."""
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

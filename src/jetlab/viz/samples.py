@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from jetlab.io.layout import IMAGE_EXTENT, IMAGE_PIXELS
-from jetlab.physics.kinematics import image_pixel_index, relative_jet_kinematics
 from jetlab.physics.constituents import JET_RADIUS
+from jetlab.physics.kinematics import image_pixel_index, relative_jet_kinematics
 from jetlab.viz.style import note_overflow, pyplot, save_png, styled, with_overflow
 
 __all__ = [

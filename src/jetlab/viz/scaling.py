@@ -4,7 +4,7 @@ predicted by :mod:`jetlab.distributed.scaling` for a stated network (right)."""
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from jetlab.viz.style import pyplot, save_png
 

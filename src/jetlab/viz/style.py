@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from jetlab.utils.atomic import atomic_path
 

@@ -15,7 +15,7 @@ figure style and returns the (closed) matplotlib ``Figure`` for inspection.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

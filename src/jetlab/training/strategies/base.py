@@ -30,7 +30,8 @@ adds the strategy's numbers to a run's metrics.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

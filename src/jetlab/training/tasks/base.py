@@ -21,7 +21,8 @@ fall ("min") or rise ("max"); ``None`` means the last epoch is the best.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn

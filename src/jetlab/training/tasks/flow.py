@@ -59,7 +59,7 @@ class JetConditions:
         return stack([jet.pt_sum, jet.mass], -1)
 
     @classmethod
-    def fit(cls, points: np.ndarray, mask: np.ndarray, seed: int = 0) -> "JetConditions":
+    def fit(cls, points: np.ndarray, mask: np.ndarray, seed: int = 0) -> JetConditions:
         values = cls.raw(points.astype(np.float64), mask)
         keep = np.random.default_rng(seed).permutation(len(points))[:MAX_KEPT]
         std = values.std(0)
@@ -70,7 +70,7 @@ class JetConditions:
                 "mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "JetConditions":
+    def from_state_dict(cls, state: dict) -> JetConditions:
         return cls(np.asarray(state["counts"]), np.asarray(state["values"]), state["mean"], state["std"])
 
     def standardise(self, values: torch.Tensor) -> torch.Tensor:
