@@ -22,7 +22,7 @@ from torch import nn
 from jetlab.errors import JetlabError
 
 __all__ = ["ACTIVATIONS", "MLP", "MaskedBatchNorm", "activation_function", "check_constructor_keywords",
-           "check_hyperparameters", "init_tagger", "is_width_list", "keyword_defaults"]
+           "Tagger", "check_hyperparameters", "init_tagger", "is_width_list", "keyword_defaults"]
 
 #: activation name -> ``f(x, inplace)``; in-place is only used on fresh temporaries
 ACTIVATIONS: dict[str, Callable[[torch.Tensor, bool], torch.Tensor]] = {
@@ -85,6 +85,17 @@ def keyword_defaults(cls: type) -> dict[str, Any]:
     the particle count, filled in by the class's ``default_hyperparameters``)."""
     parameters = inspect.signature(cls.__init__).parameters.values()
     return {p.name: _as_lists(p.default) for p in parameters if p.kind is p.KEYWORD_ONLY}
+
+
+class Tagger(nn.Module):
+    """Base of jetlab's taggers: a tagger's hyperparameters are its constructor's keyword-only
+    arguments (:func:`keyword_defaults`); a class whose defaults depend on the particle count
+    (JEDI-net: the paper's table) overrides :meth:`default_hyperparameters`."""
+
+    @classmethod
+    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
+        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
+        return keyword_defaults(cls)
 
 
 def check_constructor_keywords(model_name: str, cls: type, given: dict) -> None:

@@ -12,13 +12,12 @@ shrink the image to ``(C_last, H/2^L, W/2^L)``; it is flattened and fed to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, activation_function, init_tagger, keyword_defaults
+from jetlab.models._mlp import MLP, Tagger, activation_function, init_tagger
 
 __all__ = ["CNNTagger", "LOG_PIXEL_SCALE", "PIXEL_SCALES"]
 
@@ -27,7 +26,7 @@ PIXEL_SCALES = ("linear", "log")
 LOG_PIXEL_SCALE = 1e-3
 
 
-class CNNTagger(nn.Module):
+class CNNTagger(Tagger):
     """Convolutional tagger on jet images (the CNN baseline of JEDI-net, Moreno et al.,
     arXiv:1908.05318; module docstring).
 
@@ -70,11 +69,6 @@ class CNNTagger(nn.Module):
         if side < 1:
             raise JetlabError(f"cnn: {len(hp['channels'])} pooling layers shrink a {self.image_size}-pixel image to nothing")
         self.head = MLP([hp["channels"][-1] * side * side, int(hp["dense"]), self.n_classes], hp["activation"])
-
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
-        return keyword_defaults(cls)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Class logits of a batch of jet images.

@@ -10,17 +10,16 @@ Input: ``hlf (B, 16)`` standardised high-level features. Output: logits ``(B, n_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
+from jetlab.models._mlp import MLP, Tagger, init_tagger
 
 __all__ = ["DNNTagger"]
 
 
-class DNNTagger(nn.Module):
+class DNNTagger(Tagger):
     """MLP ``n_features -> hidden... -> n_classes`` on the high-level features
     (Duarte et al., arXiv:1804.06913).
 
@@ -46,11 +45,6 @@ class DNNTagger(nn.Module):
         hp["hidden"] = self.hparams["hidden"] = [int(h) for h in hp["hidden"]]
         self.mlp = MLP([self.n_features, *hp["hidden"], self.n_classes], hp["activation"])
         self.dropout = nn.Dropout(float(hp["dropout"])) if hp["dropout"] else None
-
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
-        return keyword_defaults(cls)
 
     def forward(self, hlf: torch.Tensor) -> torch.Tensor:
         """Class logits of a batch of jets.

@@ -21,13 +21,11 @@ Output: logits ``(B, n_classes)``. Any ``N`` works.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, activation_function, init_tagger, keyword_defaults
+from jetlab.models._mlp import MLP, Tagger, activation_function, init_tagger
 
 __all__ = ["GarNetLayer", "GarNetTagger"]
 
@@ -95,7 +93,7 @@ class GarNetLayer(nn.Module):
         return y * real
 
 
-class GarNetTagger(nn.Module):
+class GarNetTagger(Tagger):
     """GarNet jet tagger (Qasim et al., arXiv:1902.07987): ``n_layers`` :class:`GarNetLayer` s,
     masked mean pooling, MLP head ``layer_width -> head_hidden -> n_classes``.
 
@@ -132,11 +130,6 @@ class GarNetTagger(nn.Module):
             for a, b in zip(widths[:-1], widths[1:])
         )
         self.head = MLP([widths[-1], int(hp["head_hidden"]), self.n_classes], hp["head_activation"])
-
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
-        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of a batch of jets.

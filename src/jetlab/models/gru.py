@@ -9,18 +9,16 @@ lengths ``n_b = Σ mask`` so the GRU never sees padding, and the last hidden sta
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
+from jetlab.models._mlp import MLP, Tagger, init_tagger
 
 __all__ = ["GRUTagger"]
 
 
-class GRUTagger(nn.Module):
+class GRUTagger(Tagger):
     """GRU over the pT-ordered particles (the GRU baseline of JEDI-net, Moreno et al.,
     arXiv:1908.05318; module docstring).
 
@@ -44,11 +42,6 @@ class GRUTagger(nn.Module):
                          head_hidden=head_hidden, activation=activation)
         self.gru = nn.GRU(self.n_features, int(hp["hidden"]), num_layers=int(hp["num_layers"]), batch_first=True)
         self.head = MLP([int(hp["hidden"]), int(hp["head_hidden"]), self.n_classes], hp["activation"])
-
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
-        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of a batch of jets.

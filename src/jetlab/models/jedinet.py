@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
+from jetlab.models._mlp import MLP, Tagger, init_tagger, keyword_defaults
 from jetlab.models.jedinet_blocked import FUSED_ACTIVATIONS, FusedEdgeSum
 from jetlab.models.pair_grid import edge_mask_block, grid_block_size, receiver_blocks
 
@@ -94,7 +94,7 @@ def _nearest_paper_setting(table: dict[int, tuple], n_particles: int) -> tuple:
     return table[nearest]
 
 
-class JEDINet(nn.Module):
+class JEDINet(Tagger):
     """JEDI-net (Moreno et al., arXiv:1908.05318) with the flattened ``φ_C`` input
     (``D_O × N`` matrix); fast blocked interaction (module docstring).
 

@@ -20,18 +20,15 @@ Inputs: ``particles (B, N, P)``, ``mask (B, N)`` bool. Output: logits (B, n_clas
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, init_tagger, keyword_defaults
+from jetlab.models._mlp import MLP, Tagger, init_tagger
 
 __all__ = ["JEDINetLinear"]
 
 
-class JEDINetLinear(nn.Module):
+class JEDINetLinear(Tagger):
     """JEDI-linear, an O(N) JEDI-net (arXiv:2508.15468; module docstring). Defaults: JEDI-net
     ΣO-150's hyperparameters.
 
@@ -64,11 +61,6 @@ class JEDINetLinear(nn.Module):
         self.f_S = MLP([P, hidden, hidden // 2, d_e], hp["f_s_activation"], output_activation=True)
         self.f_O = MLP([P + d_e, hidden, hidden // 2, d_o], hp["f_o_activation"], output_activation=True)
         self.phi_C = MLP([d_o, hidden, hidden // 2, self.n_classes], hp["phi_c_activation"])
-
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
-        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of a batch of jets.

@@ -40,14 +40,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MLP, init_tagger, is_width_list, keyword_defaults
+from jetlab.models._mlp import MLP, Tagger, init_tagger, is_width_list
 from jetlab.models.part_pairs import PAIR_FEATURES, pair_embedding, particle_kinematics
 from jetlab.models.particlenet import PARTICLE_NET_FEATURES
 
@@ -125,7 +124,7 @@ class AttentionBlock(nn.Module):
         return h + self.dropout(self.fc2(self.norm_post_act(f)))
 
 
-class ParticleTransformer(nn.Module):
+class ParticleTransformer(Tagger):
     """ParT (Qu, Li & Qian, arXiv:2202.03772; module docstring), the paper's configuration:
     particle embedding, pair-biased particle attention, class attention.
 
@@ -183,11 +182,6 @@ class ParticleTransformer(nn.Module):
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, self.n_classes)
-
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
-        return keyword_defaults(cls)
 
     def pair_bias(self, momenta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``U`` (B, H, N, N) from the raw four-momenta (blocked pair grid)."""

@@ -32,13 +32,12 @@ ln pT, ln E, ln pT_rel, ln E_rel, Î”R, the paper's seven), ``points`` the raw (Î
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from jetlab.errors import JetlabError
-from jetlab.models._mlp import MaskedBatchNorm, init_tagger, is_width_list, keyword_defaults
+from jetlab.models._mlp import MaskedBatchNorm, Tagger, init_tagger, is_width_list
 
 __all__ = ["EdgeConvBlock", "PARTICLE_NET_FEATURES", "ParticleNet", "ParticleNetLite", "knn"]
 
@@ -133,7 +132,7 @@ class EdgeConvBlock(nn.Module):
         return torch.relu(shortcut + mean) * real
 
 
-class ParticleNet(nn.Module):
+class ParticleNet(Tagger):
     """ParticleNet (Qu & Gouskos, arXiv:1902.08570; module docstring), the paper's configuration.
 
     Args:
@@ -166,11 +165,6 @@ class ParticleNet(nn.Module):
         self.blocks = nn.ModuleList(EdgeConvBlock(hp["k"], c, list(w)) for c, w in zip(ins, widths))
         self.head = nn.Sequential(nn.Linear(widths[-1][-1], int(hp["fc_dim"])), nn.ReLU(),
                                   nn.Dropout(float(hp["dropout"])), nn.Linear(int(hp["fc_dim"]), self.n_classes))
-
-    @classmethod
-    def default_hyperparameters(cls, n_particles: int) -> dict[str, Any]:
-        """The constructor's keyword arguments and their defaults (any ``n_particles``)."""
-        return keyword_defaults(cls)
 
     def forward(self, particles: torch.Tensor, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of a batch of jets.
