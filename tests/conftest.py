@@ -61,6 +61,18 @@ def shared(tmp_path_factory):
     return lambda name, make: shared_dir(tmp_path_factory, name, make)
 
 
+@pytest.fixture(scope="session")
+def warm_jetlab(tmp_path_factory):
+    """A warm interpreter (tests/warm_start.py) for this worker's ``python -m jetlab`` and
+    ``jetlab`` subprocesses: ``warm_jetlab.python`` runs them from it when the environment holds
+    ``warm_jetlab.environment()``. ``JETLAB_TEST_COLD=1`` turns it off (fresh interpreters)."""
+    from warm_start import WarmServer
+
+    server = WarmServer(tmp_path_factory.mktemp("warm"), enabled=os.environ.get("JETLAB_TEST_COLD") != "1")
+    yield server
+    server.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Point the default-data cache at a temporary directory for the whole session."""

@@ -171,18 +171,45 @@ def dependencies(blocks: list[Block], number: int) -> list[int]:
             and any(_mentions(text, path) for path in b.outputs())]
 
 
-def prepare_checkout(workdir: Path) -> None:
-    """A folder laid out like a checkout after the install block: ``.venv`` is this environment."""
+def prepare_checkout(workdir: Path, warm=None) -> None:
+    """A folder laid out like a checkout after the install block: ``.venv`` is this environment.
+
+    With a ``warm`` server (:class:`warm_start.WarmServer`) ``.venv`` is a folder of links to
+    this environment whose ``bin/jetlab`` and ``bin/python`` (``python -m jetlab``, also as
+    mpiexec's ranks) run the commands in the warm interpreter, and whose ``activate`` puts that
+    ``bin`` first on ``PATH``; without one it is a link to this environment."""
     workdir.mkdir(parents=True, exist_ok=True)
     venv = workdir / ".venv"
-    if not venv.is_symlink() and not venv.exists():
-        venv.symlink_to(Path(sys.prefix))
+    if venv.is_symlink() or venv.exists():
+        return
+    real = Path(sys.prefix)
+    if warm is None or not warm.ready:
+        venv.symlink_to(real)
+        return
+    from warm_start import make_wrappers
+
+    venv.mkdir()
+    for entry in real.iterdir():
+        if entry.name != "bin":
+            (venv / entry.name).symlink_to(entry)
+    python = make_wrappers(venv / "bin")
+    for entry in (real / "bin").iterdir():
+        target = venv / "bin" / entry.name
+        if entry.name == "activate":
+            target.write_text(entry.read_text().replace(str(real), str(venv)))
+        elif entry.name.startswith("python"):
+            if not target.exists():
+                target.symlink_to(python)
+        elif not target.exists():
+            target.symlink_to(entry)
 
 
-def run_commands(to_run: list[Command], workdir: Path, logs: Path, timeout: int = 3600) -> list[tuple[Command, int, str]]:
+def run_commands(to_run: list[Command], workdir: Path, logs: Path, timeout: int = 3600,
+                 warm=None) -> list[tuple[Command, int, str]]:
     """Run ``to_run`` in one bash session in ``workdir`` (a ``cd`` or ``source`` holds for the
-    next command); ``[(command, exit status, output)]``, every command run whatever the others did."""
-    prepare_checkout(workdir)
+    next command); ``[(command, exit status, output)]``, every command run whatever the others did.
+    ``warm``: a :class:`warm_start.WarmServer` the jetlab commands start from (see :func:`prepare_checkout`)."""
+    prepare_checkout(workdir, warm)
     logs.mkdir(parents=True, exist_ok=True)
     script = ["set +e"]
     for k, command in enumerate(to_run):
@@ -196,6 +223,8 @@ def run_commands(to_run: list[Command], workdir: Path, logs: Path, timeout: int 
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
     env.update(ENVIRONMENT, PATH=path, JETLAB_CACHE=str(workdir / ".cache" / "jetlab"),
                PYTHONPATH=str(source), HOME=os.environ.get("HOME", str(workdir)))
+    if warm is not None:
+        env.update(warm.environment())
     subprocess.run(["bash", "-c", "\n".join(script)], cwd=workdir, env=env, timeout=timeout, check=False)
 
     status = {}
@@ -207,12 +236,13 @@ def run_commands(to_run: list[Command], workdir: Path, logs: Path, timeout: int 
             for k, command in enumerate(to_run)]
 
 
-def run_block(blocks: list[Block], number: int, workdir: Path) -> list[tuple[Command, int, str]]:
+def run_block(blocks: list[Block], number: int, workdir: Path, warm=None) -> list[tuple[Command, int, str]]:
     """Run block ``number`` in ``workdir`` (which already holds what it builds on), after the
     commands of the earlier blocks that set up the shell; the results of its own commands."""
     block = next(b for b in blocks if b.number == number)
     shell = [c for b in blocks if b.number < number and b.sets_up_the_shell() for c in b.commands]
-    results = run_commands(shell + block.commands, workdir, workdir / ".readme-test" / f"block-{number}")
+    results = run_commands(shell + block.commands, workdir, workdir / ".readme-test" / f"block-{number}",
+                           warm=warm)
     return results[len(shell):]
 
 
@@ -249,7 +279,7 @@ def _stage(number: int) -> int:
 
 
 @pytest.fixture(scope="session")
-def block_state(shared):
+def block_state(shared, warm_jetlab):
     """``block_state(N) -> (folder, [(command text, exit status, output)])``: README block ``N``
     run once per test run (shared by the xdist workers) in a folder holding copies of the
     folders of the blocks it builds on; copy the folder before running anything in it."""
@@ -260,7 +290,7 @@ def block_state(shared):
             def make(out: Path) -> None:
                 for dependency in dependencies(BLOCKS, number):
                     copy_checkout(state(dependency)[0], out / "checkout")
-                results = run_block(BLOCKS, number, out / "checkout")
+                results = run_block(BLOCKS, number, out / "checkout", warm_jetlab)
                 (out / "results.json").write_text(json.dumps([(c.text, rc, output) for c, rc, output in results]))
 
             folder = shared(f"readme-block-{number}", make)

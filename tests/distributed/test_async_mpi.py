@@ -33,10 +33,20 @@ pytestmark = [pytest.mark.mpi, pytest.mark.slow,
 SRC = str(Path(jetlab.__file__).resolve().parents[1])
 
 
+#: the warm interpreter (tests/warm_start.py) the ranks start from, set for every test
+WARM = None
+
+
+@pytest.fixture(autouse=True)
+def _warm_ranks(warm_jetlab):
+    global WARM
+    WARM = warm_jetlab
+
+
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "JETLAB_SUPERVISED")}
-    env.update(JETLAB_NO_PROGRESS="1", PYTHONPATH=SRC)
+    env.update(JETLAB_NO_PROGRESS="1", PYTHONPATH=SRC, **(WARM.environment() if WARM else {}))
     return env
 
 
@@ -46,7 +56,7 @@ def launch(n: int, *args: str, survive: bool = True, console_script: bool = Fals
     script = Path(sys.executable).parent / "jetlab"
     if console_script and (not script.is_file() or "entry" not in script.read_text()):
         pytest.fail(f"{script} is missing or out of date (it must call jetlab.cli.main:entry): pip install -e .")
-    program = [str(script)] if console_script else [sys.executable, "-m", "jetlab"]
+    program = [str(script)] if console_script else [str(WARM.python) if WARM else sys.executable, "-m", "jetlab"]
     command = [MPIEXEC, *(["-disable-auto-cleanup"] if survive else []), "-n", str(n), *program, *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
 

@@ -5,7 +5,6 @@ report directories), the URL given on the command line, in an environment variab
 import os
 import socket
 import subprocess
-import sys
 
 import pytest
 
@@ -14,10 +13,19 @@ from jetlab.cli.main import main
 pytest.importorskip("optuna", reason="pip install 'jetlab[hpo]'")
 
 
+#: the warm interpreter (tests/warm_start.py) the commands start from, set for every test
+WARM = None
+
+
+@pytest.fixture(autouse=True)
+def _warm_commands(warm_jetlab):
+    global WARM
+    WARM = warm_jetlab
+
+
 def _jetlab(*args, env=None, cwd=None):
-    env = {**os.environ, "JETLAB_NO_PROGRESS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "jetlab", *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=300)
+    env = {**os.environ, "JETLAB_NO_PROGRESS": "1", **WARM.environment(), **(env or {})}
+    return subprocess.run([*WARM.jetlab(), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 def _files_holding(root, secret: str) -> list[str]:

@@ -135,10 +135,10 @@ def test_writer_leaves_no_partial_file(tmp_path):
 
 
 def test_default_set_is_generated_once_then_reused():
-    from jetlab.data.default import DEFAULT_JETS_PER_CLASS, resolve_jets
+    from jetlab.data.default import default_jets_per_class, resolve_jets
 
     first = resolve_jets(None, n_particles=30)
-    assert first.n_jets == 5 * DEFAULT_JETS_PER_CLASS
+    assert first.n_jets == 5 * default_jets_per_class()
     stamps = {f.path: f.path.stat().st_mtime_ns for f in first.files}
     second = resolve_jets(None, n_particles=30)
     assert {f.path: f.path.stat().st_mtime_ns for f in second.files} == stamps

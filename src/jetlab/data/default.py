@@ -2,7 +2,7 @@
 
 ``default_jets_dir(30)`` is what every command taking ``--data`` falls back to
 (:func:`resolve_jets`): a few
-thousand Pythia 8 jets per class (:data:`DEFAULT_JETS_PER_CLASS`), fixed seed, in
+thousand Pythia 8 jets per class (:func:`default_jets_per_class`), fixed seed, in
 ``<cache>/jets/default-<P>p`` (``$JETLAB_CACHE`` overrides the cache root). Generation
 is resumable like any ``jetlab data generate`` run, so an interrupted first use
 completes on the next, and locked, so concurrent first uses generate it once.
@@ -20,17 +20,25 @@ from jetlab.io.layout import CLASS_NAMES
 from jetlab.utils.cache import cache_dir
 from jetlab.utils.locking import cache_lock
 
-__all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir", "default_jets_ready", "resolve_jets"]
+__all__ = ["DEFAULT_JETS_PER_CLASS", "DEFAULT_SEED", "default_jets_dir", "default_jets_per_class", "default_jets_ready",
+           "resolve_jets"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_JETS_PER_CLASS = int(os.environ.get("JETLAB_DEFAULT_JETS_PER_CLASS", "2000"))
+#: jets per class of the default set, unless ``JETLAB_DEFAULT_JETS_PER_CLASS`` says otherwise
+DEFAULT_JETS_PER_CLASS = 2000
 DEFAULT_SEED = 20191
 _DONE = ".complete"
 
 
+def default_jets_per_class() -> int:
+    """Jets per class of the default set: ``JETLAB_DEFAULT_JETS_PER_CLASS`` (read when called,
+    not at import), else :data:`DEFAULT_JETS_PER_CLASS`."""
+    return int(os.environ.get("JETLAB_DEFAULT_JETS_PER_CLASS", DEFAULT_JETS_PER_CLASS))
+
+
 def _path(n_particles: int) -> Path:
-    return cache_dir("jets") / f"default-{n_particles}p-{DEFAULT_JETS_PER_CLASS}"
+    return cache_dir("jets") / f"default-{n_particles}p-{default_jets_per_class()}"
 
 
 def default_jets_ready(n_particles: int = 30) -> bool:
@@ -51,10 +59,10 @@ def default_jets_dir(n_particles: int = 30) -> Path:
         if not (path / _DONE).exists():
             log.info(
                 "generating the default jet set (%d jets per class, %d particles) into %s; this happens once",
-                DEFAULT_JETS_PER_CLASS, n_particles, path,
+                default_jets_per_class(), n_particles, path,
             )
             generate_dataset(
-                path, classes=CLASS_NAMES, jets_per_class=DEFAULT_JETS_PER_CLASS, n_particles=n_particles,
+                path, classes=CLASS_NAMES, jets_per_class=default_jets_per_class(), n_particles=n_particles,
                 seed=DEFAULT_SEED, lock=False,
             )
             (path / _DONE).touch()
