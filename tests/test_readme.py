@@ -195,8 +195,10 @@ def prepare_checkout(workdir: Path, warm=None) -> None:
     python = make_wrappers(venv / "bin")
     for entry in (real / "bin").iterdir():
         target = venv / "bin" / entry.name
-        if entry.name == "activate":
-            target.write_text(entry.read_text().replace(str(real), str(venv)))
+        if entry.name == "activate":  # the folder it names (where the venv was made) becomes ours
+            text = entry.read_text()
+            made = re.search(r"^\s*VIRTUAL_ENV=([\"']?)(.+?)\1\s*$", text, re.MULTILINE)
+            target.write_text(text.replace(made.group(2), str(venv)) if made else text)
         elif entry.name.startswith("python"):
             if not target.exists():
                 target.symlink_to(python)
@@ -385,6 +387,14 @@ cat firstly/a.txt other/first
     results = run_block(blocks, 3, tmp_path / "three")  # the shell block ran first; block 2's folder copied
     assert [(c.text, rc, out) for c, rc, out in results] == [("cat first/a.txt", 0, "hello\n")]
     assert not (tmp_path / "three" / ".readme-test" / "block-2").exists()
+
+
+def test_the_activated_checkout_runs_jetlab_from_the_warm_interpreter(tmp_path, warm_jetlab):
+    prepare_checkout(tmp_path, warm_jetlab)
+    found = subprocess.run(["bash", "-c", "source .venv/bin/activate && command -v jetlab python mpiexec"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    assert found == [str(tmp_path / ".venv" / "bin" / name) for name in ("jetlab", "python", "mpiexec")]
+    assert "warm_client.py" in (tmp_path / ".venv" / "bin" / "jetlab").read_text()
 
 
 if __name__ == "__main__":  # python tests/test_readme.py [README.md]

@@ -132,6 +132,9 @@ def _run_child(request: dict, fds: list[int], listener: socket.socket, conn: soc
         os.environ.clear()
         os.environ.update(request["env"])
         os.umask(request["umask"])
+        if os.environ.get("PYTHONUNBUFFERED"):  # as python -u or PYTHONUNBUFFERED would make them
+            for stream in (sys.stdout, sys.stderr):
+                stream.reconfigure(write_through=True)
         sys.argv = [request["module"], *request["args"]]
         # what jetlab starts again (the MPI rank's supervisor: sys.executable, sys.orig_argv) starts warm too
         sys.executable = wrapper
@@ -146,21 +149,36 @@ def _run_child(request: dict, fds: list[int], listener: socket.socket, conn: soc
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
             if not isinstance(stop.code, int | None):
                 print(stop.code, file=sys.stderr)
-        except KeyboardInterrupt:
-            code = 130
+        except KeyboardInterrupt:  # a fresh interpreter then ends by SIGINT itself
+            code = -signal.SIGINT
         except BaseException:
             import traceback
 
             traceback.print_exc()
             code = 1
         atexit._run_exitfuncs()
+        _finalize_mpi()
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
+        if code == -signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
         os._exit(code)
+
+
+def _finalize_mpi() -> None:
+    """``MPI_Finalize`` as a fresh interpreter's exit would call it (mpi4py registers it at the
+    C level, which ``os._exit`` skips); hydra takes a rank that leaves without it for a crash."""
+    mpi4py = sys.modules.get("mpi4py")
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or getattr(mpi4py.rc, "finalize", None) is False:
+        return
+    if mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.Finalize()
 
 
 def serve(path: str, wrapper: str) -> None:
@@ -247,8 +265,13 @@ def make_wrappers(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     real, client = sys.executable, str(CLIENT)
     scripts = {
-        "python": f'#!/bin/sh\nif [ "$1" = "-m" ] && [ "$2" = "jetlab" ] && [ -n "${ENV_SOCKET}" ]; then\n'
-                  f'    shift 2; exec "{real}" -I -S "{client}" jetlab "$@"\nfi\nexec "{real}" "$@"\n',
+        # python -m jetlab, and python -u -m jetlab as torchrun starts its ranks (PYTHON_EXEC)
+        "python": f'#!/bin/sh\nif [ -n "${ENV_SOCKET}" ]; then\n'
+                  f'    if [ "$1" = "-m" ] && [ "$2" = "jetlab" ]; then\n'
+                  f'        shift 2; exec "{real}" -I -S "{client}" jetlab "$@"\n    fi\n'
+                  f'    if [ "$1" = "-u" ] && [ "$2" = "-m" ] && [ "$3" = "jetlab" ]; then\n'
+                  f'        shift 3; export PYTHONUNBUFFERED=1; exec "{real}" -I -S "{client}" jetlab "$@"\n    fi\n'
+                  f'fi\nexec "{real}" "$@"\n',
         "jetlab": f'#!/bin/sh\nif [ -n "${ENV_SOCKET}" ]; then exec "{real}" -I -S "{client}" jetlab "$@"; fi\n'
                   f'exec "{real}" -m jetlab "$@"\n',
     }
@@ -286,7 +309,10 @@ class WarmServer:
 
     def environment(self) -> dict[str, str]:
         """What a process must have in its environment for the wrappers to use the server."""
-        return {ENV_SOCKET: self.socket, ENV_REAL: sys.executable} if self.ready else {}
+        if not self.ready:
+            return {}
+        # PYTHON_EXEC: the interpreter torchrun starts its ranks with
+        return {ENV_SOCKET: self.socket, ENV_REAL: sys.executable, "PYTHON_EXEC": str(self.python)}
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -132,7 +132,8 @@ def test_train_sample_evaluate_end_to_end(capsys, tmp_path, tiny_gluon_file):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["gan", "vae", "flow"])
-def test_torchrun_trains_a_generator_data_parallel_and_writes_the_run_once(tmp_path, tiny_gluon_file, model):
+def test_torchrun_trains_a_generator_data_parallel_and_writes_the_run_once(tmp_path, tiny_gluon_file, model,
+                                                                           warm_jetlab):
     import os
     import shutil
     import subprocess
@@ -141,6 +142,7 @@ def test_torchrun_trains_a_generator_data_parallel_and_writes_the_run_once(tmp_p
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     run = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(warm_jetlab.environment())  # the ranks start from the warm interpreter (tests/warm_start.py)
     done = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node=2", "-m", "jetlab", "fastsim", "train", "--model", model,
          "--data", str(tiny_gluon_file), "--jet-class", "g", "--epochs", "2", "--batch-size", "16",
