@@ -9,7 +9,7 @@ Commands::
     jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S] [--ode-steps N] [--ode-solver S]
                                 [--classifier-time-limit-s S]
 
-Every setting of :class:`~jetlab.training.generator.GeneratorConfig` is a flag; network
+Every setting of :class:`~jetlab.training.generator_config.GeneratorConfig` is a flag; network
 options are ``--hp vae.hidden=128``, ``--hp generator.n_layers=3``,
 ``--hp discriminator.hidden=64``, ``--hp flow.hidden=64``. ``--ode-steps`` / ``--ode-solver``
 of ``sample`` and ``evaluate`` override a flow run's sampler. The training procedures and the run directory are
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jetlab.choices import ODE_SOLVERS
 from jetlab.cli.settings import (
     add_deprecated_aliases,
     add_model_code_flag,
@@ -30,6 +31,7 @@ from jetlab.cli.settings import (
 )
 from jetlab.distributed.env import relaunch_prefix
 from jetlab.errors import RESUME, JetlabError
+from jetlab.training.generator_config import GeneratorConfig, generator_family, models_using
 from jetlab.utils.config import load_config
 
 __all__ = ["register"]
@@ -38,8 +40,6 @@ _NETWORKS = ("vae", "generator", "discriminator", "flow")
 
 
 def register(subparsers) -> None:
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-
     train = subparsers.add_parser(
         "train",
         help="train a VAE, an MPGAN-style GAN or a flow-matching generator on jets or sparse MNIST",
@@ -100,8 +100,6 @@ def register(subparsers) -> None:
 
 
 def _sampler_flags(parser) -> None:
-    from jetlab.models.flow import ODE_SOLVERS  # lazy: start-up (torch)
-
     parser.add_argument("--ode-steps", type=positive_int, default=None, metavar="N",
                         help="flow runs: ODE steps of the sampler (default: the run's)")
     parser.add_argument("--ode-solver", default=None, choices=ODE_SOLVERS,
@@ -115,8 +113,6 @@ def _sampler(args) -> dict:
 def _network_options(items: list[str], base, *, model: str) -> dict:
     """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``; a network ``model``
     does not have is an error."""
-    from jetlab.training.generator import generator_family, models_using  # lazy: start-up (torch)
-
     options: dict = {}
     for key, value in parse_hyperparameters(items).items():
         network, dot, name = key.partition(".")
@@ -131,7 +127,7 @@ def _network_options(items: list[str], base, *, model: str) -> dict:
 
 
 def _train(args) -> int:
-    from jetlab.training.generator import GeneratorConfig, train_generator  # lazy: start-up (torch)
+    from jetlab.training.generator import train_generator  # lazy: start-up (torch)
 
     out = args.out or _default_out(args)
     if args.resume:
@@ -166,7 +162,6 @@ def _default_out(args) -> str:
     """``runs/<model>-<class><particles>`` for jets, ``runs/<model>-<data>`` for MNIST (the rule
     of ``jetlab tagger train``'s ``runs/<model>-<particles>``), from the flags or the defaults."""
     from jetlab.models.registry import short_name  # lazy: start-up (torch)
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
 
     model, data = short_name(args.model or GeneratorConfig.model), args.data or GeneratorConfig.data
     if "mnist" in Path(data).name:

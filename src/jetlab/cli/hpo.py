@@ -40,6 +40,8 @@ from jetlab.hpo.report import write_report
 from jetlab.hpo.space import SearchSpace
 from jetlab.hpo.study import PRUNERS, SAMPLERS, StudySpec, default_storage, make_sampler, require_optuna
 from jetlab.hpo.worker import WorkerOptions, run_study
+from jetlab.training.generator_config import GeneratorConfig
+from jetlab.training.tagger_config import TaggerTrainConfig
 from jetlab.utils.config import load_config
 from jetlab.utils.secrets import keep_secret, mask_url, url_secrets
 
@@ -64,9 +66,6 @@ def _study_flags(p, study_help: str, *, required: bool = False) -> None:
 
 
 def register(subparsers) -> None:
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     objectives = ", ".join(f"{name} ({direction[:3]}: {what})" for name, (direction, _, what) in OBJECTIVES.items())
     p = subparsers.add_parser(
         "run", help="run trials of a hyperparameter study (create it first if new)",
@@ -130,9 +129,6 @@ def register(subparsers) -> None:
 
 def _both_defaults(field) -> str | None:
     """A shared setting's default where taggers and generators differ: "20 taggers, 10 generators"."""
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     tagger, generator = (getattr(cls, field.name, None) for cls in (TaggerTrainConfig, GeneratorConfig))
     if tagger == generator:
         return None
@@ -141,9 +137,6 @@ def _both_defaults(field) -> str | None:
 
 def _given_settings(cls, args) -> dict:
     """The training settings given as flags, checked against the recipe's config ``cls``."""
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     own = {f.name for f in dataclasses.fields(cls)}
     given = {**given_flags(TaggerTrainConfig, args), **given_flags(GeneratorConfig, args)}
     given.pop("model", None)

@@ -10,7 +10,7 @@
     jetlab tagger evaluate runs/dnn --data OTHER_DIR     # -> runs/dnn/eval-OTHER_DIR/
     jetlab tagger compare runs/* --out cmp               # paper-style table + ROC per class
 
-Settings come from the :class:`~jetlab.training.tagger.TaggerTrainConfig` defaults, then
+Settings come from the :class:`~jetlab.training.tagger_config.TaggerTrainConfig` defaults, then
 ``--config FILE.yaml`` (or RUN/config.yaml with ``--resume``), then the flags given.
 """
 
@@ -31,13 +31,12 @@ from jetlab.cli.tagger_export import register_export
 from jetlab.cli.tagger_prune import register as register_prune
 from jetlab.distributed.env import detect_launcher, relaunch_prefix
 from jetlab.errors import RESUME
+from jetlab.training.tagger_config import TaggerTrainConfig
 from jetlab.utils.config import load_config
 
 __all__ = ["register"]
 
 def register(subparsers) -> None:
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     p = subparsers.add_parser(
         "train", help="train a tagger (in one process, or data-parallel under torchrun/mpiexec)",
         description="Train a jet tagger; writes RUN/{config.yaml, checkpoint.pt, model.pt, metrics.json, "
@@ -91,7 +90,6 @@ def register(subparsers) -> None:
 def build_train_config(args: argparse.Namespace):
     """Defaults <- --config file (or RUN/config.yaml when resuming) <- explicit flags, --hp."""
     from jetlab.models.registry import short_name  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     model = short_name(args.model or TaggerTrainConfig.model)
     out = args.out or f"runs/{model}-{args.particles or TaggerTrainConfig.particles}"
