@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                     "RUN/history.json and sample plots. Unset flags take their value from --config (or, with "
                     "--resume, RUN/config.yaml), else the defaults shown.",
     )
-    train.add_argument("--out", metavar="RUN", help="run directory (default runs/<model>-<class><particles>, "
+    train.add_argument("--out", metavar="RUN", help="run directory (default: runs/<model>-<class><particles>, "
                        "runs/<model>-<data> for MNIST)")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (GeneratorConfig keys)")
@@ -67,12 +67,13 @@ def register(subparsers) -> None:
         description="Generate N sets. Jets: a JetNet file (--format jetnet) or hls4ml files labelled with the "
         "trained class (--format hls4ml; --out a .h5 file or a directory). MNIST: an HDF5 of point sets and a PNG.",
     )
-    sample.add_argument("run_dir", metavar="RUN")
+    sample.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab fastsim train`")
     sample.add_argument("--n", type=positive_int, required=True, help="number of sets to generate")
     sample.add_argument("--out", required=True, metavar="FILE",
                         help="output: an .h5 file, or a directory for --format hls4ml")
-    sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"), help="jet file layout")
-    sample.add_argument("--seed", type=int, default=0, help="random seed of the generation (default 0)")
+    sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"),
+                        help="jet file layout (default: %(default)s)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed of the generation (default: 0)")
     _sampler_flags(sample)
     add_model_code_flag(sample)
     sample.set_defaults(run=_sample)
@@ -83,17 +84,17 @@ def register(subparsers) -> None:
         description="Generate sets, compute the generation metrics against the held-out test split "
         "beside truth-vs-truth, print them, write RUN/evaluation.json and plots.",
     )
-    evaluate.add_argument("run_dir", metavar="RUN")
+    evaluate.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab fastsim train`")
     evaluate.add_argument("--data", default=None, help="real data to compare with (default: the run's)")
     evaluate.add_argument("--n", type=int, default=None, help="sets to compare (default: the whole test split)")
     evaluate.add_argument("--seed", type=int, default=1,
-                          help="random seed of the generated sets and the metrics' draws (default 1)")
+                          help="random seed of the generated sets and the metrics' draws (default: 1)")
     _sampler_flags(evaluate)
     evaluate.add_argument("--classifier-time-limit-s", dest="classifier_seconds", type=float, default=120.0,
                           metavar="S", help="time limit of the classifier two-sample test's training per "
-                                            "comparison, in seconds (0: skip the test; default 120)")
+                                            "comparison, in seconds (0: skip the test; default: 120)")
     evaluate.add_argument("--classifier-model", default="garnet", choices=("garnet", "jedinet-sumo"),
-                          help="network of the classifier test")
+                          help="network of the classifier test (default: %(default)s)")
     add_model_code_flag(evaluate)
     add_deprecated_aliases(evaluate, {"--classifier-seconds": "--classifier-time-limit-s"})
     evaluate.set_defaults(run=_evaluate)

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                     "predictions.npz, roc.png, training_curve.png}. Unset flags take their value from --config (or, "
                     "with --resume, RUN/config.yaml), else the defaults shown.",
     )
-    p.add_argument("--out", metavar="RUN", help="run directory (default runs/<model>-<particles>)")
+    p.add_argument("--out", metavar="RUN", help="run directory (default: runs/<model>-<particles>)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
     p.add_argument("--config", metavar="FILE.yaml", help="load settings from a YAML file (e.g. a RUN/config.yaml)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
@@ -64,8 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="jet files to evaluate on")
     p.add_argument("--eval-name", metavar="NAME",
                    help="results go to RUN/eval-NAME (default: the data folder's name)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    p.add_argument("--batch-size", type=positive_int, default=500, help="jets per forward pass (default 500)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default: cpu)")
+    p.add_argument("--batch-size", type=positive_int, default=500, metavar="B",
+                   help="jets per forward pass (default: 500)")
     add_model_code_flag(p)
     add_deprecated_aliases(p, {"--name": "--eval-name"})
     p.set_defaults(run=_evaluate)
@@ -75,7 +76,8 @@ def register(subparsers) -> None:
         description="Print per-class AUC and TPR at FPR 10% / 1% of each run (one row a model); with --out, "
                     "write one ROC plot per class with every model, compare.md and compare.json.",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories written by `jetlab tagger train` or `jetlab tagger prune`")
     p.add_argument("--out", metavar="DIR", help="folder for roc_<class>.png, compare.md, compare.json")
     p.add_argument("--eval-name", metavar="NAME",
                    help="compare the RUN/eval-NAME results of `jetlab tagger evaluate --eval-name NAME` instead of "

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                     "weights as exact zeros (masks made permanent).",
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab tagger train`")
-    p.add_argument("--out", metavar="PRUNED", help="output directory (default RUN-pruned)")
+    p.add_argument("--out", metavar="PRUNED", help="output directory (default: RUN-pruned)")
     p.add_argument("--resume", action="store_true",
                    help="continue the prune run in PRUNED (finished iterations are kept)")
     p.add_argument("--stop-after", type=_stop_after, metavar="K[:E]",

@@ -78,14 +78,14 @@ def parse_cluster(spec: str | None) -> tuple[str, int | str] | None:
 def _validate(out: Path, classes, jets_per_class: int, n_particles: int, workers) -> tuple[str, ...]:
     classes = tuple(dict.fromkeys(str(c).strip().lower() for c in classes if str(c).strip()))
     if not classes:
-        raise JetlabError(f"--classes names no jet class (known: {', '.join(CLASS_NAMES)})")
+        raise JetlabError(f"--jet-class names no jet class (known: {', '.join(CLASS_NAMES)})")
     bad = [c for c in classes if c not in CLASS_NAMES]
     if bad:
         raise JetlabError(f"unknown jet class '{bad[0]}' (known: {', '.join(CLASS_NAMES)})")
     if n_particles not in SUPPORTED_PARTICLES:
         raise JetlabError(f"--particles must be one of {', '.join(map(str, SUPPORTED_PARTICLES))}, got {n_particles}")
     if jets_per_class < 1:
-        raise JetlabError(f"--jets-per-class must be positive, got {jets_per_class}")
+        raise JetlabError(f"--n (jets per class) must be positive, got {jets_per_class}")
     if workers is not None and workers < 1:
         raise JetlabError(f"--workers must be positive, got {workers}")
     if out.exists() and not out.is_dir():

@@ -37,9 +37,9 @@ class PruneConfig:
                         metavar="LAMBDA")
     epochs_per_iteration: int = setting(10, "maximum retraining epochs per iteration", metavar="E")
     patience: int = setting(3, "stop an iteration after this many epochs without a better validation loss (0: never)")
-    lr: float | None = setting(None, "retraining learning rate (unset: the run's)", type=float)
+    lr: float | None = setting(None, "retraining learning rate (default: the run's)", type=float)
     device: str = setting("cpu", "cpu or cuda", choices=("cpu", "cuda"), resumable=True)
-    threads: int | None = setting(None, "torch CPU threads (unset: torch's)", type=int, resumable=True)
+    threads: int | None = setting(None, "torch CPU threads (default: torch's)", type=int, resumable=True)
 
     def validate(self, source: str = "options") -> None:
         def whole(name: str, minimum: int) -> None:

@@ -48,7 +48,7 @@ class GeneratorConfig(TrainSettings):
     max_train: int = setting(0, "use at most the first N sets of the training split (0: all)", metavar="N",
                              flag="--limit")
     log_pt: bool | None = setting(None, "jets: learn log(pT_rel), so generated pT_rel > 0 by construction "
-                                        "(unset: on for flow, off for vae and gan)", type=bool)
+                                        "(default: on for flow, off for vae and gan)", type=bool)
     latent_dim: int = setting(32, "latent size (VAE: per set; GAN: per particle)")
     # VAE (lr is TrainSettings.lr)
     kl_weight: float = setting(1e-3, "VAE: weight beta of the KL term")
@@ -83,8 +83,9 @@ class GeneratorConfig(TrainSettings):
     discriminator_options: dict = setting(help=None, factory=dict)
     flow_options: dict = setting(help=None, factory=dict)
     # monitoring
-    plot_every: int = setting(10, "sample plots every k epochs and at the end (0: only at the end)", resumable=True)
-    plot_samples: int = setting(1000, "sets generated for the plots", resumable=True)
+    plot_every: int = setting(10, "sample plots every K epochs and at the end (0: only at the end)", resumable=True,
+                            metavar="K")
+    plot_samples: int = setting(1000, "sets generated for the plots", resumable=True, metavar="N")
     metrics_samples: int = setting(1000, "jets: generated jets compared with validation jets, per epoch (W1-M) and "
                                          "at the end (all metrics); 0: off")
 

@@ -65,7 +65,7 @@ class TrainSettings:
     lr_patience: int = setting(2, "plateau: epochs without improvement before the lr drops")
     patience: int = setting(10, "early stopping: stop after this many epochs without a better validation "
                                 "number (0: never)", resumable=True)
-    grad_clip: float | None = setting(None, "clip the gradient norm to this (off when unset)", type=float)
+    grad_clip: float | None = setting(None, "clip the gradient norm to this (default: off)", type=float)
     seed: int = setting(0, "seed of the weights, the batch order and the noise")
     split_seed: int = setting(0, "seed of the train/validation/test split (keep it fixed to compare runs)")
     fractions: list = setting(help=None, factory=lambda: [0.7, 0.15, 0.15])
@@ -78,7 +78,7 @@ class TrainSettings:
     masters: int = setting(1, "asynchronous: M >= 2 puts the workers under M sub-masters (ranks 1..M) that talk to "
                               "the master, bounding the messages any rank receives; 1: one master", resumable=True,
                            metavar="M")
-    elastic_alpha: float | None = setting(None, "easgd: elastic rate alpha (default 0.9/p, p the workers of a master)",
+    elastic_alpha: float | None = setting(None, "easgd: elastic rate alpha (default: 0.9/p, p the workers of a master)",
                                           type=float)
     gem_kappa: float = setting(2.0, "gem: proxy amplification kappa (its momentum mu is --momentum)")
     gem_lr: float = setting(GEM_LR, "gem: the step size eta of the plain SGD step each worker rescales (gem's "
