@@ -16,8 +16,8 @@ D30=data/jets30-100k
 D100=data/jets100-100k
 COMMON=(--epochs 40 --patience 8 --device "$DEVICE" --threads "$THREADS")
 
-[ -f "$D30/generation.json" ] || jetlab data generate --n 20000 --particles 30 --seed 11 --out "$D30"
-[ -f "$D100/generation.json" ] || jetlab data generate --n 20000 --particles 100 --seed 11 --out "$D100"
+[ -f "$D30/generation.json" ] || jetlab data generate --jets-per-class 20000 --particles 30 --seed 11 --out "$D30"
+[ -f "$D100/generation.json" ] || jetlab data generate --jets-per-class 20000 --particles 100 --seed 11 --out "$D100"
 
 train() {  # train MODEL DATA PARTICLES OUT [flags...]
   local model=$1 data=$2 particles=$3 out=$4; shift 4

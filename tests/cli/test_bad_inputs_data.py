@@ -52,7 +52,7 @@ def _good_copy(tmp, jets_dir):
     shutil.copy(sorted(jets_dir.glob("jets_t_*.h5"))[0], tmp / "t.h5")
 
 
-GEN = ("data", "generate", "--n", "5", "--workers", "1")
+GEN = ("data", "generate", "--jets-per-class", "5", "--workers", "1")
 ZERO_JETS = {"jetConstituentList": np.zeros((0, 30, 16), np.float32), "jets": np.zeros((0, 59), np.float32)}
 COMPLEX = {"jetConstituentList": np.zeros((4, 30, 16), np.complex64), "jets": np.zeros((4, 59), np.float32)}
 STRINGS = {"particle_features": np.full((4, 30, 4), b"x", dtype="S1"), "jet_features": np.zeros((4, 4), np.float32)}
@@ -63,10 +63,10 @@ CASES = [
     BadInput("generate-out-unwritable", (*GEN, "--out", "/proc/jetlab-test/jets"), "cannot create the output directory"),
     BadInput("generate-no-classes", (*GEN, "--jet-class", ",", "--out", "{tmp}/jets"), "--jet-class names no jet class"),
     BadInput("generate-unknown-class", (*GEN, "--jet-class", "g,x", "--out", "{tmp}/jets"), "unknown jet class 'x'"),
-    BadInput("generate-zero-jets", ("data", "generate", "--n", "0", "--out", "{tmp}/jets"), "--n (jets per class) must be positive"),
+    BadInput("generate-zero-jets", ("data", "generate", "--jets-per-class", "0", "--out", "{tmp}/jets"), "--jets-per-class must be positive"),
     BadInput("generate-zero-workers", ("data", "generate", "--workers", "0", "--out", "{tmp}/jets"), "--workers must be positive"),
     BadInput("generate-zero-particles", (*GEN, "--particles", "0", "--out", "{tmp}/jets"), "argument --particles: invalid choice"),
-    BadInput("generate-not-a-number", ("data", "generate", "--n", "many", "--out", "{tmp}/jets"), "invalid int value"),
+    BadInput("generate-not-a-number", ("data", "generate", "--jets-per-class", "many", "--out", "{tmp}/jets"), "invalid int value"),
     BadInput("generate-no-out", GEN, "required: --out"),
     BadInput("generate-bad-cluster", (*GEN, "--cluster", "slurm", "--out", "{tmp}/jets"), "--cluster must be local"),
     BadInput("generate-cluster-zero", (*GEN, "--cluster", "local:0", "--out", "{tmp}/jets"), "needs N >= 1"),

@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--jet-class", dest="classes", default=",".join(CLASS_NAMES), metavar="C[,C...]",
                    help="jet classes to generate, comma-separated, of g,q,w,z,t (default: all five)")
-    p.add_argument("--n", dest="jets_per_class", type=int, default=1000, metavar="N",
+    p.add_argument("--jets-per-class", type=int, default=1000, metavar="N",
                    help="jets generated per class (default: 1000)")
     p.add_argument("--particles", type=int, default=30, choices=SUPPORTED_PARTICLES,
                    help="constituents kept per jet (default: 30)")
@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="run on Dask instead of local processes: 'local:N' starts N worker processes here, an address "
         "uses a running Dask scheduler (needs the 'cluster' extra); same files as a local run",
     )
-    add_deprecated_aliases(p, {"--classes": "--jet-class", "--jets-per-class": "--n"})
+    add_deprecated_aliases(p, {"--classes": "--jet-class"})
     p.set_defaults(run=_generate)
 
     p = commands.add_parser("info", help="jets per class and pT / mass / multiplicity summaries of jet files")

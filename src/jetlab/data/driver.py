@@ -85,7 +85,7 @@ def _validate(out: Path, classes, jets_per_class: int, n_particles: int, workers
     if n_particles not in SUPPORTED_PARTICLES:
         raise JetlabError(f"--particles must be one of {', '.join(map(str, SUPPORTED_PARTICLES))}, got {n_particles}")
     if jets_per_class < 1:
-        raise JetlabError(f"--n (jets per class) must be positive, got {jets_per_class}")
+        raise JetlabError(f"--jets-per-class must be positive, got {jets_per_class}")
     if workers is not None and workers < 1:
         raise JetlabError(f"--workers must be positive, got {workers}")
     if out.exists() and not out.is_dir():
