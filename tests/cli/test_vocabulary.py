@@ -81,6 +81,8 @@ def test_a_default_is_said_one_way():
                 if re.search(r"[(;,]\s*default(?!:)\b|\(unset\b|\bdefault: unset\b.*\bunset\b", text):
                     loose.append(f"jetlab {command} {action.option_strings[0]}: {text}")
     assert not loose, "\n".join(loose)
+    # a help that only uses the word ("jetlab's default generated jets") still gets its default said
+    assert "output) (default: jets)" in " ".join(COMMANDS["fastsim train"].format_help().split())
 
 
 def test_help_says_required_where_the_parser_requires():

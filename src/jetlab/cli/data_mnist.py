@@ -41,7 +41,7 @@ def register_mnist(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--idx", metavar="DIR", default=None,
                         help="directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] "
                              "and optionally the t10k-* files")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="keep only the first N digits")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="keep only the first N digits (default: all)")
     parser.add_argument("--points", type=int, default=None, metavar="P",
                         help="points per digit (default: 100 for sparse, 75 superpixels)")
     parser.add_argument("--workers", type=int, default=1, metavar="K",
