@@ -27,7 +27,7 @@ SRC = ROOT / "src"
 
 #: the floors, bottom first; a package's submodules stand on its floor (docs/architecture.md)
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("jetlab", "jetlab.errors", "jetlab.utils")),
+    ("foundation", ("jetlab", "jetlab.errors", "jetlab.choices", "jetlab.utils")),
     ("file layouts, reading and writing", ("jetlab.io",)),
     ("physics", ("jetlab.physics",)),
     ("data making", ("jetlab.data",)),

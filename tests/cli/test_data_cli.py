@@ -20,7 +20,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_generate_info_plot(tmp_path, capsys):
     out = tmp_path / "jets"
-    assert main(["data", "generate", "--classes", "q,t", "--jets-per-class", "12", "--seed", "2", "--out", str(out), "--workers", "1"]) == 0
+    assert main(["data", "generate", "--jet-class", "q,t", "--jets-per-class", "12", "--seed", "2", "--out", str(out), "--workers", "1"]) == 0
     assert sorted(p.name for p in out.glob("*.h5")) == ["jets_q_30p_0000.h5", "jets_t_30p_0000.h5"]
     capsys.readouterr()
     assert main(["data", "info", str(out)]) == 0
@@ -98,5 +98,5 @@ def test_missing_path_exits_2_without_traceback(tmp_path):
 
 
 def test_unknown_class_is_refused(tmp_path, capsys):
-    assert main(["data", "generate", "--classes", "g,x", "--jets-per-class", "1", "--out", str(tmp_path)]) == 2
+    assert main(["data", "generate", "--jet-class", "g,x", "--jets-per-class", "1", "--out", str(tmp_path)]) == 2
     assert "unknown jet class 'x'" in capsys.readouterr().err

@@ -56,6 +56,49 @@ def test_top_level_help_and_version_do_not_load_torch(argv):
     assert loaded == "LOADED ['jetlab.cli.main']", done.stdout + done.stderr
 
 
+#: libraries that take a second or more to import: no command's --help may load them
+_SLOW_IMPORTS = ("torch", "matplotlib", "scipy", "h5py", "numba", "optuna", "sklearn")
+
+
+def test_every_commands_help_loads_no_torch():
+    """`jetlab GROUP COMMAND --help` answers at once, like `jetlab --help`: building a command's
+    parser (flags from the config dataclasses, choices from jetlab.choices) imports neither
+    torch nor the other slow libraries. One fresh interpreter (the test process has torch
+    loaded already) runs every command's --help in turn and names the first that loads one."""
+    code = f"""
+import argparse, contextlib, io, sys
+from jetlab.cli.main import build_parser, main
+def sub(parser):
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+commands = [(group, command) for group, parser in sub(build_parser()).items() for command in sub(parser)]
+if any(m.split(".")[0] in {_SLOW_IMPORTS!r} for m in sys.modules):
+    commands = [("building", "the parsers")]
+for group, command in commands:
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        status = main([group, command, "--help"])
+    slow = sorted(m for m in sys.modules if m.split(".")[0] in {_SLOW_IMPORTS!r})
+    if status != 0 or "usage: jetlab " + group + " " + command not in out.getvalue() or slow:
+        print("FAILED", group, command, status, slow[:5])
+        break
+else:
+    print("OK", len(commands), "commands")
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.startswith("OK"), done.stdout + done.stderr
+    assert int(done.stdout.split()[1]) >= 16  # every group's commands were built, not only some
+
+
+def test_the_names_the_parsers_offer_are_those_the_code_implements():
+    """jetlab.choices lists the names without importing torch; the implementations register theirs."""
+    from jetlab import choices
+    from jetlab.training.strategies import ASYNC_STRATEGIES, STRATEGIES
+    from jetlab.training.strategies.asynchronous import ASYNC_CLASSES
+
+    assert tuple(STRATEGIES) == (*choices.SYNC_STRATEGIES, *choices.ASYNC_STRATEGIES)
+    assert ASYNC_STRATEGIES == tuple(ASYNC_CLASSES) == choices.ASYNC_STRATEGIES
+
+
 def test_only_the_named_group_is_loaded(monkeypatch):
     cli_main = importlib.import_module("jetlab.cli.main")  # jetlab.cli.main the attribute is the function
 

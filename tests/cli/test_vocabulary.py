@@ -5,6 +5,7 @@ works with one line naming the new flag, and a flag the run would not use is ref
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -34,7 +35,11 @@ SYNONYMS = {
     "time limit of a test": ("--classifier-time-limit-s", {"--classifier-seconds", "--classifier-timeout"}),
     "worker processes": ("--workers", {"--num-workers", "--n-workers", "--jobs", "--processes", "--nproc"}),
     "read only the first N": ("--limit", {"--max-jets", "--max-train", "--max-sets", "--max-items", "--first"}),
-    "how many sets to make": ("--n", {"--num", "--n-samples", "--samples", "--count"}),
+    "how many sets to make": ("--n", {"--num", "--n-samples", "--samples", "--count", "--n-jets"}),
+    # a multi-class set's size per class: its own name, --n would hide the unit (total or per class?)
+    "how many jets per class": ("--jets-per-class", {"--per-class", "--n-per-class", "--jets"}),
+    "which jet class(es)": ("--jet-class", {"--classes", "--class", "--jet-classes"}),
+    "how many sets a figure draws": ("--plot-samples", {"--plot", "--plot-n", "--n-plot"}),
     "an evaluation's name": ("--eval-name", {"--eval", "--name"}),
     "output": ("--out", {"--output", "--outdir", "--out-dir", "-o"}),
 }
@@ -57,8 +62,27 @@ def test_each_idea_has_one_name_and_each_flag_a_help(command):
              for flag in others & set(shown) if flag != name and flag not in {n for n, _ in SYNONYMS.values()}]
     silent = [f"jetlab {command} {flag}" for flag, action in shown.items() if flag not in ("-h", "--help")
               and not (action.help or "").strip()]
+    silent += [f"jetlab {command} {action.metavar or action.dest}" for action in COMMANDS[command]._actions
+               if not action.option_strings and not (action.help or "").strip()]  # positional arguments too
     assert not other, "\n".join(other)
     assert not silent, "flags without help:\n" + "\n".join(silent)
+
+
+def test_a_default_is_said_one_way():
+    """Every help that states its default says "(default: X)" (or "; default: X"), never
+    "(default X)" or "(unset: X)", so a newcomer finds each default the same way (and
+    add_settings_flags, seeing it, adds no second one)."""
+    loose = []
+    for command, parser in COMMANDS.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.option_strings and action.help and action.help != argparse.SUPPRESS:
+                text = " ".join(formatter._expand_help(action).split())
+                if re.search(r"[(;,]\s*default(?!:)\b|\(unset\b|\bdefault: unset\b.*\bunset\b", text):
+                    loose.append(f"jetlab {command} {action.option_strings[0]}: {text}")
+    assert not loose, "\n".join(loose)
+    # a help that only uses the word ("jetlab's default generated jets") still gets its default said
+    assert "output) (default: jets)" in " ".join(COMMANDS["fastsim train"].format_help().split())
 
 
 def test_help_says_required_where_the_parser_requires():
@@ -87,6 +111,9 @@ def test_help_says_required_where_the_parser_requires():
     ("hpo run", "--timeout-min", "--study-time-limit-min", "0.5", "study_time_limit_min", 0.5),
     ("hpo run", "--schedule", "--lr-schedule", "none", "schedule", "none"),
     ("fastsim evaluate RUN", "--classifier-seconds", "--classifier-time-limit-s", "5", "classifier_seconds", 5.0),
+    ("data generate --out D", "--classes", "--jet-class", "g,t", "classes", "g,t"),
+    ("data jetnet SRC --out D", "--classes", "--jet-class", "z", "classes", "z"),
+    ("data mnist --out D", "--plot", "--plot-samples", "6", "plot", 6),
 ])
 def test_former_spellings_still_work_and_name_the_new_flag(capsys, command, old, new, value, dest, parsed):
     argv = command.split()

@@ -20,7 +20,7 @@ from jetlab.errors import InputError
 from jetlab.io import open_jets
 
 SRC = str(Path(jetlab.__file__).resolve().parents[1])
-ARGS = ["--classes", "t", "--jets-per-class", "400", "--seed", "4", "--workers", "2"]
+ARGS = ["--jet-class", "t", "--jets-per-class", "400", "--seed", "4", "--workers", "2"]
 
 
 def env() -> dict:

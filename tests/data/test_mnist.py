@@ -227,7 +227,7 @@ def test_cli_writes_file_and_plot(tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     register_mnist(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["mnist", "--kind", "sparse", "--out", str(tmp_path), "--limit", "7", "--plot", "6"])
+    args = parser.parse_args(["mnist", "--kind", "sparse", "--out", str(tmp_path), "--limit", "7", "--plot-samples", "6"])
     assert args.run(args) == 0
     points, mask, labels = load_mnist_points(tmp_path / "mnist_sparse.h5")
     assert points.shape == (7, 100, 3)

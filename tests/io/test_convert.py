@@ -65,5 +65,5 @@ def test_cli_writes_every_class_and_refuses_what_it_cannot(tmp_path, capsys):
     with pytest.raises(InputError, match="already in the JetNet layout"):
         write_jetnet_files(tmp_path / "out" / "g30.hdf5", tmp_path / "x")
     capsys.readouterr()
-    assert main(["data", "jetnet", str(source), "--out", str(tmp_path / "y"), "--classes", "z"]) == 2
+    assert main(["data", "jetnet", str(source), "--out", str(tmp_path / "y"), "--jet-class", "z"]) == 2
     assert "no jets of class 'z'" in capsys.readouterr().err

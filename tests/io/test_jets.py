@@ -185,7 +185,7 @@ def test_interrupted_generation_is_incomplete_for_every_reader(tiny_jets_dir, tm
     for path in sorted(tiny_jets_dir.glob("jets_[gq]_*.h5")):
         shutil.copy(path, tmp_path)
     message = (r"incomplete: 2 of 5 files; rerun the same `jetlab data generate` command to finish "
-               r"\(jetlab data generate --classes g,q,w,z,t --jets-per-class 40 --particles 30 --seed 3 --out ")
+               r"\(jetlab data generate --jet-class g,q,w,z,t --jets-per-class 40 --particles 30 --seed 3 --out ")
     for reader in (open_jets, jet_summary):
         with pytest.raises(InputError, match=message):
             reader(tmp_path)

@@ -109,7 +109,7 @@ def test_data_generate_on_a_full_disk_stops_with_one_line_and_a_rerun_finishes(t
     """The block (about 110 kB) fits, the HDF5 file beside it does not: one line, exit 2, the block
     kept; with room again the rerun assembles the same file as a generation with room."""
     with _tmpfs(tmp_path / "disk", 150) as disk:
-        argv = [sys.executable, "-m", "jetlab", "data", "generate", "--classes", "g", "--jets-per-class", "40",
+        argv = [sys.executable, "-m", "jetlab", "data", "generate", "--jet-class", "g", "--jets-per-class", "40",
                 "--seed", "3", "--workers", "1", "--out", str(disk / "jets")]
         env = {**os.environ, "PYTHONPATH": SRC, "JETLAB_NO_PROGRESS": "1"}
         run = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)

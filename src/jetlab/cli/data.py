@@ -6,6 +6,7 @@ import argparse
 import os
 
 from jetlab.cli.data_mnist import register_mnist
+from jetlab.cli.settings import add_deprecated_aliases
 from jetlab.data.driver import generate_dataset
 from jetlab.data.summary import format_summary, jet_summary
 from jetlab.io.convert import write_jetnet_files
@@ -25,18 +26,22 @@ def register(commands: argparse._SubParsersAction) -> None:
         "FastJet (anti-kT R=0.8), one process per core, reproducibly from --seed. Rerunning an "
         "interrupted command completes it.",
     )
-    p.add_argument("--classes", default=",".join(CLASS_NAMES), help="comma-separated subset of g,q,w,z,t (default: all)")
-    p.add_argument("--jets-per-class", type=int, default=1000, metavar="N", help="jets written per class (default 1000)")
-    p.add_argument("--particles", type=int, default=30, choices=SUPPORTED_PARTICLES, help="constituents kept per jet")
+    p.add_argument("--jet-class", dest="classes", default=",".join(CLASS_NAMES), metavar="C[,C...]",
+                   help="jet classes to generate, comma-separated, of g,q,w,z,t (default: all five)")
+    p.add_argument("--jets-per-class", type=int, default=1000, metavar="N",
+                   help="jets generated per class (default: 1000)")
+    p.add_argument("--particles", type=int, default=30, choices=SUPPORTED_PARTICLES,
+                   help="constituents kept per jet (default: 30)")
     p.add_argument("--seed", type=int, default=0,
-                   help="random seed: the same seed gives the same files whatever the worker count (default 0)")
-    p.add_argument("--out", required=True, help="output directory")
+                   help="random seed: the same seed gives the same files whatever the worker count (default: 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--workers", type=int, default=None, metavar="K", help=f"processes (default: all {os.cpu_count()} cores)")
     p.add_argument(
         "--cluster", default=None, metavar="local[:N]|tcp://HOST:PORT",
         help="run on Dask instead of local processes: 'local:N' starts N worker processes here, an address "
         "uses a running Dask scheduler (needs the 'cluster' extra); same files as a local run",
     )
+    add_deprecated_aliases(p, {"--classes": "--jet-class"})
     p.set_defaults(run=_generate)
 
     p = commands.add_parser("info", help="jets per class and pT / mass / multiplicity summaries of jet files")
@@ -50,15 +55,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         "directory, e.g. the output of `jetlab data generate`. The generators train and are scored on these.",
     )
     p.add_argument("path", help="an hls4ml-layout jet file or directory")
-    p.add_argument("--out", required=True, help="directory for the JetNet files")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the JetNet files")
     p.add_argument("--particles", type=int, default=None, choices=SUPPORTED_PARTICLES,
                    help="leading particles kept per jet (default: all the source has)")
-    p.add_argument("--classes", default=None, help="comma-separated subset of g,q,w,z,t (default: every class present)")
+    p.add_argument("--jet-class", dest="classes", default=None, metavar="C[,C...]",
+                   help="jet classes to write, comma-separated, of g,q,w,z,t (default: every class present)")
+    add_deprecated_aliases(p, {"--classes": "--jet-class"})
     p.set_defaults(run=_jetnet)
 
     p = commands.add_parser("plot", help="per-class histograms and average jet images as PNG")
     p.add_argument("path", help="a jet file or a directory of them")
-    p.add_argument("--out", required=True, help="directory for the PNG files and plots.json")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG files and plots.json")
     p.set_defaults(run=_plot)
 
     register_mnist(commands)

@@ -12,6 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
+from jetlab.cli.settings import add_deprecated_aliases
 from jetlab.data.mnist import build_mnist_points, load_mnist_points
 from jetlab.errors import JetlabError
 from jetlab.utils.atomic import check_output_dir
@@ -40,13 +41,14 @@ def register_mnist(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--idx", metavar="DIR", default=None,
                         help="directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] "
                              "and optionally the t10k-* files")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="keep only the first N digits")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="keep only the first N digits (default: all)")
     parser.add_argument("--points", type=int, default=None, metavar="P",
                         help="points per digit (default: 100 for sparse, 75 superpixels)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=int, default=1, metavar="K",
                         help="processes for the superpixel conversion (default: %(default)s)")
-    parser.add_argument("--plot", type=int, default=0, metavar="K",
-                        help="also draw the first K digits to DIR/mnist_<kind>.png")
+    parser.add_argument("--plot-samples", dest="plot", type=int, default=0, metavar="N",
+                        help="also draw the first N digits to DIR/mnist_<kind>.png (default: 0, no figure)")
+    add_deprecated_aliases(parser, {"--plot": "--plot-samples"})
     parser.set_defaults(run=run_mnist)
     return parser
 

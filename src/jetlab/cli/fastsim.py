@@ -9,7 +9,7 @@ Commands::
     jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S] [--ode-steps N] [--ode-solver S]
                                 [--classifier-time-limit-s S]
 
-Every setting of :class:`~jetlab.training.generator.GeneratorConfig` is a flag; network
+Every setting of :class:`~jetlab.training.generator_config.GeneratorConfig` is a flag; network
 options are ``--hp vae.hidden=128``, ``--hp generator.n_layers=3``,
 ``--hp discriminator.hidden=64``, ``--hp flow.hidden=64``. ``--ode-steps`` / ``--ode-solver``
 of ``sample`` and ``evaluate`` override a flow run's sampler. The training procedures and the run directory are
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jetlab.choices import ODE_SOLVERS
 from jetlab.cli.settings import (
     add_deprecated_aliases,
     add_model_code_flag,
@@ -30,6 +31,7 @@ from jetlab.cli.settings import (
 )
 from jetlab.distributed.env import relaunch_prefix
 from jetlab.errors import RESUME, JetlabError
+from jetlab.training.generator_config import GeneratorConfig, generator_family, models_using
 from jetlab.utils.config import load_config
 
 __all__ = ["register"]
@@ -38,8 +40,6 @@ _NETWORKS = ("vae", "generator", "discriminator", "flow")
 
 
 def register(subparsers) -> None:
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-
     train = subparsers.add_parser(
         "train",
         help="train a VAE, an MPGAN-style GAN or a flow-matching generator on jets or sparse MNIST",
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                     "RUN/history.json and sample plots. Unset flags take their value from --config (or, with "
                     "--resume, RUN/config.yaml), else the defaults shown.",
     )
-    train.add_argument("--out", metavar="RUN", help="run directory (default runs/<model>-<class><particles>, "
+    train.add_argument("--out", metavar="RUN", help="run directory (default: runs/<model>-<class><particles>, "
                        "runs/<model>-<data> for MNIST)")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     train.add_argument("--config", default=None, metavar="FILE.yaml", help="settings file (GeneratorConfig keys)")
@@ -67,12 +67,13 @@ def register(subparsers) -> None:
         description="Generate N sets. Jets: a JetNet file (--format jetnet) or hls4ml files labelled with the "
         "trained class (--format hls4ml; --out a .h5 file or a directory). MNIST: an HDF5 of point sets and a PNG.",
     )
-    sample.add_argument("run_dir", metavar="RUN")
+    sample.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab fastsim train`")
     sample.add_argument("--n", type=positive_int, required=True, help="number of sets to generate")
     sample.add_argument("--out", required=True, metavar="FILE",
                         help="output: an .h5 file, or a directory for --format hls4ml")
-    sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"), help="jet file layout")
-    sample.add_argument("--seed", type=int, default=0, help="random seed of the generation (default 0)")
+    sample.add_argument("--format", default="jetnet", choices=("jetnet", "hls4ml"),
+                        help="jet file layout (default: %(default)s)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed of the generation (default: 0)")
     _sampler_flags(sample)
     add_model_code_flag(sample)
     sample.set_defaults(run=_sample)
@@ -83,25 +84,23 @@ def register(subparsers) -> None:
         description="Generate sets, compute the generation metrics against the held-out test split "
         "beside truth-vs-truth, print them, write RUN/evaluation.json and plots.",
     )
-    evaluate.add_argument("run_dir", metavar="RUN")
+    evaluate.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab fastsim train`")
     evaluate.add_argument("--data", default=None, help="real data to compare with (default: the run's)")
     evaluate.add_argument("--n", type=int, default=None, help="sets to compare (default: the whole test split)")
     evaluate.add_argument("--seed", type=int, default=1,
-                          help="random seed of the generated sets and the metrics' draws (default 1)")
+                          help="random seed of the generated sets and the metrics' draws (default: 1)")
     _sampler_flags(evaluate)
     evaluate.add_argument("--classifier-time-limit-s", dest="classifier_seconds", type=float, default=120.0,
                           metavar="S", help="time limit of the classifier two-sample test's training per "
-                                            "comparison, in seconds (0: skip the test; default 120)")
+                                            "comparison, in seconds (0: skip the test; default: 120)")
     evaluate.add_argument("--classifier-model", default="garnet", choices=("garnet", "jedinet-sumo"),
-                          help="network of the classifier test")
+                          help="network of the classifier test (default: %(default)s)")
     add_model_code_flag(evaluate)
     add_deprecated_aliases(evaluate, {"--classifier-seconds": "--classifier-time-limit-s"})
     evaluate.set_defaults(run=_evaluate)
 
 
 def _sampler_flags(parser) -> None:
-    from jetlab.models.flow import ODE_SOLVERS  # lazy: start-up (torch)
-
     parser.add_argument("--ode-steps", type=positive_int, default=None, metavar="N",
                         help="flow runs: ODE steps of the sampler (default: the run's)")
     parser.add_argument("--ode-solver", default=None, choices=ODE_SOLVERS,
@@ -115,8 +114,6 @@ def _sampler(args) -> dict:
 def _network_options(items: list[str], base, *, model: str) -> dict:
     """``--hp vae.hidden=128`` -> ``{"vae_options": {..., "hidden": 128}}``; a network ``model``
     does not have is an error."""
-    from jetlab.training.generator import generator_family, models_using  # lazy: start-up (torch)
-
     options: dict = {}
     for key, value in parse_hyperparameters(items).items():
         network, dot, name = key.partition(".")
@@ -131,7 +128,7 @@ def _network_options(items: list[str], base, *, model: str) -> dict:
 
 
 def _train(args) -> int:
-    from jetlab.training.generator import GeneratorConfig, train_generator  # lazy: start-up (torch)
+    from jetlab.training.generator import train_generator  # lazy: start-up (torch)
 
     out = args.out or _default_out(args)
     if args.resume:
@@ -166,7 +163,6 @@ def _default_out(args) -> str:
     """``runs/<model>-<class><particles>`` for jets, ``runs/<model>-<data>`` for MNIST (the rule
     of ``jetlab tagger train``'s ``runs/<model>-<particles>``), from the flags or the defaults."""
     from jetlab.models.registry import short_name  # lazy: start-up (torch)
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
 
     model, data = short_name(args.model or GeneratorConfig.model), args.data or GeneratorConfig.data
     if "mnist" in Path(data).name:

@@ -40,6 +40,8 @@ from jetlab.hpo.report import write_report
 from jetlab.hpo.space import SearchSpace
 from jetlab.hpo.study import PRUNERS, SAMPLERS, StudySpec, default_storage, make_sampler, require_optuna
 from jetlab.hpo.worker import WorkerOptions, run_study
+from jetlab.training.generator_config import GeneratorConfig
+from jetlab.training.tagger_config import TaggerTrainConfig
 from jetlab.utils.config import load_config
 from jetlab.utils.secrets import keep_secret, mask_url, url_secrets
 
@@ -64,9 +66,6 @@ def _study_flags(p, study_help: str, *, required: bool = False) -> None:
 
 
 def register(subparsers) -> None:
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     objectives = ", ".join(f"{name} ({direction[:3]}: {what})" for name, (direction, _, what) in OBJECTIVES.items())
     p = subparsers.add_parser(
         "run", help="run trials of a hyperparameter study (create it first if new)",
@@ -90,16 +89,16 @@ def register(subparsers) -> None:
                         "median (from epoch max(1, epochs // 3) on), halving (successive halving) or none "
                         "(default: median; none for several objectives)")
     search.add_argument("--trials", type=int, default=20, metavar="N", help="finished trials the study should "
-                        "hold, over all workers (default 20; 0: only create it)")
+                        "hold, over all workers (default: 20; 0: only create it)")
     search.add_argument("--sampler-seed", type=int, metavar="S", help="seed of the sampler (group k of mpiexec: S+k)")
     search.add_argument("--population", type=int, metavar="P", help="nsga2 population / cmaes population size")
     workers = p.add_argument_group("workers", "this process and the trials it trains (every study)")
     workers.add_argument("--heartbeat", type=int, default=60, metavar="S", help="seconds between a worker's "
                          "heartbeats; a trial silent for 3x this belongs to a dead worker and is retried "
-                         "(0: off; default 60)")
+                         "(0: off; default: 60)")
     workers.add_argument("--ranks-per-trial", type=int, default=1, metavar="R",
                          help="under mpiexec -n K: K/R trials at a time, each trained data-parallel by R ranks "
-                              "(default 1)")
+                              "(default: 1)")
     workers.add_argument("--study-time-limit-min", type=float, metavar="MIN",
                          help="start no trial after MIN minutes (default: no limit)")
     fixed = p.add_argument_group("fixed training settings (every study)",
@@ -124,15 +123,12 @@ def register(subparsers) -> None:
                     "importances.png, pareto.png (several objectives) and intermediate.png (per-epoch numbers).")
     _study_flags(p, "name of the study to report on", required=True)
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    p.add_argument("--top", type=int, default=5, metavar="K", help="best trials listed (one objective; default 5)")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="best trials listed (one objective; default: 5)")
     p.set_defaults(run=_report)
 
 
 def _both_defaults(field) -> str | None:
     """A shared setting's default where taggers and generators differ: "20 taggers, 10 generators"."""
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     tagger, generator = (getattr(cls, field.name, None) for cls in (TaggerTrainConfig, GeneratorConfig))
     if tagger == generator:
         return None
@@ -141,9 +137,6 @@ def _both_defaults(field) -> str | None:
 
 def _given_settings(cls, args) -> dict:
     """The training settings given as flags, checked against the recipe's config ``cls``."""
-    from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     own = {f.name for f in dataclasses.fields(cls)}
     given = {**given_flags(TaggerTrainConfig, args), **given_flags(GeneratorConfig, args)}
     given.pop("model", None)

@@ -50,9 +50,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The ``jetlab`` parser. Given ``argv``, only the command group it names is imported
-    (its module pulls in torch, seconds to load), so ``jetlab --help``, ``jetlab --version``
-    and a bare ``jetlab`` answer at once; without ``argv`` every group is built."""
+    """The ``jetlab`` parser. Given ``argv``, only the command group it names is imported, so
+    ``jetlab --help``, ``jetlab --version`` and a bare ``jetlab`` answer at once; without
+    ``argv`` every group is built. No group loads torch to build its parser (the flags come
+    from torch-free config dataclasses; the commands import the recipes when they run), so
+    ``jetlab GROUP COMMAND --help`` answers at once too."""
     parser = _Parser(
         prog="jetlab",
         description="Deep learning on sparse particle-physics data.",

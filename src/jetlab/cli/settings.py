@@ -60,7 +60,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, cls, *, names=None, show
         value = shown(field) if shown else None
         value = value if value is not None else "unset" if default is None else default
         # a help text that explains its own default is not followed by a second one
-        text = meta["help"] if "default" in meta["help"] else f"{meta['help']} (default: {value})"
+        text = meta["help"] if "default:" in meta["help"] else f"{meta['help']} (default: {value})"
         if meta.get("flag"):  # where the flag is not the setting's name, say the name --config files use
             text += f"; in a config file: {field.name}"
         kwargs: dict[str, Any] = {"dest": field.name, "default": None, "help": text}

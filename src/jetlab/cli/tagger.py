@@ -10,7 +10,7 @@
     jetlab tagger evaluate runs/dnn --data OTHER_DIR     # -> runs/dnn/eval-OTHER_DIR/
     jetlab tagger compare runs/* --out cmp               # paper-style table + ROC per class
 
-Settings come from the :class:`~jetlab.training.tagger.TaggerTrainConfig` defaults, then
+Settings come from the :class:`~jetlab.training.tagger_config.TaggerTrainConfig` defaults, then
 ``--config FILE.yaml`` (or RUN/config.yaml with ``--resume``), then the flags given.
 """
 
@@ -31,20 +31,19 @@ from jetlab.cli.tagger_export import register_export
 from jetlab.cli.tagger_prune import register as register_prune
 from jetlab.distributed.env import detect_launcher, relaunch_prefix
 from jetlab.errors import RESUME
+from jetlab.training.tagger_config import TaggerTrainConfig
 from jetlab.utils.config import load_config
 
 __all__ = ["register"]
 
 def register(subparsers) -> None:
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
     p = subparsers.add_parser(
         "train", help="train a tagger (in one process, or data-parallel under torchrun/mpiexec)",
         description="Train a jet tagger; writes RUN/{config.yaml, checkpoint.pt, model.pt, metrics.json, "
                     "predictions.npz, roc.png, training_curve.png}. Unset flags take their value from --config (or, "
                     "with --resume, RUN/config.yaml), else the defaults shown.",
     )
-    p.add_argument("--out", metavar="RUN", help="run directory (default runs/<model>-<particles>)")
+    p.add_argument("--out", metavar="RUN", help="run directory (default: runs/<model>-<particles>)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
     p.add_argument("--config", metavar="FILE.yaml", help="load settings from a YAML file (e.g. a RUN/config.yaml)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
@@ -65,8 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="jet files to evaluate on")
     p.add_argument("--eval-name", metavar="NAME",
                    help="results go to RUN/eval-NAME (default: the data folder's name)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    p.add_argument("--batch-size", type=positive_int, default=500, help="jets per forward pass (default 500)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default: cpu)")
+    p.add_argument("--batch-size", type=positive_int, default=500, metavar="B",
+                   help="jets per forward pass (default: 500)")
     add_model_code_flag(p)
     add_deprecated_aliases(p, {"--name": "--eval-name"})
     p.set_defaults(run=_evaluate)
@@ -76,7 +76,8 @@ def register(subparsers) -> None:
         description="Print per-class AUC and TPR at FPR 10% / 1% of each run (one row a model); with --out, "
                     "write one ROC plot per class with every model, compare.md and compare.json.",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories written by `jetlab tagger train` or `jetlab tagger prune`")
     p.add_argument("--out", metavar="DIR", help="folder for roc_<class>.png, compare.md, compare.json")
     p.add_argument("--eval-name", metavar="NAME",
                    help="compare the RUN/eval-NAME results of `jetlab tagger evaluate --eval-name NAME` instead of "
@@ -91,7 +92,6 @@ def register(subparsers) -> None:
 def build_train_config(args: argparse.Namespace):
     """Defaults <- --config file (or RUN/config.yaml when resuming) <- explicit flags, --hp."""
     from jetlab.models.registry import short_name  # lazy: start-up (torch)
-    from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
 
     model = short_name(args.model or TaggerTrainConfig.model)
     out = args.out or f"runs/{model}-{args.particles or TaggerTrainConfig.particles}"

@@ -32,13 +32,13 @@ def register_export(subparsers) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab tagger train`")
     p.add_argument("--format", required=True, choices=("onnx", "hls4ml"), dest="export_format",
                    help="onnx: any tagger, checked with onnxruntime; hls4ml: dnn and cnn, fixed point, C++ emulation")
-    p.add_argument("--out", metavar="DIR", help="output folder (default RUN/export-<format>)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/export-<format>)")
     p.add_argument("--precision", metavar="TYPE",
-                   help="hls4ml: fixed-point type of weights, activations and sums (default 'ap_fixed<16,6>')")
+                   help="hls4ml: fixed-point type of weights, activations and sums (default: 'ap_fixed<16,6>')")
     p.add_argument("--scan-precision", nargs="?", const="8-18", metavar="WIDTHS",
                    help="hls4ml: also compile and evaluate every total width W of ap_fixed<W,I> (I from --precision); "
                         "WIDTHS like 8-18 (the default) or 8,12,16; writes precision_scan.{png,json}")
-    p.add_argument("--limit", type=positive_int, metavar="N", help="check on the first N test jets only (default all)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="check on the first N test jets only (default: all)")
     add_model_code_flag(p)
     add_deprecated_aliases(p, {"--max-jets": "--limit"})
     p.set_defaults(run=_export)

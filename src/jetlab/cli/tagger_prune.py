@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jetlab.cli.settings import add_deprecated_aliases, add_model_code_flag, add_settings_flags, build_config
 from jetlab.errors import InputError, JetlabError
+from jetlab.pruning.config import PruneConfig
 from jetlab.utils.config import load_config
 
 __all__ = ["register"]
@@ -33,8 +34,6 @@ def _stop_after(text: str) -> tuple[int, int | None]:
 
 
 def register(subparsers) -> None:
-    from jetlab.pruning.run import PruneConfig  # lazy: start-up (torch)
-
     p = subparsers.add_parser(
         "prune", help="iterative magnitude pruning: prune, retrain, repeat (hls4ml recipe)",
         description="Prune the weight matrices of the tagger in RUN to --target-sparsity over --iterations "
@@ -43,7 +42,7 @@ def register(subparsers) -> None:
                     "weights as exact zeros (masks made permanent).",
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `jetlab tagger train`")
-    p.add_argument("--out", metavar="PRUNED", help="output directory (default RUN-pruned)")
+    p.add_argument("--out", metavar="PRUNED", help="output directory (default: RUN-pruned)")
     p.add_argument("--resume", action="store_true",
                    help="continue the prune run in PRUNED (finished iterations are kept)")
     p.add_argument("--stop-after", type=_stop_after, metavar="K[:E]",
@@ -55,7 +54,7 @@ def register(subparsers) -> None:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from jetlab.pruning.run import PruneConfig, prune_tagger  # lazy: start-up (torch)
+    from jetlab.pruning.run import prune_tagger  # lazy: start-up (torch)
 
     out = args.out or f"{str(args.run_dir).rstrip('/')}-pruned"
     if args.resume and (Path(out) / "config.yaml").is_file():

@@ -78,7 +78,7 @@ def parse_cluster(spec: str | None) -> tuple[str, int | str] | None:
 def _validate(out: Path, classes, jets_per_class: int, n_particles: int, workers) -> tuple[str, ...]:
     classes = tuple(dict.fromkeys(str(c).strip().lower() for c in classes if str(c).strip()))
     if not classes:
-        raise JetlabError(f"--classes names no jet class (known: {', '.join(CLASS_NAMES)})")
+        raise JetlabError(f"--jet-class names no jet class (known: {', '.join(CLASS_NAMES)})")
     bad = [c for c in classes if c not in CLASS_NAMES]
     if bad:
         raise JetlabError(f"unknown jet class '{bad[0]}' (known: {', '.join(CLASS_NAMES)})")

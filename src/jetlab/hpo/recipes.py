@@ -1,10 +1,10 @@
 """What a study needs to know of the two training recipes it runs trials of.
 
 * **taggers** (``jetlab tagger train``, :func:`jetlab.training.tagger.train_tagger`):
-  :class:`~jetlab.training.tagger.TaggerTrainConfig`; model hyperparameters are
+  :class:`~jetlab.training.tagger_config.TaggerTrainConfig`; model hyperparameters are
   ``config.hparams`` (``--hp KEY=VALUE``); the pruner sees ``val_accuracy`` per epoch.
 * **generators** (``jetlab fastsim train``, :func:`jetlab.training.generator.train_generator`):
-  :class:`~jetlab.training.generator.GeneratorConfig`; network options are
+  :class:`~jetlab.training.generator_config.GeneratorConfig`; network options are
   ``config.<net>_options`` (``--hp NET.KEY=VALUE``, NET one of vae, generator,
   discriminator, flow); the pruner sees ``val_w1m`` (W1 of the jet mass against validation jets).
 
@@ -19,6 +19,9 @@ import shlex
 from typing import Any
 
 from jetlab.errors import JetlabError
+from jetlab.training.generator_config import GeneratorConfig
+from jetlab.training.settings import flag_of
+from jetlab.training.tagger_config import TaggerTrainConfig
 
 __all__ = ["GENERATOR_NETWORKS", "Recipe", "apply_params", "check_space", "recipe_for", "train_command"]
 
@@ -34,13 +37,7 @@ class Recipe:
 
     @property
     def config_class(self):
-        if self.name == "tagger":
-            from jetlab.training.tagger import TaggerTrainConfig  # lazy: start-up (torch)
-
-            return TaggerTrainConfig
-        from jetlab.training.generator import GeneratorConfig  # lazy: start-up (torch)
-
-        return GeneratorConfig
+        return TaggerTrainConfig if self.name == "tagger" else GeneratorConfig
 
     def train(self, config, out, *, resume: bool = False, on_epoch=None):
         """Run the recipe (every rank of the trial's group calls this); rank 0 gets its result."""
@@ -124,8 +121,6 @@ def apply_params(config, recipe: Recipe, chosen: dict[str, dict[str, Any]]):
 def train_command(config, recipe: Recipe, out: str) -> str:
     """The ``jetlab ... train`` command line that trains ``config`` into ``out``: a flag for
     every setting that differs from the recipe's default (``--hp`` for model options)."""
-    from jetlab.training.settings import flag_of  # lazy: start-up (torch)
-
     default = recipe.config_class()
     words = recipe.command.split() + ["--out", out]
     first = ("model", "data")

@@ -80,7 +80,7 @@ def read_manifest(directory) -> dict | None:
 def finish_command(directory, manifest: dict) -> str:
     """The ``jetlab data generate`` command that (re)creates ``directory`` from ``manifest``."""
     return (
-        f"jetlab data generate --classes {','.join(manifest['classes'])} --jets-per-class "
+        f"jetlab data generate --jet-class {','.join(manifest['classes'])} --jets-per-class "
         f"{manifest['jets_per_class']} --particles {manifest['n_particles']} --seed {manifest.get('seed', 0)} "
         f"--out {shlex.quote(str(directory))}"
     )

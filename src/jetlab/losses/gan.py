@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["GAN_LOSSES", "discriminator_loss", "generator_loss", "r1_penalty"]
+from jetlab.choices import GAN_LOSSES
 
-GAN_LOSSES = ("ns", "ls")
+__all__ = ["GAN_LOSSES", "discriminator_loss", "generator_loss", "r1_penalty"]
 
 
 def _check(kind: str) -> None:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetlab.choices import FLOW_NETWORKS, ODE_SOLVERS
 from jetlab.errors import JetlabError
 from jetlab.models.epic import EPiCNetwork
 from jetlab.models.mpgan import _zero_padding
@@ -41,8 +42,6 @@ from jetlab.models.mpgan import _zero_padding
 __all__ = ["FLOW_NETWORKS", "ODE_SOLVERS", "FlowGenerator", "FlowSampler", "UserFlow", "fourier_time_embedding",
            "integrate"]
 
-FLOW_NETWORKS = ("epic", "transformer")
-ODE_SOLVERS = ("euler", "midpoint", "heun")
 #: network evaluations per ODE step
 SOLVER_EVALUATIONS = {"euler": 1, "midpoint": 2, "heun": 2}
 

@@ -6,14 +6,15 @@
 * :mod:`.schedule` — the sparsity reached after each iteration (geometric, linear);
 * :mod:`.masks` — magnitude masks (global or per-layer scope, ``torch.nn.utils.prune``),
   ``prune.remove``, rewinding to the run's initial weights;
-* :mod:`.run` — ``jetlab tagger prune``: prune, retrain with the training engine, repeat.
+* :mod:`.run` — ``jetlab tagger prune``: prune, retrain with the training engine, repeat;
+  :mod:`.config` — its settings, which load no torch (``jetlab tagger prune --help``).
+
+The names below but the settings and schedules are imported on first use, so that
+importing :mod:`.config` does not load torch.
 """
 
-from jetlab.models.weights import count_zeros, fold_masks, prunable_weights, weight_l1_norm
-from jetlab.pruning.masks import SCOPES, initial_state, make_permanent, prune_by_magnitude, rewind
-from jetlab.pruning.run import AUC_TOLERANCE, PruneConfig, prune_tagger
+from jetlab.pruning.config import PruneConfig
 from jetlab.pruning.schedule import SCHEDULES, sparsity_schedule
-from jetlab.pruning.weights import model_file_sparsity
 
 __all__ = [
     "AUC_TOLERANCE",
@@ -32,3 +33,19 @@ __all__ = [
     "sparsity_schedule",
     "weight_l1_norm",
 ]
+
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from jetlab.models import weights as model_weights  # lazy: start-up (torch)
+    from jetlab.pruning import masks, run, weights  # lazy: start-up (torch)
+
+    for module in (model_weights, masks, run, weights):
+        if name in module.__all__:
+            return getattr(module, name)
+    raise AssertionError(f"{name} is in jetlab.pruning.__all__ but in none of its modules")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -27,14 +27,13 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from jetlab.choices import PRUNING_SCOPES as SCOPES
 from jetlab.errors import JetlabError
 from jetlab.models import build_tagger
 from jetlab.models.weights import prunable_weights
 from jetlab.training.run_dir import seed_everything
 
 __all__ = ["SCOPES", "initial_state", "is_pruned", "make_permanent", "prune_by_magnitude", "rewind"]
-
-SCOPES = ("global", "layer")
 
 
 def _count(sparsity: float, n: int) -> int:

@@ -52,12 +52,12 @@ from jetlab.distributed.env import detect_launcher
 from jetlab.errors import InputError, JetlabError
 from jetlab.models import build_tagger
 from jetlab.models.registry import resolve_model
-from jetlab.pruning.masks import SCOPES, initial_state, make_permanent, prune_by_magnitude, rewind
-from jetlab.pruning.schedule import SCHEDULES, check_sparsity, sparsity_schedule
+from jetlab.pruning.config import PruneConfig
+from jetlab.pruning.masks import initial_state, make_permanent, prune_by_magnitude, rewind
+from jetlab.pruning.schedule import sparsity_schedule
 from jetlab.pruning.weights import model_file_sparsity
 from jetlab.training.checkpoint import load_checkpoint
 from jetlab.training.run_dir import CHECKPOINT_NAME, CONFIG_NAME, FINISHED_NAME, clear_finished, mark_finished
-from jetlab.training.settings import setting
 from jetlab.training.tagger import TaggerTrainConfig, load_tagger, read_model_file, save_model_file, train_tagger
 from jetlab.utils.atomic import atomic_path, atomic_write_json
 from jetlab.utils.config import config_from_dict, load_config, read_json, save_config
@@ -70,51 +70,6 @@ log = logging.getLogger(__name__)
 
 #: the mean-AUC loss the summary tolerates ("no loss of AUC")
 AUC_TOLERANCE = 0.01
-
-
-@dataclasses.dataclass
-class PruneConfig:
-    """Everything that defines a prune run (saved as PRUNED/config.yaml)."""
-
-    #: the trained run directory RUN (the positional argument)
-    source: str = setting("", None)
-    iterations: int = setting(7, "prune-and-retrain iterations", metavar="K")
-    target_sparsity: float = setting(0.7, "fraction of the weight-matrix entries that are zero after the last "
-                                          "iteration", metavar="S")
-    schedule: str = setting("geometric", "sparsity per iteration: geometric (the same fraction of the remaining "
-                                         "weights each time) or linear", choices=SCHEDULES,
-                            flag="--sparsity-schedule")
-    scope: str = setting("global", "rank the magnitudes of all weight matrices together (global) or each matrix "
-                                   "on its own (layer)", choices=SCOPES)
-    rewind: bool = setting(False, "reset the surviving weights and the biases to the run's initial values before "
-                                  "each retraining (lottery-ticket rewinding)")
-    l1: float = setting(0.0, "L1 penalty: add l1 * sum |W| over the weight matrices to the retraining loss",
-                        metavar="LAMBDA")
-    epochs_per_iteration: int = setting(10, "maximum retraining epochs per iteration", metavar="E")
-    patience: int = setting(3, "stop an iteration after this many epochs without a better validation loss (0: never)")
-    lr: float | None = setting(None, "retraining learning rate (unset: the run's)", type=float)
-    device: str = setting("cpu", "cpu or cuda", choices=("cpu", "cuda"), resumable=True)
-    threads: int | None = setting(None, "torch CPU threads (unset: torch's)", type=int, resumable=True)
-
-    def validate(self, source: str = "options") -> None:
-        def whole(name: str, minimum: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise JetlabError(f"{source}: {name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
-
-        whole("iterations", 1)
-        whole("epochs_per_iteration", 1)
-        whole("patience", 0)
-        check_sparsity(self.target_sparsity, f"{source}: target-sparsity")
-        if self.schedule not in SCHEDULES or self.scope not in SCOPES:
-            raise JetlabError(f"{source}: schedule must be one of {', '.join(SCHEDULES)} and scope one of "
-                              f"{', '.join(SCOPES)}, got {self.schedule!r}, {self.scope!r}")
-        if not isinstance(self.l1, (int, float)) or self.l1 < 0:
-            raise JetlabError(f"{source}: l1 must be >= 0, got {self.l1!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise JetlabError(f"{source}: lr must be positive, got {self.lr}")
-        if self.threads is not None:
-            whole("threads", 1)
 
 
 def source_run(run: str | os.PathLike) -> tuple[dict, dict]:

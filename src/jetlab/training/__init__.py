@@ -9,18 +9,18 @@
   :mod:`.run_dir` (run-directory rules and the process session);
 * recipes: :mod:`.tagger` (``jetlab tagger train``), :mod:`.tagger_eval` (``evaluate``,
   ``compare``), :mod:`.generator` (``jetlab fastsim train``), :mod:`.generator_run`
-  (``sample``, ``evaluate``), with :mod:`.point_sets` (the generators' data).
+  (``sample``, ``evaluate``), with :mod:`.point_sets` (the generators' data);
+* the runs' settings, which load no torch (the ``jetlab`` command builds its flags from them):
+  :mod:`.settings`, :mod:`.tagger_config`, :mod:`.generator_config`; :mod:`.optimizers`
+  builds the optimizer and learning-rate schedule they name.
+
+The names below but the settings are imported on first use (``jetlab.training.Engine``), so that importing
+one of the settings modules does not load the engine and torch.
 """
 
-from jetlab.training.batches import DatasetSource, ShardedBatches, TensorSource
-from jetlab.training.checkpoint import load_checkpoint, save_checkpoint
-from jetlab.training.engine import Engine, FitResult
-from jetlab.training.generator import GeneratorConfig, train_generator
+from jetlab.training.generator_config import GeneratorConfig
 from jetlab.training.settings import TrainSettings
-from jetlab.training.strategies import LocalUpdate, SynchronousAllReduce, UpdateStrategy, make_strategy
-from jetlab.training.tagger import TaggerTrainConfig, load_tagger, train_tagger
-from jetlab.training.tagger_eval import compare_runs, evaluate_tagger, predict_probabilities
-from jetlab.training.tasks import ClassifyTask, GANTask, Task, VAETask
+from jetlab.training.tagger_config import TaggerTrainConfig
 
 __all__ = [
     "ClassifyTask",
@@ -48,3 +48,27 @@ __all__ = [
     "train_generator",
     "train_tagger",
 ]
+
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from jetlab.training import (  # lazy: start-up (torch)  # lazy: start-up (torch)
+        batches,
+        checkpoint,
+        engine,
+        generator,
+        strategies,
+        tagger,
+        tagger_eval,
+        tasks,
+    )
+
+    for module in (batches, checkpoint, engine, generator, strategies, tagger, tagger_eval, tasks):
+        if name in module.__all__:
+            return getattr(module, name)
+    raise AssertionError(f"{name} is in jetlab.training.__all__ but in none of its modules")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

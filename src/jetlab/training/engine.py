@@ -50,8 +50,9 @@ from jetlab.distributed.env import DistContext
 from jetlab.errors import JetlabError
 from jetlab.training.batches import ShardedBatches
 from jetlab.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from jetlab.training.optimizers import make_scheduler
 from jetlab.training.run_dir import clear_finished
-from jetlab.training.settings import TrainSettings, make_scheduler
+from jetlab.training.settings import TrainSettings
 from jetlab.training.strategies import LocalUpdate, UpdateStrategy
 from jetlab.utils.progress import progress
 

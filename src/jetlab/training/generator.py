@@ -38,16 +38,14 @@ from pathlib import Path
 import torch
 
 from jetlab.errors import JetlabError
-from jetlab.io.layout import CLASS_NAMES
-from jetlab.losses import GAN_LOSSES
-from jetlab.models._mlp import check_hyperparameters
-from jetlab.models.flow import FLOW_NETWORKS, ODE_SOLVERS, FlowGenerator, UserFlow
+from jetlab.models.flow import FlowGenerator, UserFlow
 from jetlab.models.mpgan import MPDiscriminator, MPGenerator
-from jetlab.models.registry import MODELS, check_model_name, model_code_record, resolve_model
-from jetlab.models.vae import SetVAE
+from jetlab.models.registry import model_code_record, resolve_model
 from jetlab.training.batches import ShardedBatches, TensorSource
 from jetlab.training.engine import Engine
+from jetlab.training.generator_config import GeneratorConfig, builtin_generators
 from jetlab.training.generator_plots import write_sample_plots
+from jetlab.training.optimizers import make_optimizer
 from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets, load_point_sets, with_mask_column
 from jetlab.training.run_dir import (
     CHECKPOINT_NAME,
@@ -57,11 +55,10 @@ from jetlab.training.run_dir import (
     seed_everything,
     training_session,
 )
-from jetlab.training.settings import TrainSettings, make_optimizer, setting, strategy_settings, validate_settings
+from jetlab.training.settings import strategy_settings
 from jetlab.training.strategies import is_collective, make_strategy
 from jetlab.training.tasks import FlowTask, GANTask, VAETask
 from jetlab.training.tasks.flow import JetConditions
-from jetlab.training.tasks.vae import VAE_SAMPLING
 from jetlab.utils.atomic import atomic_write_json
 from jetlab.utils.config import save_config
 from jetlab.utils.tensor_files import save_tensor_file
@@ -72,195 +69,9 @@ __all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task
 log = logging.getLogger(__name__)
 
 #: the built-in generators (the registry's models of task "generate")
-GENERATORS = tuple(name for name, entry in MODELS.items() if entry.task == "generate")
+GENERATORS = builtin_generators()
 GENERATOR_FILE_FORMAT = "jetlab-generator/1"
 HISTORY_NAME = "history.json"
-
-
-@dataclasses.dataclass
-class GeneratorConfig(TrainSettings):
-    """Everything a ``jetlab fastsim train`` run depends on (saved as RUN/config.yaml)."""
-
-    model: str = setting("gan", "generative model: vae, gan, flow, or your own flow-matching velocity network "
-                                "(FILE.py:Class, see docs/models.md)", metavar="NAME")
-    #: a user's model: its spec, file, class, SHA-256 and task (:func:`jetlab.models.registry.model_code_record`)
-    model_code: dict = setting(help=None, factory=dict)
-    data: str = setting(DEFAULT_JET_DATA, "training data: 'jets' (jetlab's default generated jets), "
-                                          "mnist-superpixels, mnist-sparse, or a path (hls4ml directory, JetNet "
-                                          "file, `jetlab data mnist` output)", metavar="DATA")
-    jet_class: str = setting("g", "jet class to learn", choices=("g", "q", "w", "z", "t"))
-    particles: int = setting(30, "leading particles per jet", metavar="N")
-    epochs: int = setting(10, "maximum epochs, counted across resumes", resumable=True, metavar="E")
-    batch_size: int = setting(128, "sets per step per process", metavar="B")
-    schedule: str = setting("none", "learning-rate schedule (plateau needs a validation number)",
-                            choices=("plateau", "cosine", "none"), flag="--lr-schedule")
-    patience: int = setting(0, "early stopping: stop after this many epochs without a better validation number "
-                               "(0: never)", resumable=True)
-    max_train: int = setting(0, "use at most the first N sets of the training split (0: all)", metavar="N",
-                             flag="--limit")
-    log_pt: bool | None = setting(None, "jets: learn log(pT_rel), so generated pT_rel > 0 by construction "
-                                        "(unset: on for flow, off for vae and gan)", type=bool)
-    latent_dim: int = setting(32, "latent size (VAE: per set; GAN: per particle)")
-    # VAE (lr is TrainSettings.lr)
-    kl_weight: float = setting(1e-3, "VAE: weight beta of the KL term")
-    vae_sampling: str = setting("gaussian", "VAE: latent for generation, the N(0,1) prior or a Gaussian fitted to "
-                                            "the encoder means", choices=VAE_SAMPLING)
-    nnd_feature_weight: float = setting(1.0, "VAE: NND weight of the non-coordinate features")
-    mass_weight: float = setting(0.0, "VAE, jets: weight of the relative jet-mass term")
-    pt_weight: float = setting(0.0, "VAE, jets: weight of the relative jet-pT term")
-    # GAN
-    lr_g: float = setting(1e-4, "GAN: generator learning rate")
-    lr_d: float = setting(1e-4, "GAN: discriminator learning rate")
-    adam_beta1: float = setting(0.5, "GAN: Adam beta1")
-    adam_beta2: float = setting(0.999, "GAN: Adam beta2")
-    gan_loss: str = setting("ns", "GAN loss: non-saturating or least squares", choices=GAN_LOSSES)
-    r1_gamma: float = setting(1.0, "GAN: R1 penalty weight on real sets (0: off)")
-    d_steps: int = setting(1, "GAN: discriminator updates per generator update")
-    # flow matching
-    flow_net: str = setting("epic", "flow: velocity network, EPiC layers (linear in the particles) or a masked "
-                                    "transformer (quadratic)", choices=FLOW_NETWORKS)
-    ode_solver: str = setting("midpoint", "flow: ODE solver of the sampler (euler: 1 network call a step, "
-                                          "midpoint and heun: 2)", choices=ODE_SOLVERS, resumable=True)
-    ode_steps: int = setting(2, "flow: ODE steps from noise to a set when sampling (more: slower, closer to the "
-                                "learned flow)", resumable=True, metavar="N")
-    sigma_min: float = setting(0.0, "flow: width sigma_min of the optimal-transport path at t = 1")
-    flow_condition: str = setting("jet", "flow, jets: also condition on each jet's sum pT_rel and mass (drawn with the "
-                                         "multiplicity from the training jets when sampling; generated pT_rel rescaled "
-                                         "to the drawn sum) or on nothing but the multiplicity",
-                                  choices=("none", "jet"))
-    # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``, ``--hp flow.hidden=64``)
-    vae_options: dict = setting(help=None, factory=dict)
-    generator_options: dict = setting(help=None, factory=dict)
-    discriminator_options: dict = setting(help=None, factory=dict)
-    flow_options: dict = setting(help=None, factory=dict)
-    # monitoring
-    plot_every: int = setting(10, "sample plots every k epochs and at the end (0: only at the end)", resumable=True)
-    plot_samples: int = setting(1000, "sets generated for the plots", resumable=True)
-    metrics_samples: int = setting(1000, "jets: generated jets compared with validation jets, per epoch (W1-M) and "
-                                         "at the end (all metrics); 0: off")
-
-    def validate(self, source: str = "options") -> None:
-        validate_settings(self, source)
-        check_model_name(self.model, self.model_code, "generate")
-
-        if self.jet_class not in CLASS_NAMES:
-            raise JetlabError(f"{source}: unknown jet class {self.jet_class!r}; choose one of {', '.join(CLASS_NAMES)}")
-        if self.vae_sampling not in VAE_SAMPLING:
-            raise JetlabError(f"{source}: unknown vae_sampling {self.vae_sampling!r}; "
-                              f"choose one of {', '.join(VAE_SAMPLING)}")
-        if self.gan_loss not in GAN_LOSSES:
-            raise JetlabError(f"{source}: unknown gan_loss {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}")
-        if self.flow_net not in FLOW_NETWORKS or self.ode_solver not in ODE_SOLVERS:
-            raise JetlabError(f"{source}: unknown flow_net {self.flow_net!r} or ode_solver {self.ode_solver!r}; "
-                              f"choose from {', '.join(FLOW_NETWORKS)} and {', '.join(ODE_SOLVERS)}")
-        if self.flow_condition not in ("none", "jet"):
-            raise JetlabError(f"{source}: unknown flow_condition {self.flow_condition!r}; choose none or jet")
-        if not 0 <= float(self.sigma_min) < 1:
-            raise JetlabError(f"{source}: sigma_min must be in [0, 1), got {self.sigma_min}")
-        _check_model_settings(self, source)
-        for name in ("particles", "latent_dim", "d_steps", "ode_steps"):
-            if int(getattr(self, name)) < 1:
-                raise JetlabError(f"{source}: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("plot_every", "plot_samples", "metrics_samples", "max_train"):
-            if int(getattr(self, name)) < 0:
-                raise JetlabError(f"{source}: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("lr_g", "lr_d"):
-            if not float(getattr(self, name)) > 0:
-                raise JetlabError(f"{source}: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("vae_options", "generator_options", "discriminator_options", "flow_options", "model_code"):
-            if not isinstance(getattr(self, name), dict):
-                raise JetlabError(f"{source}: {name} must be a mapping")
-        _check_network_options(source, self.vae_options, self.generator_options, self.discriminator_options,
-                               self.flow_options if self.model in GENERATORS else {})  # a user's: its constructor
-
-    @property
-    def family(self) -> str:
-        """How the model trains: ``vae``, ``gan`` or ``flow`` (a user's velocity network too)."""
-        return generator_family(self.model)
-
-    def ignores(self, name: str) -> str | None:
-        """:meth:`TrainSettings.ignores`, and :meth:`foreign`."""
-        if self.foreign(name):
-            return self.foreign(name)
-        if name in ("adam_beta1", "adam_beta2") and self.optimizer != "adam":
-            return f"applies to --optimizer adam only, not {self.optimizer}"
-        if name in _JETS_ONLY and str(self.data).startswith("mnist-"):
-            return f"applies to jets only, not --data {self.data}"
-        return super().ignores(name)
-
-    def foreign(self, name: str) -> str | None:
-        """Why ``model`` does not use setting ``name``, where it belongs to other generators."""
-        users = models_using(name)
-        if users and self.family not in users:
-            return f"applies to --model {'/'.join(users)} only, not {self.model}{_INSTEAD.get((name, self.model), '')}"
-        return None
-
-    @property
-    def learns_log_pt(self) -> bool:
-        """Whether jets are learned as log pT_rel (``log_pt``, unset: the flow does)."""
-        return self.family == "flow" if self.log_pt is None else bool(self.log_pt)
-
-
-#: settings only one family of models reads (the flow refuses the others', the others the flow's)
-_MODEL_SETTINGS = {
-    "vae": ("kl_weight", "vae_sampling", "nnd_feature_weight", "mass_weight", "pt_weight", "vae_options"),
-    "gan": ("lr_g", "lr_d", "adam_beta1", "adam_beta2", "gan_loss", "r1_gamma", "d_steps", "generator_options",
-            "discriminator_options"),
-    "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_options"),
-}
-
-
-#: settings that only jets use (MNIST digits have no jet class, mass or pT)
-_JETS_ONLY = ("jet_class", "particles", "log_pt", "mass_weight", "pt_weight", "flow_condition", "metrics_samples")
-#: settings every generator but some reads: the ones that read them
-_SHARED_BY = {"lr": ("vae", "flow"), "latent_dim": ("vae", "gan")}
-#: what a model uses in place of another's setting, for the message refusing the latter
-_INSTEAD = {("lr", "gan"): " (the GAN's learning rates are --lr-g and --lr-d)",
-            **{(name, model): " (its learning rate is --lr)" for name in ("lr_g", "lr_d") for model in ("vae", "flow")},
-            **{(name, model): " (it trains with --optimizer at torch's Adam betas)"
-               for name in ("adam_beta1", "adam_beta2") for model in ("vae", "flow")}}
-
-
-def generator_family(model: str) -> str:
-    """How generator ``model`` trains: ``vae``, ``gan`` or ``flow`` (a user's ``FILE.py:Class``
-    is a flow-matching velocity network, the one kind of user generator jetlab drives)."""
-    return model if model in GENERATORS else "flow"
-
-
-def models_using(name: str) -> tuple[str, ...] | None:
-    """The generators that read setting ``name``, where not all of them do (None)."""
-    if name in _SHARED_BY:
-        return _SHARED_BY[name]
-    return next(((model,) for model, names in _MODEL_SETTINGS.items() if name in names), None)
-
-
-def _check_model_settings(config: GeneratorConfig, source: str) -> None:
-    """A setting the chosen model does not read, changed from its default, is an error: the
-    flow's settings under vae/gan, the vae's, gan's and latent_dim under flow."""
-    if config.family == "flow":
-        foreign = [name for model in ("vae", "gan") for name in _MODEL_SETTINGS[model]] + ["latent_dim"]
-    else:
-        foreign = list(_MODEL_SETTINGS["flow"])
-    default = GeneratorConfig()
-    for name in foreign:
-        if getattr(config, name) != getattr(default, name):
-            owner = next((m for m, names in _MODEL_SETTINGS.items() if name in names), "vae/gan")
-            raise JetlabError(f"{source}: {name} is a {owner} setting; model {config.model!r} does not use it")
-    if config.model not in GENERATORS and config.flow_net != default.flow_net:
-        raise JetlabError(f"{source}: flow_net chooses jetlab's velocity network; model {config.model!r} is its own")
-
-
-def _check_network_options(source: str, vae: dict, generator: dict, discriminator: dict, flow: dict) -> None:
-    """Unknown network options, or values not of their default's kind (``--hp vae.hidden=abc``),
-    are one-line errors (the checks of the taggers' hyperparameters)."""
-    import inspect
-
-    set_by_config = ("n_points", "n_features", "latent_dim", "n_cond", "net")
-    for name, cls, given in (("vae", SetVAE, vae), ("generator", MPGenerator, generator),
-                             ("discriminator", MPDiscriminator, discriminator), ("flow", FlowGenerator, flow)):
-        defaults = {key: p.default for key, p in inspect.signature(cls.__init__).parameters.items()
-                    if p.default is not inspect.Parameter.empty and key not in set_by_config}
-        check_hyperparameters(f"{source}: {name}", given, defaults)
 
 
 def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_points: int, n_coords: int,

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jetlab.choices import DEFAULT_JET_DATA
 from jetlab.data.default import resolve_jets
 from jetlab.data.mnist import mnist_points
 from jetlab.errors import InputError, JetlabError
@@ -30,8 +31,6 @@ from jetlab.io import detect_layout, open_dataset, split_indices
 __all__ = ["DEFAULT_JET_DATA", "JET_FEATURES", "MNIST_DATASETS", "Normalisation", "PointSets", "load_point_sets",
            "postprocess_jets", "with_mask_column"]
 
-#: ``--data jets`` means jetlab's default generated jets
-DEFAULT_JET_DATA = "jets"
 MNIST_DATASETS = ("mnist-superpixels", "mnist-sparse")
 JET_FEATURES = ("etarel", "phirel", "ptrel")
 _LOG_FLOOR = 1e-8

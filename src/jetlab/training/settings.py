@@ -1,15 +1,14 @@
 """Training settings shared by every recipe (taggers and generators), written once.
 
-A recipe's config dataclass (e.g. :class:`jetlab.training.tagger.TaggerTrainConfig`) derives
+A recipe's config dataclass (e.g. :class:`jetlab.training.tagger_config.TaggerTrainConfig`) derives
 from :class:`TrainSettings` and adds its own fields. Each field is declared with
 :func:`setting`, which stores the help text, the flag type and whether ``--resume`` may
 change it; the CLI (``jetlab.cli.settings``) builds one ``--flag`` per field from that,
 so every default is written exactly once, here or in the recipe's dataclass.
 
-Learning-rate schedules (:func:`make_scheduler`): ``plateau`` multiplies the lr by
-``lr_factor`` after ``lr_patience`` epochs without a better validation number
-(``ReduceLROnPlateau``), ``cosine`` anneals it to 0 over ``epochs`` (``CosineAnnealingLR``),
-``none`` keeps it.
+The optimizers and learning-rate schedules these settings name are built in
+:mod:`jetlab.training.optimizers`. This module loads no torch: the ``jetlab`` command builds
+its parsers from the config dataclasses without it.
 """
 
 from __future__ import annotations
@@ -17,17 +16,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
-
+from jetlab.choices import ASYNC_STRATEGIES, SYNC_STRATEGIES
 from jetlab.errors import JetlabError
-from jetlab.training.strategies import ASYNC_STRATEGIES, STRATEGIES
 
-__all__ = ["ASYNC_NAMES", "GEM_LR", "OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TrainSettings", "make_optimizer", "make_scheduler",
-           "flag_of", "setting", "strategy_settings", "validate_settings"]
+__all__ = ["ASYNC_NAMES", "GEM_LR", "OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TrainSettings", "flag_of", "setting",
+           "strategy_settings", "validate_settings"]
 
 SCHEDULES = ("plateau", "cosine", "none")
 OPTIMIZERS = ("adam", "adadelta", "sgd")
-STRATEGY_NAMES = ("auto", *STRATEGIES)
+STRATEGY_NAMES = ("auto", *SYNC_STRATEGIES, *ASYNC_STRATEGIES)
 ASYNC_NAMES = ASYNC_STRATEGIES
 #: GEM's step size η: 0.05 as in the paper's experiments (NNLO's default is 0.01); the 3-rank
 #: DNN check in docs/scale.md learns at both, and does not at Adam's 1e-3
@@ -68,7 +65,7 @@ class TrainSettings:
     lr_patience: int = setting(2, "plateau: epochs without improvement before the lr drops")
     patience: int = setting(10, "early stopping: stop after this many epochs without a better validation "
                                 "number (0: never)", resumable=True)
-    grad_clip: float | None = setting(None, "clip the gradient norm to this (off when unset)", type=float)
+    grad_clip: float | None = setting(None, "clip the gradient norm to this (default: off)", type=float)
     seed: int = setting(0, "seed of the weights, the batch order and the noise")
     split_seed: int = setting(0, "seed of the train/validation/test split (keep it fixed to compare runs)")
     fractions: list = setting(help=None, factory=lambda: [0.7, 0.15, 0.15])
@@ -81,7 +78,7 @@ class TrainSettings:
     masters: int = setting(1, "asynchronous: M >= 2 puts the workers under M sub-masters (ranks 1..M) that talk to "
                               "the master, bounding the messages any rank receives; 1: one master", resumable=True,
                            metavar="M")
-    elastic_alpha: float | None = setting(None, "easgd: elastic rate alpha (default 0.9/p, p the workers of a master)",
+    elastic_alpha: float | None = setting(None, "easgd: elastic rate alpha (default: 0.9/p, p the workers of a master)",
                                           type=float)
     gem_kappa: float = setting(2.0, "gem: proxy amplification kappa (its momentum mu is --momentum)")
     gem_lr: float = setting(GEM_LR, "gem: the step size eta of the plain SGD step each worker rescales (gem's "
@@ -180,30 +177,3 @@ def strategy_settings(config: TrainSettings) -> dict[str, Any]:
     """The settings an update strategy takes (:func:`jetlab.training.strategies.make_strategy`)."""
     return {name: getattr(config, name) for name in ("sync_every", "masters", "elastic_alpha", "gem_kappa",
                                                      "momentum", "worker_timeout")}
-
-
-def make_optimizer(config: TrainSettings, parameters, *, lr: float | None = None, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """The optimizer ``config.optimizer`` names over ``parameters`` (``lr`` defaults to ``config.lr``).
-
-    Under ``--strategy gem`` its learning rate is ``config.gem_lr`` for every network: GEM
-    takes no optimizer step, the optimizer only carries η (and the schedule's changes of it)."""
-    lr = config.lr if lr is None else lr
-    if config.strategy == "gem":
-        lr = config.gem_lr
-    if config.optimizer == "adadelta":
-        return torch.optim.Adadelta(parameters, lr=lr, weight_decay=weight_decay)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=config.momentum, weight_decay=weight_decay)
-    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, betas=betas)
-
-
-def make_scheduler(config: TrainSettings, optimizer: torch.optim.Optimizer, mode: str = "min"):
-    """The learning-rate scheduler ``config.schedule`` names for ``optimizer`` (None for none);
-    ``mode`` says whether the monitored validation number should fall ("min") or rise ("max")."""
-    if config.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=config.lr_factor,
-                                                          patience=config.lr_patience)
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    return None

@@ -15,14 +15,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from jetlab.choices import VAE_SAMPLING
 from jetlab.losses import vae_loss
 from jetlab.training.point_sets import Normalisation
 from jetlab.training.tasks.base import Update
 from jetlab.training.tasks.sets import SetGeneratorTask
 
 __all__ = ["VAE_SAMPLING", "VAETask", "fit_latent_gaussian"]
-
-VAE_SAMPLING = ("gaussian", "prior")
 
 
 @torch.no_grad()
