@@ -99,6 +99,17 @@ def test_the_names_the_parsers_offer_are_those_the_code_implements():
     assert ASYNC_STRATEGIES == tuple(ASYNC_CLASSES) == choices.ASYNC_STRATEGIES
 
 
+@pytest.mark.parametrize("package", ["jetlab.training", "jetlab.pruning"])
+def test_the_lazily_exported_names_resolve(package):
+    """jetlab.training and jetlab.pruning import their engine-side names on first use (so that
+    their torch-free settings modules load alone): each name of __all__ still resolves."""
+    module = importlib.import_module(package)
+    assert all(getattr(module, name) is not None for name in module.__all__)
+    assert set(module.__all__) <= set(dir(module))
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
+
+
 def test_only_the_named_group_is_loaded(monkeypatch):
     cli_main = importlib.import_module("jetlab.cli.main")  # jetlab.cli.main the attribute is the function
 
