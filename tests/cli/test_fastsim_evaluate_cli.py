@@ -8,6 +8,7 @@ import pytest
 
 from jetlab.cli.main import main
 from jetlab.io import write_jetnet_file
+from jetlab.training.generator_run import TrainedGenerator
 
 
 @pytest.mark.slow  # ~40 s on 2 busy cores: training, plots and COV/MMD
@@ -40,3 +41,11 @@ def test_evaluate_writes_every_metric_and_the_sizes_used(tmp_path, capsys):
     assert settings["kpd"]["batch_size"] == n_test // 2 and settings["classifier"]["model"] == "garnet"
     assert evaluation["notes"][0].startswith("--n 100000") and len(evaluation["notes"]) >= 4
     assert "FPD (JetNet" in out and "classifier AUC" in out and "note: KPD on batches of" in out
+    # the physical checks, and the particles of pT_rel <= 0 the network listed and generation dropped
+    checks = metrics["constraints"]
+    assert checks["truth"]["multiplicity"]["frac_full"] == 1.0 and checks["truth"]["sum_pt_rel"]["max"] <= 1.0 + 1e-5
+    points, mask = TrainedGenerator.load(run).generate(n_test, seed=1, postprocess=False)
+    dropped = int((mask & (points[..., 2] <= 0)).sum())
+    assert checks["generated"]["dropped_nonpositive_pt"] == {
+        "particles": dropped, "fraction": pytest.approx(dropped / mask.sum()), "of_listed": int(mask.sum())}
+    assert checks["generated"]["nonpositive_pt"]["particles"] == 0 and "physical checks: generated | truth" in out

@@ -32,6 +32,10 @@ Metrics (:mod:`jetlab.metrics.w1`; mean ± std over ``num_batches`` = 5 batches 
   nearest generated jet.
 - **Classifier AUC** (optional, :mod:`jetlab.metrics.classifier_test`): ROC AUC ± bootstrap
   std of a particle-level network trained to tell the two samples apart; 0.5 = indistinguishable.
+- **Constraints** (:mod:`jetlab.metrics.constraints`, under ``constraints``, not a score): Σ pT_rel
+  per jet (mean, max, fraction above 1), listed particles with pT_rel <= 0 and the multiplicity
+  (mean, quantiles, fraction of full jets), with the W1 of the multiplicity and Σ pT_rel
+  distributions against the reference half.
 
 :func:`evaluate_generated` reports every metric twice: real vs generated and real vs real
 (two independent halves of the real sample), the baseline a generator is measured against,
@@ -43,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from jetlab.errors import JetlabError
+from jetlab.metrics.constraints import physical_constraints
 from jetlab.metrics.efp import JETNET_W1EFP_COLUMNS, efps_d4
 from jetlab.metrics.emd import coverage_mmd, coverage_mmd_batches, emd, emd_matrix
 from jetlab.metrics.feature_distances import fpd, frechet_distance, kpd
@@ -66,6 +71,7 @@ __all__ = [
     "coverage_mmd",
     "evaluate_generated",
     "format_metrics_table",
+    "format_constraints",
     "METRICS",
 ]
 
@@ -174,9 +180,11 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
             100 x 100 batch on one CPU core).
 
     Returns:
-        ``{"generated": {metric: {"mean", "std"}}, "truth": {...}, "n_real", "n_generated",
-        "n_reference", "n_truth", "n_compared", "settings", "notes"}`` with the metric keys of
-        :data:`METRICS`; plain Python numbers (JSON-serialisable).
+        ``{"generated": {metric: {"mean", "std"}}, "truth": {...}, "constraints": {"generated":
+        ..., "truth": ...}, "n_real", "n_generated", "n_reference", "n_truth", "n_compared",
+        "settings", "notes"}`` with the metric keys of :data:`METRICS` and, under
+        ``constraints``, :func:`~jetlab.metrics.constraints.physical_constraints` of each row's
+        jets against the reference half; plain Python numbers (JSON-serialisable).
 
     Shapes:
         - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
@@ -219,9 +227,12 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
     if "classifier" in sizes["truth"]:
         settings["classifier_truth"] = sizes["truth"]["classifier"]
     settings.pop("classifier_skipped", None)
+    constraints = {row: physical_constraints(*other, reference=reference[0], reference_mask=reference[1])
+                   for row, other in others.items()}
     return {
         "generated": _scores_to_dict(rows["generated"]),
         "truth": _scores_to_dict(rows["truth"]),
+        "constraints": constraints,
         "n_real": int(real.shape[0]),
         "n_generated": int(generated.shape[0]),
         "n_reference": int(len(half_a)),
@@ -296,4 +307,33 @@ def format_metrics_table(result: dict) -> str:
                          f"{c['n_test']} + {c['n_test']} test jets, {c['epochs']} epochs "
                          f"({c['seconds']:.0f} s)")
         lines += sizes + [f"note: {note}" for note in result.get("notes", [])]
-    return "\n".join(lines)
+    return "\n".join(lines + format_constraints(result.get("constraints", {})))
+
+
+def format_constraints(constraints: dict) -> list[str]:
+    """Lines of the physical checks (``evaluate_generated(...)["constraints"]``): Σ pT_rel,
+    pT_rel <= 0 and multiplicity of each row's jets (generated, truth), side by side.
+
+    Args:
+        constraints: ``{"generated": ..., "truth": ...}`` as :func:`evaluate_generated` returns.
+
+    Returns:
+        The lines (none without constraints).
+    """
+    if not constraints:
+        return []
+
+    def cells(c: dict) -> tuple[str, ...]:
+        s, m, bad = c["sum_pt_rel"], c["multiplicity"], c["nonpositive_pt"]
+        dropped = c.get("dropped_nonpositive_pt")
+        return (f"{s['mean']:.4g} / {s['max']:.4g} / {s['frac_above_1']:.4g}",
+                f"{bad['fraction']:.4g}" + (f" (dropped: {dropped['fraction']:.4g})" if dropped else ""),
+                f"{m['mean']:.4g} [{m['q05']:.0f}, {m['q95']:.0f}] / {m['frac_full']:.4g}",
+                f"{c.get('w1_multiplicity', float('nan')):.4g} / {c.get('w1_sum_pt_rel', float('nan')):.4g}")
+
+    labels = ("sum pT_rel: mean / max / fraction > 1", "listed particles with pT_rel <= 0",
+              "multiplicity: mean [5%, 95%] / fraction full", "W1 vs reference: multiplicity / sum pT_rel")
+    columns = {row: cells(c) for row, c in constraints.items()}
+    lines = ["physical checks: " + " | ".join(columns)]
+    lines += [f"  {label}: " + " | ".join(col[i] for col in columns.values()) for i, label in enumerate(labels)]
+    return lines

@@ -25,7 +25,7 @@ from jetlab.physics.particles import hls4ml_arrays_from_relative
 from jetlab.training.checkpoint import load_torch_file
 from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
 from jetlab.training.generator_plots import plot_comparison, plot_title
-from jetlab.training.point_sets import Normalisation, load_point_sets, with_mask_column
+from jetlab.training.point_sets import Normalisation, load_point_sets, postprocess_jets, with_mask_column
 from jetlab.training.run_dir import require_finished
 from jetlab.training.tasks.flow import JetConditions
 from jetlab.utils.atomic import atomic_write_json
@@ -84,9 +84,11 @@ class TrainedGenerator:
     def normalisation(self) -> Normalisation:
         return self.task.norm
 
-    def generate(self, n: int, seed: int = 0, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """n sets: raw points (n, P, F) float32 and mask (n, P) bool (jets: pT-sorted)."""
-        return self.task.generate(n, seed=seed, batch_size=batch_size)
+    def generate(self, n: int, seed: int = 0, batch_size: int | None = None,
+                 postprocess: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """n sets: raw points (n, P, F) float32 and mask (n, P) bool (jets: pT-sorted, particles
+        with pT_rel <= 0 dropped; ``postprocess=False``: as the network listed them)."""
+        return self.task.generate(n, seed=seed, batch_size=batch_size, postprocess=postprocess)
 
     @torch.no_grad()
     def generate_model_tensor(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,7 +154,9 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
 
     Jets: :func:`jetlab.metrics.generation.evaluate_generated` (W1-M, W1-P and W1-EFP with
     each feature, FD6, JetNet's FPD and KPD, COV, MMD and, unless ``classifier_seconds`` is 0,
-    the classifier AUC, each beside truth-vs-truth at the same sample sizes). MNIST: the 1-d
+    the classifier AUC, each beside truth-vs-truth at the same sample sizes; under
+    ``constraints`` the physical checks, the generated row with ``dropped_nonpositive_pt``: the
+    particles the network listed with pT_rel <= 0, which generation drops). MNIST: the 1-d
     Wasserstein distance of each point feature, beside truth-vs-truth. ``sampler``: as in
     :meth:`TrainedGenerator.load`. Writes
     ``RUN/evaluation.json`` and plots; returns the dict ``{"metrics": ..., "n_real": ...,
@@ -176,15 +180,19 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
         notes.append(f"--n {n}: the held-out set has only {len(real)} {sets.name} sets; using {len(real)}")
     n = min(n or len(real), len(real))
     real, real_mask = real[:n], real_mask[:n]
-    points, mask = gen.generate(n, seed=seed)
+    points, mask = gen.generate(n, seed=seed, postprocess=False)
     run_dir = Path(run_dir)
     if gen.kind == "jets":
+        listed, dropped = int(mask.sum()), int((mask & (points[..., 2] <= 0)).sum())
+        points, mask = postprocess_jets(points, mask)
         from jetlab.metrics.generation import evaluate_generated, format_metrics_table  # lazy: start-up (scipy)
 
         classifier = None if classifier_seconds <= 0 else {"max_seconds": classifier_seconds,
                                                             "model": classifier_model}
         metrics = evaluate_generated(with_mask_column(real, real_mask), with_mask_column(points, mask),
                                      classifier=classifier)
+        metrics["constraints"]["generated"]["dropped_nonpositive_pt"] = {
+            "particles": dropped, "fraction": dropped / max(listed, 1), "of_listed": listed}
         notes += metrics["notes"]
         table = format_metrics_table(metrics)
     else:

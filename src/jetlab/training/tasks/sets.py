@@ -57,9 +57,10 @@ class SetGeneratorTask(Task):
         raise NotImplementedError
 
     @torch.no_grad()
-    def generate(self, n: int, seed: int | None = None, batch_size: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """n raw sets (n, P, F) float32 and masks (n, P) bool (jets post-processed)."""
+    def generate(self, n: int, seed: int | None = None, batch_size: int | None = None,
+                 postprocess: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """n raw sets (n, P, F) float32 and masks (n, P) bool (jets post-processed unless
+        ``postprocess`` is False: then as the network listed them, pT_rel <= 0 included)."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
@@ -76,7 +77,7 @@ class SetGeneratorTask(Task):
             for name, module in self.modules.items():
                 module.train(modes[name])
         points, mask = np.concatenate(points), np.concatenate(masks)
-        if self.kind == "jets":
+        if self.kind == "jets" and postprocess:
             points, mask = postprocess_jets(points, mask)
         return points, mask
 
