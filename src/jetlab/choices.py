@@ -10,13 +10,15 @@ train --help``) loads no torch.
 
 from __future__ import annotations
 
-__all__ = ["ASYNC_STRATEGIES", "DEFAULT_JET_DATA", "FLOW_NETWORKS", "GAN_LOSSES", "ODE_SOLVERS", "PRUNING_SCOPES",
+__all__ = ["ASYNC_STRATEGIES", "DEFAULT_JET_DATA", "FLOW_NETWORKS", "FLOW_PAIRINGS", "GAN_LOSSES", "ODE_SOLVERS", "PRUNING_SCOPES",
            "SYNC_STRATEGIES", "VAE_SAMPLING"]
 
 #: GAN losses (:mod:`jetlab.losses.gan`): non-saturating, least squares
 GAN_LOSSES = ("ns", "ls")
 #: velocity networks of the flow-matching generator (:class:`jetlab.models.flow.FlowGenerator`)
 FLOW_NETWORKS = ("epic", "transformer")
+#: how flow matching pairs noise with a training set (:mod:`jetlab.losses.flow_matching`)
+FLOW_PAIRINGS = ("independent", "ot")
 #: ODE solvers of the flow-matching sampler (:func:`jetlab.models.flow.integrate`)
 ODE_SOLVERS = ("euler", "midpoint", "heun")
 #: where the VAE draws its generation latent (:mod:`jetlab.training.tasks.vae`)

@@ -27,7 +27,7 @@ def _train_args(data, run, *extra):
     return ["fastsim", "train", "--model", "flow", "--data", str(data), "--jet-class", "t", "--batch-size", "16",
             "--seed", "5", "--plot-every", "0", "--plot-samples", "16", "--metrics-samples", "0", "--threads", "1",
             "--hp", "flow.hidden=16", "--hp", "flow.global_dim=8", "--hp", "flow.n_layers=1", "--ode-steps", "3",
-            "--out", str(run), *extra]
+            "--ema-decay", "0.9", "--flow-pairing", "ot", "--out", str(run), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,10 @@ def test_cli_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, flow_run
     assert main(["fastsim", "train", "--out", str(run), "--resume"]) == 0
     a = torch.load(flow_run / "checkpoint.pt", weights_only=False)
     b = torch.load(run / "checkpoint.pt", weights_only=False)
-    for key, tensor in a["modules"]["flow"].items():
-        assert torch.equal(tensor, b["modules"]["flow"][key]), key
+    for name in ("flow", "flow_ema"):   # the trained weights and their average (--ema-decay)
+        for key, tensor in a["modules"][name].items():
+            assert torch.equal(tensor, b["modules"][name][key]), (name, key)
+    assert not torch.equal(a["modules"]["flow"]["net.head.weight"], a["modules"]["flow_ema"]["net.head.weight"])
     for slot, state in a["optimizers"]["flow"]["state"].items():
         assert torch.equal(state["exp_avg"], b["optimizers"]["flow"]["state"][slot]["exp_avg"])
     assert [h["val_loss"] for h in a["history"]] == [h["val_loss"] for h in b["history"]]
@@ -66,6 +68,11 @@ def test_sample_and_evaluate_a_flow_run(tmp_path, flow_run, capsys):
     assert "w1m" in json.loads((flow_run / "evaluation.json").read_text())["metrics"]["generated"]
     gen = TrainedGenerator.load(flow_run, sampler={"ode_steps": 7, "ode_solver": None})
     assert (gen.task.ode_steps, gen.task.ode_solver) == (7, "midpoint")
+    # the average (--ema-decay) is in model.pt and is what generates; config.yaml records both settings
+    assert gen.task.network is gen.task.modules["flow_ema"] and gen.task.pairing == "ot"
+    saved = torch.load(flow_run / "model.pt", weights_only=True)["modules"]["flow_ema"]
+    assert all(torch.equal(v, saved[k]) for k, v in gen.task.network.state_dict().items())
+    assert {"ema_decay: 0.9", "flow_pairing: ot"} <= set((flow_run / "config.yaml").read_text().splitlines())
 
 
 def test_generated_jets_obey_what_real_jets_obey(flow_run):

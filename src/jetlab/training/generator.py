@@ -106,7 +106,8 @@ def _flow_task(entry, config, norm, n_points, n_coords, data, options):
     flow = flow.to(options["device"])
     conditions = JetConditions.fit(data.train, data.train_mask) if jet_condition and data is not None else None
     return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
-                    ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions, **options)
+                    ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions,
+                    pairing=config.flow_pairing, ema_decay=float(config.ema_decay), **options)
 
 
 def _gan_task(entry, config, norm, n_points, n_coords, data, options):

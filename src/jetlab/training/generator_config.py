@@ -10,7 +10,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from jetlab.choices import DEFAULT_JET_DATA, FLOW_NETWORKS, GAN_LOSSES, ODE_SOLVERS, VAE_SAMPLING
+from jetlab.choices import (
+    ASYNC_STRATEGIES,
+    DEFAULT_JET_DATA,
+    FLOW_NETWORKS,
+    FLOW_PAIRINGS,
+    GAN_LOSSES,
+    ODE_SOLVERS,
+    VAE_SAMPLING,
+)
 from jetlab.errors import JetlabError
 from jetlab.io.layout import CLASS_NAMES
 from jetlab.training.settings import TrainSettings, setting, validate_settings
@@ -73,6 +81,13 @@ class GeneratorConfig(TrainSettings):
     ode_steps: int = setting(2, "flow: ODE steps from noise to a set when sampling (more: slower, closer to the "
                                 "learned flow)", resumable=True, metavar="N")
     sigma_min: float = setting(0.0, "flow: width sigma_min of the optimal-transport path at t = 1")
+    flow_pairing: str = setting("independent", "flow: how noise is paired with each training set: independently, "
+                                               "or (ot) its particles matched to the set's real particles by the "
+                                               "Hungarian algorithm on squared distance (straighter paths, fewer ODE "
+                                               "steps; a CPU assignment per set)", choices=FLOW_PAIRINGS)
+    ema_decay: float = setting(0.0, "flow: decay of an exponential moving average of the network's weights, "
+                                    "validated, sampled and saved while the raw weights train (e.g. 0.999; 0: off)",
+                               metavar="BETA")
     flow_condition: str = setting("jet", "flow, jets: also condition on each jet's sum pT_rel and mass (drawn with the "
                                          "multiplicity from the training jets when sampling; generated pT_rel rescaled "
                                          "to the drawn sum) or on nothing but the multiplicity",
@@ -109,6 +124,14 @@ class GeneratorConfig(TrainSettings):
             raise JetlabError(f"{source}: unknown flow_condition {self.flow_condition!r}; choose none or jet")
         if not 0 <= float(self.sigma_min) < 1:
             raise JetlabError(f"{source}: sigma_min must be in [0, 1), got {self.sigma_min}")
+        if self.flow_pairing not in FLOW_PAIRINGS:
+            raise JetlabError(f"{source}: unknown flow_pairing {self.flow_pairing!r}; "
+                              f"choose one of {', '.join(FLOW_PAIRINGS)}")
+        if not 0 <= float(self.ema_decay) < 1:
+            raise JetlabError(f"{source}: ema_decay must be in [0, 1), got {self.ema_decay}")
+        if float(self.ema_decay) > 0 and self.strategy in ASYNC_STRATEGIES:
+            raise JetlabError(f"{source}: ema_decay works with the synchronous strategies only; under "
+                              f"--strategy {self.strategy} the master, which keeps the weights, takes no steps")
         _check_model_settings(self, source)
         for name in ("particles", "latent_dim", "d_steps", "ode_steps"):
             if int(getattr(self, name)) < 1:
@@ -158,7 +181,8 @@ _MODEL_SETTINGS = {
     "vae": ("kl_weight", "vae_sampling", "nnd_feature_weight", "mass_weight", "pt_weight", "vae_options"),
     "gan": ("lr_g", "lr_d", "adam_beta1", "adam_beta2", "gan_loss", "r1_gamma", "d_steps", "generator_options",
             "discriminator_options"),
-    "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_options"),
+    "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_pairing", "ema_decay",
+             "flow_options"),
 }
 
 

@@ -14,6 +14,16 @@ EPiC-FM and PC-JeDi condition on jet pT and mass. Generation draws (n, Σ pT_rel
 together from the training jets, and rescales the generated pT_rel so that Σ pT_rel equals
 the drawn value: generated jets obey Σ pT_rel ≤ max of the training jets by construction.
 
+Noise-data pairing (``pairing``): ``"independent"`` or ``"ot"``, the noise particles of each
+set matched to its real particles by the Hungarian algorithm
+(:func:`jetlab.losses.flow_matching.ot_pair_particles`), in training and validation alike.
+
+EMA (``ema_decay`` β > 0): a second module ``"flow_ema"``, θ̄ ← β θ̄ + (1 − β) θ after every
+step of the trained network θ (:mod:`jetlab.training.ema`). The average is what validation
+scores, what generates and what the best epoch keeps; being one of the task's modules it is
+in every checkpoint (an exact resume) and in RUN/model.pt. β = 0: no average, the trained
+network is used throughout.
+
 Generation: set sizes n drawn from the training multiplicities
 (:meth:`~jetlab.training.point_sets.Normalisation.sample_counts`, or with the conditions),
 x₀ ~ N(0, I) on the n real particles, ``ode_steps`` steps of the ``ode_solver`` from t = 0 to 1.
@@ -24,8 +34,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from jetlab.losses.flow_matching import flow_matching_loss
+from jetlab.losses.flow_matching import FLOW_PAIRINGS, flow_matching_loss
 from jetlab.physics.kinematics import relative_jet_kinematics
+from jetlab.training.ema import ema_copy, ema_update
 from jetlab.training.point_sets import Normalisation
 from jetlab.training.tasks.base import Update
 from jetlab.training.tasks.sets import SetGeneratorTask
@@ -86,15 +97,23 @@ class JetConditions:
 
 
 class FlowTask(SetGeneratorTask):
-    """One network ``"flow"``; monitored by the validation flow-matching loss."""
+    """The trained network ``"flow"`` (and with ``ema_decay`` > 0 its average ``"flow_ema"``);
+    monitored by the validation flow-matching loss (module docstring)."""
 
     name = "flow"
     generate_batch = 1024  # the EPiC velocity network is linear in the particles
 
     def __init__(self, flow, optimizer, norm: Normalisation, *, kind: str, sigma_min: float = 0.0,
                  ode_steps: int = 2, ode_solver: str = "midpoint", conditions: JetConditions | None = None,
-                 **options):
-        super().__init__({"flow": flow}, {"flow": optimizer}, norm, kind=kind, **options)
+                 pairing: str = "independent", ema_decay: float = 0.0, **options):
+        if pairing not in FLOW_PAIRINGS:
+            raise ValueError(f"unknown pairing {pairing!r}; known: {', '.join(FLOW_PAIRINGS)}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        modules = {"flow": flow, **({"flow_ema": ema_copy(flow)} if ema_decay > 0 else {})}
+        super().__init__(modules, {"flow": optimizer}, norm, kind=kind, **options)
+        self.pairing = pairing
+        self.ema_decay = ema_decay
         self.sigma_min = sigma_min
         self.ode_steps = ode_steps
         self.ode_solver = ode_solver
@@ -102,34 +121,46 @@ class FlowTask(SetGeneratorTask):
 
     @property
     def flow(self) -> torch.nn.Module:
+        """The trained network θ."""
         return self.modules["flow"]
 
-    def _loss(self, batch, generator: torch.Generator | None = None) -> torch.Tensor:
+    @property
+    def network(self) -> torch.nn.Module:
+        """The network validated and sampled: the EMA θ̄ when on, else θ."""
+        return self.modules.get("flow_ema", self.modules["flow"])
+
+    def _loss(self, batch, generator: torch.Generator | None = None, net: torch.nn.Module | None = None
+              ) -> torch.Tensor:
         x, mask = self.encode(batch)
         cond = None
         if self.conditions is not None:
             cond = self.conditions.standardise(JetConditions.raw(batch["points"].to(self.device).float(), mask))
 
-        def velocity(x_t, t, m):
-            return self.flow(x_t, t, m, cond)
+        net = self.flow if net is None else net
 
-        return flow_matching_loss(velocity, x, mask, sigma_min=self.sigma_min, generator=generator)
+        def velocity(x_t, t, m):
+            return net(x_t, t, m, cond)
+
+        return flow_matching_loss(velocity, x, mask, sigma_min=self.sigma_min, generator=generator,
+                                  pairing=self.pairing)
 
     def train_step(self, batch, update: Update) -> dict[str, float]:
         loss = self._loss(batch)
         update("flow", loss)
+        if "flow_ema" in self.modules:
+            ema_update(self.modules["flow_ema"], self.flow, self.ema_decay)
         return {"loss": loss.item()}
 
     def validate_step(self, batch) -> dict[str, float]:
         generator = torch.Generator(device=self.device).manual_seed(VALIDATION_SEED)
-        return {"loss": self._loss(batch, generator).item()}
+        return {"loss": self._loss(batch, generator, self.network).item()}
 
     def sample_model_tensor(self, n: int):
         if self.conditions is None:
             counts = self.norm.sample_counts(n, self.device)
-            return self.flow.sample(n, counts=counts, steps=self.ode_steps, solver=self.ode_solver)
+            return self.network.sample(n, counts=counts, steps=self.ode_steps, solver=self.ode_solver)
         counts, target = self.conditions.draw(n, self.device)
-        x, mask = self.flow.sample(n, counts=counts, cond=self.conditions.standardise(target), steps=self.ode_steps,
+        x, mask = self.network.sample(n, counts=counts, cond=self.conditions.standardise(target), steps=self.ode_steps,
                                    solver=self.ode_solver)
         # rescale pT_rel so that the jet's Σ pT_rel is the drawn one (raw units, then back)
         raw = self.norm.decode_differentiable(x)
