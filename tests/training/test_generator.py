@@ -68,25 +68,47 @@ def tiny_config(data, model: str, **overrides) -> GeneratorConfig:
     return GeneratorConfig(**values)
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The final sample figures of a run are not drawn (matplotlib: ~3.5 s of CPU a finished
+    run); the run still refits and generates their sets, and the list records the tag of every
+    figure set it asked for. Per-epoch figures (``plot_every``) are still drawn; the final
+    figures are drawn in tests/cli/test_fastsim_cli.py and for MNIST below."""
+    from jetlab.training import generator_plots
+
+    tags: list[str] = []
+    draw = generator_plots.plot_comparison
+
+    def record(kind, real, real_mask, gen, gen_mask, run_dir, tag, title):
+        assert gen.shape[1:] == real.shape[1:] and gen_mask.shape == gen.shape[:2]
+        tags.append(tag)
+        return [] if tag == "final" else draw(kind, real, real_mask, gen, gen_mask, run_dir, tag, title)
+
+    monkeypatch.setattr(generator_plots, "plot_comparison", record)
+    return tags
+
+
 def _state(run_dir):
     ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     return ckpt["modules"], ckpt["optimizers"], ckpt["history"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model, extra", [("gan", {}), ("gan", {"gan_loss": "ls", "r1_gamma": 0.0}), ("vae", {}),
                                           ("flow", {"flow_net": "transformer", "flow_options": {"hidden": 8}})],
                          ids=["gan-ns-r1", "gan-ls", "vae", "flow-transformer"])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_jetnet_file, model, extra):
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_jetnet_file, model, extra, drawn):
     straight = tmp_path / "straight"
     train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=2), straight)
 
+    # killed after epoch 1 of 2: optimizer moments, shuffling order, RNG state carried over
     interrupted = tmp_path / "interrupted"
-    train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=1), interrupted)
+    first = train_generator(tiny_config(tiny_jetnet_file, model, **extra, epochs=2), interrupted, stop_after_epoch=1)
+    assert not first["finished"] and [e["epoch"] for e in first["epochs"]] == [1]
     # a different global RNG state in between must not matter: the checkpoint restores it
     torch.manual_seed(12345)
     torch.rand(7)
     train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=2), interrupted, resume=True)
+    assert drawn == ["final", "final"]
 
     models_a, opts_a, hist_a = _state(straight)
     models_b, opts_b, hist_b = _state(interrupted)
@@ -103,37 +125,40 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_je
     assert loss_keys
     for key in loss_keys:
         assert hist_a[1][key] == hist_b[1][key]
-    # one more epoch actually changes the weights (the comparison above can fail)
-    first = train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=3), interrupted, resume=True)
+    # a finished run continued with more epochs: one more epoch actually changes the weights
+    # (so the comparison above can fail)
+    more = train_fastsim(tiny_config(tiny_jetnet_file, model, **extra, epochs=3), interrupted, resume=True)
     models_c, _, _ = _state(interrupted)
     name = next(iter(models_a))
     assert any(not torch.equal(t, models_c[name][k]) for k, t in models_a[name].items())
-    assert len(first["epochs"]) == 3
+    assert len(more["epochs"]) == 3
 
 
-def test_time_limit_stops_early_and_resume_continues(tmp_path, tiny_jetnet_file):
+def test_time_limit_stops_early_and_resume_continues(tmp_path, tiny_jetnet_file, drawn):
     run = tmp_path / "run"
     result = train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=3, time_limit_min=1e-9), run,
 )
     assert [e["epoch"] for e in result["epochs"]] == [1]
-    assert not result["finished"]
+    assert not result["finished"] and drawn == []
     result = train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=3), run, resume=True)
     assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]
+    assert result["finished"] and drawn == ["final"]
 
 
-def test_training_refuses_to_overwrite_a_run(tmp_path, tiny_jetnet_file):
+def test_training_refuses_to_overwrite_a_run(tmp_path, tiny_jetnet_file, drawn):
     run = tmp_path / "run"
     train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run)
     with pytest.raises(InputError, match="--resume"):
         train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run)
 
 
-def test_train_sample_round_trip_reads_back_with_open_jets(tmp_path, tiny_jetnet_file):
+def test_train_sample_round_trip_reads_back_with_open_jets(tmp_path, tiny_jetnet_file, drawn):
     run = tmp_path / "run"
     history = train_fastsim(tiny_config(tiny_jetnet_file, "gan", epochs=1, plot_every=1), run)
     assert (run / "epoch0001_jet_images.png").stat().st_size > 0
     assert (run / "epoch0001_histograms.png").stat().st_size > 0
     assert history["epochs"][0]["jets_per_s"] > 0
+    assert drawn == ["epoch0001", "final"]
 
     written = write_samples(run, 25, tmp_path / "gen_hls4ml.h5", fmt="hls4ml", seed=1)
     jets = open_jets(written[0])
@@ -168,7 +193,7 @@ def test_train_sample_round_trip_reads_back_with_open_jets(tmp_path, tiny_jetnet
     assert open_jets(out_dir).n_jets == 12
 
 
-def test_generated_jets_are_physical(tmp_path, tiny_jetnet_file):
+def test_generated_jets_are_physical(tmp_path, tiny_jetnet_file, drawn):
     run = tmp_path / "run"
     train_fastsim(tiny_config(tiny_jetnet_file, "vae", epochs=1), run)
     points, mask = TrainedGenerator.load(run).generate(40, seed=0)
@@ -180,7 +205,7 @@ def test_generated_jets_are_physical(tmp_path, tiny_jetnet_file):
     assert (np.diff(pt, axis=1) <= 0).all()
 
 
-def test_vae_latent_gaussian_is_fitted_to_the_encoder_means(tmp_path, tiny_jetnet_file):
+def test_vae_latent_gaussian_is_fitted_to_the_encoder_means(tmp_path, tiny_jetnet_file, drawn):
     from jetlab.training.tasks.vae import fit_latent_gaussian
 
     run = tmp_path / "run"
@@ -303,7 +328,7 @@ def test_config_validation_and_data_errors(tmp_path, tiny_jetnet_file):
 
 # FPD's matrix square root of 6x6 covariances from a handful of jets can be singular
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
-def test_trains_on_an_hls4ml_directory_of_pythia_jets(tmp_path, tiny_jets_dir):
+def test_trains_on_an_hls4ml_directory_of_pythia_jets(tmp_path, tiny_jets_dir, drawn):
     """The hls4ml-layout path: one class of real Pythia jets out of a 5-class directory."""
     config = tiny_config(tiny_jets_dir, "vae", epochs=1, metrics_samples=4)
     sets = point_sets(config)
