@@ -11,6 +11,8 @@ import signal
 import sys
 import time
 
+if sys.argv[1] == "wait":  # before saying it started: the test signals it as soon as it has
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(7))
 print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(), "probe": os.environ.get("PROBE"), "args": sys.argv[1:]}),
       flush=True)
 print("to stderr", file=sys.stderr, flush=True)
@@ -20,6 +22,5 @@ if action == "exit":
 if action == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 if action == "wait":
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(7))
     time.sleep(60)
     sys.exit(0)

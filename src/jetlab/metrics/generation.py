@@ -71,7 +71,6 @@ __all__ = [
     "coverage_mmd",
     "evaluate_generated",
     "format_metrics_table",
-    "format_constraints",
     "METRICS",
 ]
 
@@ -307,10 +306,10 @@ def format_metrics_table(result: dict) -> str:
                          f"{c['n_test']} + {c['n_test']} test jets, {c['epochs']} epochs "
                          f"({c['seconds']:.0f} s)")
         lines += sizes + [f"note: {note}" for note in result.get("notes", [])]
-    return "\n".join(lines + format_constraints(result.get("constraints", {})))
+    return "\n".join(lines + _format_constraints(result.get("constraints", {})))
 
 
-def format_constraints(constraints: dict) -> list[str]:
+def _format_constraints(constraints: dict) -> list[str]:
     """Lines of the physical checks (``evaluate_generated(...)["constraints"]``): Σ pT_rel,
     pT_rel <= 0 and multiplicity of each row's jets (generated, truth), side by side.
 
