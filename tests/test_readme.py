@@ -390,6 +390,8 @@ cat firstly/a.txt other/first
 
 
 def test_the_activated_checkout_runs_jetlab_from_the_warm_interpreter(tmp_path, warm_jetlab):
+    if warm_jetlab.cold:
+        pytest.skip("JETLAB_TEST_COLD=1: no warm interpreter")
     prepare_checkout(tmp_path, warm_jetlab)
     found = subprocess.run(["bash", "-c", "source .venv/bin/activate && command -v jetlab python mpiexec"],
                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()

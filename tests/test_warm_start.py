@@ -10,7 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from warm_start import CLIENT, environment_reads_at_import
+
+
+@pytest.fixture(autouse=True)
+def _not_when_cold(warm_jetlab):
+    if warm_jetlab.cold:
+        pytest.skip("JETLAB_TEST_COLD=1: no warm interpreter")
 
 
 def _client(warm, *args, env=None, **kwargs):
