@@ -14,11 +14,18 @@ import socket
 import struct
 import sys
 
+#: signals a client passes on to its command
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
              signal.SIGALRM)
+#: most descriptors a request carries
+MAX_FDS = 64
 
 
-def _recv_exact(conn, n):
+# the protocol, used by both ends (tests/warm_start.py imports it): a 4-byte length, then JSON;
+# a request's file descriptors travel with its first byte (SCM_RIGHTS)
+
+
+def recv_exact(conn, n):
     data = b""
     while len(data) < n:
         chunk = conn.recv(n - len(data))
@@ -28,9 +35,27 @@ def _recv_exact(conn, n):
     return data
 
 
-def _recv(conn):
-    (length,) = struct.unpack("!I", _recv_exact(conn, 4))
-    return json.loads(_recv_exact(conn, length))
+def send_message(conn, message, fds=()):
+    body = json.dumps(message).encode()
+    payload = struct.pack("!I", len(body)) + body
+    if fds:
+        sent = socket.send_fds(conn, [payload[:1]], list(fds))
+        payload = payload[sent:]
+    conn.sendall(payload)
+
+
+def recv_message(conn, with_fds=False):
+    """``(message, fds)``."""
+    fds = []
+    if with_fds:
+        first, fds, _, _ = socket.recv_fds(conn, 1, MAX_FDS)
+        if not first:
+            raise EOFError
+        head = first + recv_exact(conn, 3)
+    else:
+        head = recv_exact(conn, 4)
+    (length,) = struct.unpack("!I", head)
+    return json.loads(recv_exact(conn, length)), fds
 
 
 def _fallback(module, args):
@@ -66,18 +91,15 @@ def main():
         conn.close()
         _fallback(module, args)
     fds = sorted(int(name) for name in os.listdir("/proc/self/fd")
-                 if int(name) != conn.fileno() and _is_open(int(name)))[:64]
+                 if int(name) != conn.fileno() and _is_open(int(name)))[:MAX_FDS]
     umask = os.umask(0)
     os.umask(umask)
     env = dict(os.environ)  # the socket included: what the command starts again (MPI supervisor) is warm too
     request = {"module": module, "args": args, "cwd": os.getcwd(), "env": env,
                "umask": umask, "fds": fds}
-    body = json.dumps(request).encode()
-    payload = struct.pack("!I", len(body)) + body
     try:
-        socket.send_fds(conn, [payload[:1]], fds)
-        conn.sendall(payload[1:])
-        child.append(_recv(conn)["pid"])
+        send_message(conn, request, fds)
+        child.append(recv_message(conn)[0]["pid"])
     except (OSError, EOFError, ValueError):
         conn.close()
         _fallback(module, args)
@@ -89,7 +111,7 @@ def main():
         forward(signum, None)
     while True:
         try:
-            end = _recv(conn)
+            end = recv_message(conn)[0]
             break
         except InterruptedError:
             continue

@@ -31,66 +31,27 @@ from __future__ import annotations
 import atexit
 import ctypes
 import fcntl
-import json
 import os
 import selectors
 import signal
 import socket
 import stat
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from warm_client import FORWARDED, recv_message, send_message
+
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "warm_client.py"
 ENV_SOCKET = "JETLAB_WARM_SOCKET"
 ENV_REAL = "JETLAB_WARM_PYTHON"          # the real interpreter (the wrappers' fall-back)
-MAX_FDS = 64
 #: imported once by the server (what a jetlab command imports before it works)
 PRELOAD = ("torch", "torch._dynamo", "torch.distributed", "numpy", "scipy.stats", "scipy.optimize", "h5py",
            "matplotlib.pyplot", "mplhep", "jetlab.cli.main", "jetlab.cli.tagger", "jetlab.cli.fastsim",
            "jetlab.cli.data", "jetlab.cli.hpo", "jetlab.training.tagger", "jetlab.training.generator",
            "jetlab.training.engine", "jetlab.metrics", "jetlab.viz.tagging", "jetlab.viz.samples", "jetlab.viz.data")
-#: signals a client passes on to its command
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-             signal.SIGALRM)
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-
-
-def send_message(conn: socket.socket, message: dict, fds: list[int] = ()) -> None:
-    """A 4-byte length, then JSON; ``fds`` travel with the first byte (SCM_RIGHTS)."""
-    body = json.dumps(message).encode()
-    payload = struct.pack("!I", len(body)) + body
-    if fds:
-        sent = socket.send_fds(conn, [payload[:1]], list(fds))
-        payload = payload[sent:]
-    conn.sendall(payload)
-
-
-def recv_message(conn: socket.socket, with_fds: bool = False) -> tuple[dict, list[int]]:
-    fds: list[int] = []
-    if with_fds:
-        first, fds, _, _ = socket.recv_fds(conn, 1, MAX_FDS)
-        if not first:
-            raise EOFError
-        head = first + _recv_exact(conn, 3)
-    else:
-        head = _recv_exact(conn, 4)
-    (length,) = struct.unpack("!I", head)
-    return json.loads(_recv_exact(conn, length)), fds
-
-
 # ---------------------------------------------------------------- the server
 
 
