@@ -79,11 +79,6 @@ def main():
     for sig in FORWARDED:
         signal.signal(sig, forward)
     path = os.environ.get("JETLAB_WARM_SOCKET")
-    if os.environ.get("PMI_FD") and os.environ.get("JETLAB_WARM_MPI") != "1":
-        # an MPI rank: warm only where the test says the job runs with -disable-auto-cleanup.
-        # Under hydra's default auto-cleanup a warm rank is sometimes taken for one that closed
-        # its PMI connection without finalizing, and the job is killed (not understood yet)
-        _fallback(module, args)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(path)

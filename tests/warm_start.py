@@ -128,6 +128,10 @@ def _run_child(request: dict, fds: list[int], listener: socket.socket, conn: soc
         if code == -signal.SIGINT:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
+        if "mpi4py.MPI" in sys.modules:
+            # MPICH tells hydra that the rank finalized from a C atexit handler, which os._exit
+            # skips: hydra's auto-cleanup then takes the rank's end for a crash and SIGKILLs the job
+            ctypes.CDLL(None).exit(code)
         os._exit(code)
 
 
@@ -222,8 +226,7 @@ def serve(path: str, wrapper: str) -> None:
 def make_wrappers(directory: Path) -> Path:
     """``directory/python`` and ``directory/jetlab``: ``python -m jetlab ARGS`` and ``jetlab
     ARGS`` through the client when a server answers, the real interpreter otherwise; any
-    other use of ``python`` goes to the real interpreter; ``directory/mpiexec`` lets the ranks
-    of a ``-disable-auto-cleanup`` job start warm. Returns ``directory/python``."""
+    other use of ``python`` goes to the real interpreter. Returns ``directory/python``."""
     directory.mkdir(parents=True, exist_ok=True)
     real, client = sys.executable, str(CLIENT)
     scripts = {
@@ -237,10 +240,6 @@ def make_wrappers(directory: Path) -> Path:
         "jetlab": f'#!/bin/sh\nif [ -n "${ENV_SOCKET}" ]; then exec "{real}" -I -S "{client}" jetlab "$@"; fi\n'
                   f'exec "{real}" -m jetlab "$@"\n',
     }
-    mpiexec = Path(real).parent / "mpiexec"
-    if mpiexec.exists():  # its ranks start warm in a -disable-auto-cleanup job (tests/warm_client.py)
-        scripts["mpiexec"] = ('#!/bin/sh\ncase " $* " in *" -disable-auto-cleanup "*) export JETLAB_WARM_MPI=1;; esac\n'
-                              f'exec "{mpiexec}" "$@"\n')
     for name, text in scripts.items():
         path = directory / name
         path.write_text(text)

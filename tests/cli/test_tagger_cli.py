@@ -100,17 +100,16 @@ def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, content, expected
 
 
 @pytest.mark.slow
-def test_train_without_data_says_it_generates_the_default_set_once(tmp_path):
+def test_train_without_data_says_it_generates_the_default_set_once(tmp_path, warm_jetlab):
     import os
     import subprocess
-    import sys
 
-    env = {**os.environ, "JETLAB_CACHE": str(tmp_path / "cache"), "JETLAB_DEFAULT_JETS_PER_CLASS": "8",
+    env = {**os.environ, **warm_jetlab.environment(), "JETLAB_CACHE": str(tmp_path / "cache"), "JETLAB_DEFAULT_JETS_PER_CLASS": "8",
            "JETLAB_NO_PROGRESS": "1"}
 
     def train(out):
         return subprocess.run(
-            [sys.executable, "-m", "jetlab", "tagger", "train", "--model", "dnn", "--epochs", "1", "--batch-size",
+            [*warm_jetlab.jetlab(), "tagger", "train", "--model", "dnn", "--epochs", "1", "--batch-size",
              "10", "--threads", "1", "--out", str(tmp_path / out)],
             capture_output=True, text=True, timeout=300, env=env,
         )

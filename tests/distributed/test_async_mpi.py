@@ -58,10 +58,7 @@ def launch(n: int, *args: str, survive: bool = True, console_script: bool = Fals
         pytest.fail(f"{script} is missing or out of date (it must call jetlab.cli.main:entry): pip install -e .")
     program = [str(script)] if console_script else [str(WARM.python) if WARM else sys.executable, "-m", "jetlab"]
     command = [MPIEXEC, *(["-disable-auto-cleanup"] if survive else []), "-n", str(n), *program, *args]
-    env = _env()
-    if survive:  # warm MPI ranks only under -disable-auto-cleanup (tests/warm_client.py)
-        env["JETLAB_WARM_MPI"] = "1"
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> str:

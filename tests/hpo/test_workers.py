@@ -20,20 +20,21 @@ from jetlab.utils.locking import LOCK_NAME
 
 optuna = pytest.importorskip("optuna", reason="pip install 'jetlab[hpo]'")
 
-EPOCHS = 25
+EPOCHS = 12
 
 
-def _worker(flags, log: Path):
+def _worker(flags, log: Path, warm):
+    """``jetlab hpo run FLAGS`` from the warm interpreter (tests/warm_start.py), output to ``log``."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "jetlab", "hpo", "run", *flags], stdout=out,
-                                stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen([*warm.jetlab(), "hpo", "run", *flags], stdout=out, stderr=subprocess.STDOUT,
+                                env={**env, **warm.environment()})
 
 
 def _kill_one_mid_trial(study_dir: Path, workers, deadline_s: float = 180.0):
-    """SIGKILL the worker training a trial that has checkpointed an epoch and not finished; its
-    run directory's lock file names the worker. Returns (run directory, the killed worker)."""
-    pids = {w.pid: w for w in workers}
+    """SIGKILL the process training a trial that has checkpointed an epoch and not finished; its
+    run directory's lock file names it (a worker, or the command a warm worker runs, whose
+    worker then dies the same way). Returns (run directory, the killed worker)."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         for run in sorted(study_dir.glob("trial-*")):
@@ -41,25 +42,36 @@ def _kill_one_mid_trial(study_dir: Path, workers, deadline_s: float = 180.0):
             if not (run / "checkpoint.pt").is_file() or (run / "metrics.json").exists() or not lock.is_file():
                 continue
             pid = int(lock.read_text().strip() or 0)
-            if pid not in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)  # frozen, then checked: it is really mid-trial
+            except (ProcessLookupError, PermissionError):
                 continue
-            os.kill(pid, signal.SIGSTOP)  # frozen, then checked: it is really mid-trial
             if (run / "metrics.json").exists():
                 os.kill(pid, signal.SIGCONT)
                 continue
             os.kill(pid, signal.SIGKILL)
-            pids[pid].wait(timeout=30)
-            return run, pids[pid]
+            return run, _first_to_end(workers)
         if all(w.poll() is not None for w in workers):
             break
         time.sleep(0.02)
     raise AssertionError("no worker was caught in the middle of a trial")
 
 
+def _first_to_end(workers, timeout_s: float = 30.0):
+    """The first of ``workers`` to end (the other still has trials to run)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        for w in workers:
+            if w.poll() is not None:
+                return w
+        time.sleep(0.01)
+    raise AssertionError("no worker ended after one was killed")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_killed_workers_trial_is_retried_by_the_other_with_the_same_parameters(backend, tmp_path, tiny_jets_dir,
-                                                                                 request, read_study):
+                                                                                 request, read_study, warm_jetlab):
     storage = (f"sqlite:///{tmp_path}/study/study.db" if backend == "sqlite"
                else request.getfixturevalue("postgres_url"))
     study_dir = tmp_path / "study"
@@ -67,7 +79,8 @@ def test_a_killed_workers_trial_is_retried_by_the_other_with_the_same_parameters
              str(tiny_jets_dir), "--epochs", str(EPOCHS), "--patience", "0", "--threads", "1", "--heartbeat", "2",
              "--trials", "3", "--sampler", "random", "--pruner", "none"]
     # both start at once on an empty database: the study (and its tables) is created once
-    workers = [_worker(flags + ["--sampler-seed", str(k)], tmp_path / f"worker{k}.log") for k in range(2)]
+    workers = [_worker(flags + ["--sampler-seed", str(k)], tmp_path / f"worker{k}.log", warm_jetlab)
+               for k in range(2)]
     try:
         victim_run, victim = _kill_one_mid_trial(study_dir, workers)
         (survivor,) = [w for w in workers if w is not victim]
@@ -105,13 +118,14 @@ def test_a_killed_workers_trial_is_retried_by_the_other_with_the_same_parameters
 
 @pytest.mark.slow
 @pytest.mark.mpi
-def test_mpiexec_groups_train_different_trials_each_data_parallel(tmp_path, tiny_jets_dir, read_study):
+def test_mpiexec_groups_train_different_trials_each_data_parallel(tmp_path, tiny_jets_dir, read_study, warm_jetlab):
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if mpiexec is None:
         pytest.skip("no mpiexec (pip install mpich)")
     storage = f"sqlite:///{tmp_path}/study.db"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    done = subprocess.run([mpiexec, "-n", "4", sys.executable, "-m", "jetlab", "hpo", "run", "--ranks-per-trial",
+    env.update(warm_jetlab.environment())  # the ranks start from the warm interpreter (tests/warm_start.py)
+    done = subprocess.run([mpiexec, "-n", "4", *warm_jetlab.jetlab(), "hpo", "run", "--ranks-per-trial",
                            "2", "--study", "g", "--storage", storage, "--dir", str(tmp_path), "--model", "dnn",
                            "--data", str(tiny_jets_dir), "--epochs", "2", "--trials", "4", "--heartbeat", "0",
                            "--sampler", "random"], capture_output=True, text=True, timeout=300, env=env)
@@ -128,12 +142,13 @@ def test_mpiexec_groups_train_different_trials_each_data_parallel(tmp_path, tiny
 
 @pytest.mark.slow
 @pytest.mark.mpi
-def test_a_failing_trial_under_mpiexec_ends_the_job_with_its_error(tmp_path, tiny_jets_dir):
+def test_a_failing_trial_under_mpiexec_ends_the_job_with_its_error(tmp_path, tiny_jets_dir, warm_jetlab):
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if mpiexec is None:
         pytest.skip("no mpiexec (pip install mpich)")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    done = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "jetlab", "hpo", "run", "--ranks-per-trial", "2",
+    env.update(warm_jetlab.environment())
+    done = subprocess.run([mpiexec, "-n", "2", *warm_jetlab.jetlab(), "hpo", "run", "--ranks-per-trial", "2",
                            "--study", "f", "--dir", str(tmp_path), "--model", "dnn", "--data", str(tiny_jets_dir),
                            "--batch-size", "100000", "--trials", "1", "--heartbeat", "0"],
                           capture_output=True, text=True, timeout=120, env=env)  # no rank is left waiting

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -21,12 +20,14 @@ def _ctrl_c_as_in_a_terminal() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
-def test_stopped_training_says_resume_and_resume_finishes(how, tmp_path, tiny_jets_dir):
+def test_stopped_training_says_resume_and_resume_finishes(how, tmp_path, tiny_jets_dir, warm_jetlab):
     run = tmp_path / "run"
     argv = ["tagger", "train", "--model", "dnn", "--data", str(tiny_jets_dir), "--epochs", str(EPOCHS),
             "--patience", "0", "--threads", "1", "--out", str(run)]
-    proc = subprocess.Popen([sys.executable, "-m", "jetlab", *argv], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "JETLAB_NO_PROGRESS": "1"}, start_new_session=True,
+    # the signal goes to the caller's group; from the warm interpreter it reaches the command too
+    proc = subprocess.Popen([*warm_jetlab.jetlab(), *argv], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **warm_jetlab.environment(), "JETLAB_NO_PROGRESS": "1"},
+                            start_new_session=True,
                             preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not (run / "checkpoint.pt").is_file():

@@ -84,7 +84,11 @@ def plot_jet_images(
     rows = [("real", jet_images(real, real_mask)), ("generated", jet_images(generated, generated_mask))]
     n_single = max(0, min(n_single, *(len(images) for _, images in rows)))
     cols = 1 + n_single
-    fig, axes = plt.subplots(2, cols, figsize=(2.7 * cols + 1.6, 5.6), squeeze=False, layout="constrained")
+    # fixed margins, not layout="constrained": that layout measures every tick label before the
+    # drawing does it again, half of the figure's time, and this grid does not need it
+    fig, axes = plt.subplots(2, cols, figsize=(2.7 * cols + 1.6, 5.6), squeeze=False,
+                             gridspec_kw={"left": 0.9 / (2.7 * cols + 1.6), "right": 0.97, "bottom": 0.09,
+                                          "top": 0.88 if title else 0.93, "wspace": 0.55, "hspace": 0.42})
     extent = (-IMAGE_EXTENT, IMAGE_EXTENT, -IMAGE_EXTENT, IMAGE_EXTENT)
     means = [images.mean(0) for _, images in rows]
     singles = [images[:n_single] for _, images in rows]
@@ -164,7 +168,8 @@ def plot_jet_feature_histograms(
          None),
     ]
     multiplicity = (real_jet["n_particles"], gen_jet["n_particles"])
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7), layout="constrained")
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7), gridspec_kw={  # fixed margins: see plot_jet_images
+        "left": 0.07, "right": 0.985, "bottom": 0.08, "top": 0.93 if title else 0.97, "wspace": 0.3, "hspace": 0.3})
     for ax, (xlabel, ylabel, r, g, log, bins) in zip(axes.flat, panels):
         bins = _continuous_bins(r, g) if bins is None else bins
         _histogram_panel(ax, xlabel, ylabel, with_overflow(r, bins), with_overflow(g, bins), bins, log)
