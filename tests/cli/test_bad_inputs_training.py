@@ -143,6 +143,8 @@ CASES = [
     BadInput("evaluate-too-few", ("fastsim", "evaluate", "{generator}", "--n", "2"), "--n must be at least 4"),
     BadInput("evaluate-negative-classifier", ("fastsim", "evaluate", "{generator}", "--classifier-time-limit-s", "-1"),
              "--classifier-time-limit-s must be >= 0"),
+    BadInput("evaluate-zero-classifier-epochs", ("fastsim", "evaluate", "{generator}", "--classifier-epochs", "0"),
+             "--classifier-epochs must be >= 1"),
 ]
 
 

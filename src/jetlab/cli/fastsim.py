@@ -7,7 +7,7 @@ Commands::
     torchrun --standalone --nproc_per_node=2 -m jetlab fastsim train ...   # data-parallel
     jetlab fastsim sample RUN --n N --out FILE [--format jetnet|hls4ml] [--seed S] [--ode-steps N]
     jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S] [--ode-steps N] [--ode-solver S]
-                                [--classifier-time-limit-s S]
+                                [--classifier-epochs E] [--classifier-time-limit-s S]
 
 Every setting of :class:`~jetlab.training.generator_config.GeneratorConfig` is a flag; network
 options are ``--hp vae.hidden=128``, ``--hp generator.n_layers=3``,
@@ -90,6 +90,10 @@ def register(subparsers) -> None:
     evaluate.add_argument("--seed", type=int, default=1,
                           help="random seed of the generated sets and the metrics' draws (default: 1)")
     _sampler_flags(evaluate)
+    evaluate.add_argument("--classifier-epochs", type=int, default=20, metavar="E",
+                          help="epochs of the classifier two-sample test's training per comparison, at most: "
+                               "the time limit may stop it earlier, and evaluation.json says how many it "
+                               "trained (default: 20)")
     evaluate.add_argument("--classifier-time-limit-s", dest="classifier_seconds", type=float, default=120.0,
                           metavar="S", help="time limit of the classifier two-sample test's training per "
                                             "comparison, in seconds (0: skip the test; default: 120)")
@@ -185,8 +189,11 @@ def _evaluate(args) -> int:
         raise JetlabError(f"--n must be at least 4, got {args.n}")
     if args.classifier_seconds < 0:
         raise JetlabError(f"--classifier-time-limit-s must be >= 0, got {args.classifier_seconds}")
+    if args.classifier_epochs < 1:
+        raise JetlabError(f"--classifier-epochs must be >= 1, got {args.classifier_epochs}")
     result = evaluate_run(args.run_dir, data=args.data, n=args.n, seed=args.seed, sampler=_sampler(args),
-                          classifier_seconds=args.classifier_seconds, classifier_model=args.classifier_model)
+                          classifier_seconds=args.classifier_seconds, classifier_epochs=args.classifier_epochs,
+                          classifier_model=args.classifier_model)
     print(f"{result['n_generated']} generated vs {result['n_real']} held-out real sets ({result['data']}, "
           f"epoch {result['epoch']})")
     if args.n is not None and args.n > result["n_real"]:
