@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from jetlab.cli.main import main
+from jetlab.utils.locking import LOCK_NAME
 
 pytest.importorskip("optuna", reason="pip install 'jetlab[hpo]'")
 
@@ -25,25 +25,27 @@ def _ctrl_c_as_in_a_terminal() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_workers_trial_is_queued_again_and_the_rerun_continues_it(how, tmp_path, tiny_jets_dir,
-                                                                          read_study):
+                                                                          read_study, warm_jetlab):
     storage, run = f"sqlite:///{tmp_path}/study.db", tmp_path / "trial-0"
     flags = ["--study", "s", "--storage", storage, "--dir", str(tmp_path), "--model", "dnn", "--data",
              str(tiny_jets_dir), "--epochs", str(EPOCHS), "--patience", "0", "--threads", "1", "--heartbeat", "0",
              "--trials", "1", "--sampler", "random", "--pruner", "none"]
-    worker = subprocess.Popen([sys.executable, "-m", "jetlab", "hpo", "run", *flags], stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "JETLAB_NO_PROGRESS": "1"}, start_new_session=True,
-                              preexec_fn=_ctrl_c_as_in_a_terminal)
+    worker = subprocess.Popen([*warm_jetlab.jetlab(), "hpo", "run", *flags], stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **warm_jetlab.environment(), "JETLAB_NO_PROGRESS": "1"},
+                              start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 240
     while True:  # in the middle of the trial: an epoch checkpointed, the run not finished
         assert worker.poll() is None and time.monotonic() < deadline, "the trial was not caught in the middle"
-        if (run / "checkpoint.pt").is_file():
-            os.killpg(worker.pid, signal.SIGSTOP)
+        if (run / "checkpoint.pt").is_file() and (run / LOCK_NAME).is_file():
+            # the process training it (the worker, or the command a warm worker runs), frozen
+            trainer = int((run / LOCK_NAME).read_text().strip() or 0)
+            os.kill(trainer, signal.SIGSTOP)
             if not (run / "metrics.json").exists():
                 break
             pytest.fail("the trial ended before it could be stopped")
         time.sleep(0.02)
-    os.killpg(worker.pid, how)
-    os.killpg(worker.pid, signal.SIGCONT)
+    os.killpg(worker.pid, how)  # the signal waits in the frozen process until it goes on
+    os.kill(trainer, signal.SIGCONT)
     _, err = worker.communicate(timeout=60)
     assert worker.returncode == 128 + how, err[-3000:]
     said = "stopped by SIGTERM" if how == signal.SIGTERM else "interrupted"
