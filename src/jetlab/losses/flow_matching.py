@@ -80,19 +80,13 @@ def ot_pair_particles(x0: Tensor, x1: Tensor, mask: Tensor | None = None) -> Ten
         - 2.0 * a @ b.transpose(0, 2, 1)
     batch, particles = x0.shape[:2]
     real = np.ones((batch, particles), bool) if mask is None else mask.cpu().numpy().astype(bool)
-    counts = real.sum(1)
-    leading = (real == (np.arange(particles) < counts[:, None])).all(1)   # the real particles come first
     order = np.tile(np.arange(particles), (batch, 1))
     for k in range(batch):
-        if counts[k] < 2:
+        index = real[k].nonzero()[0]
+        if len(index) < 2:
             continue
-        if leading[k]:
-            rows, cols = linear_sum_assignment(cost[k, :counts[k], :counts[k]])
-            order[k, cols] = rows                     # noise particle rows[j] goes with data particle cols[j]
-        else:
-            index = real[k].nonzero()[0]
-            rows, cols = linear_sum_assignment(cost[k][np.ix_(index, index)])
-            order[k, index[cols]] = index[rows]
+        rows, cols = linear_sum_assignment(cost[k][np.ix_(index, index)])
+        order[k, index[cols]] = index[rows]           # noise particle rows[j] goes with data particle cols[j]
     order = torch.as_tensor(order, device=x0.device)
     return torch.gather(x0, 1, order.unsqueeze(-1).expand_as(x0))
 
