@@ -33,7 +33,7 @@ def test_evaluate_writes_every_metric_and_the_sizes_used(tmp_path, capsys):
     n_test = evaluation["n_real"]
     assert n_test < 100000 and f"--n 100000: the held-out set has only {n_test}" in out
     metrics = evaluation["metrics"]
-    expected = {"w1m", "w1p", "w1p_eta", "w1p_phi", "w1p_pt", "w1efp", "w1efp_0", "w1efp_4", "fd6",
+    expected = {"w1m", "w1p", "w1p_eta", "w1p_phi", "w1p_pt", "w1efp", "w1efp_0", "w1efp_4", "w1nn", "fd6",
                 "fpd", "kpd", "cov", "mmd", "classifier_auc"}
     assert expected <= set(metrics["generated"]) and expected <= set(metrics["truth"])
     assert all(set(v) == {"mean", "std"} for v in metrics["generated"].values())

@@ -24,8 +24,10 @@ from jetlab.metrics.generation import (
     kpd,
     w1efp,
     w1m,
+    w1nn,
     w1p,
 )
+from jetlab.physics.kinematics import nearest_neighbour_delta_r
 
 REFERENCE = Path(__file__).parent / "data" / "efp_reference.npz"
 EXACT = dict(num_eval_samples=None, num_batches=2, replace=False)  # whole samples, no bootstrap
@@ -80,7 +82,7 @@ def test_mask_column_layout_and_torch_input(jets):
 def test_w1_identical_samples_are_zero(jets):
     particles, mask = jets
     shuffled = np.random.default_rng(0).permutation(len(particles))
-    for metric in (w1m, w1p, w1efp):
+    for metric in (w1m, w1p, w1efp, w1nn):
         score = metric(particles, particles[shuffled], real_mask=mask,
                        generated_mask=mask[shuffled], **EXACT)
         assert score.mean == pytest.approx(0.0, abs=1e-15) and score.std == 0.0
@@ -104,6 +106,42 @@ def test_w1p_of_shifted_sample_is_the_shift(jets):
     expected = 0.5 * jet_mass(particles, mask).mean()
     assert w1m(particles, scaled, real_mask=mask, generated_mask=mask, **EXACT).mean \
         == pytest.approx(expected, rel=1e-9)
+
+
+def test_nearest_neighbour_delta_r_by_hand():
+    particles = np.zeros((3, 4, 3))
+    particles[0, :3, :2] = [[0.0, 0.0], [0.03, 0.04], [0.3, 0.0]]
+    particles[1, :2, :2] = [[0.0, 3.1], [0.0, -3.1]]  # across φ = ±π: ΔR = 2π − 6.2
+    particles[2, 0, :2] = [0.1, 0.1]  # alone in its jet
+    mask = np.zeros((3, 4), bool)
+    mask[0, :3] = mask[1, :2] = mask[2, 0] = True
+    particles[0, 3, :2] = [0.001, 0.0]  # padding next to a real particle: never a neighbour
+    nearest = nearest_neighbour_delta_r(particles, mask, chunk=2)
+    np.testing.assert_allclose(nearest[0, :3], [0.05, 0.05, np.hypot(0.27, 0.04)], rtol=1e-12)
+    np.testing.assert_allclose(nearest[1, :2], 2 * np.pi - 6.2, rtol=1e-9)
+    assert np.isnan(nearest[0, 3]) and np.isnan(nearest[1, 2:]).all() and np.isnan(nearest[2]).all()
+
+
+def test_nearest_neighbour_delta_r_matches_a_loop(jets):
+    particles, mask = jets
+    expected = np.full(mask.shape, np.nan)
+    for j, (jet, m) in enumerate(zip(particles, mask)):
+        for i in np.flatnonzero(m):
+            others = [np.hypot(*(jet[i, :2] - jet[k, :2])) for k in np.flatnonzero(m) if k != i]
+            expected[j, i] = min(others)
+    np.testing.assert_allclose(nearest_neighbour_delta_r(particles, mask, chunk=7), expected, rtol=1e-12)
+
+
+def test_w1nn_of_a_spread_sample_is_the_mean_distance(jets):
+    particles, mask = jets
+    spread = particles.copy()
+    spread[..., :2] *= 2.0  # every distance doubles: W1(X, 2X) = E[X]
+    nearest = nearest_neighbour_delta_r(particles, mask)
+    expected = np.nanmean(nearest)
+    assert w1nn(particles, spread, real_mask=mask, generated_mask=mask, **EXACT).mean \
+        == pytest.approx(expected, rel=1e-9)
+    # W1-P's η and φ move too, but the pT_rel and the masks do not
+    assert w1p(particles, spread, real_mask=mask, generated_mask=mask, per_feature=True, **EXACT)[2].mean == 0.0
 
 
 def test_bootstrap_spread_and_seed(jets):

@@ -164,7 +164,7 @@ def test_histograms_label_every_axis_and_drop_the_one_bin_multiplicity(tmp_path,
     fig = plot_jet_feature_histograms(points, full, points[::-1], full, tmp_path / "h.png")
     _png_ok(tmp_path / "h.png")
     panels = _hist_panels(fig)
-    assert len(panels) == 5
+    assert len(panels) == 6 and "nearest particle" in panels[3].get_xlabel()
     assert all(ax.get_ylabel() and ax.get_xlabel() for ax in panels)
     assert all(_bins_drawn(ax) > 1 for ax in panels)
     words = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
@@ -178,7 +178,7 @@ def test_histograms_keep_an_informative_multiplicity_panel(tmp_path, top_jets):
     generated_mask[:, 20:] &= rng.random((len(mask), 10)) < 0.5
     fig = plot_jet_feature_histograms(points, mask, points, generated_mask, tmp_path / "h.png")
     panels = _hist_panels(fig)
-    assert len(panels) == 6
+    assert len(panels) == 7
     assert panels[-1].get_xlabel() == "particles per jet" and panels[-1].get_ylabel()
     assert all(_bins_drawn(ax) > 1 for ax in panels)
 

@@ -14,6 +14,10 @@ Metrics (:mod:`jetlab.metrics.w1`; mean ± std over ``num_batches`` = 5 batches 
   :math:`(p_T, η, φ) = (p_{T,rel}, η_{rel}, φ_{rel})` (so m is in units of the jet pT).
 - **W1-P**: W1 of each particle feature over all real particles of the batch's jets
   (``w1p_eta``, ``w1p_phi``, ``w1p_pt``), and their average.
+- **W1-NN** (jetlab's, not JetNet's): W1 of the ΔR from each particle to its nearest
+  neighbour in the jet (:func:`jetlab.physics.kinematics.nearest_neighbour_delta_r`), over all
+  particles of the batch's jets that have one: the collinear pairs of real jets, which the
+  other metrics average over and a particle-level classifier sees.
 - **W1-EFP**: W1 of each of the 5 EFPs of :mod:`jetlab.metrics.efp` (n = 4, d = 4, prime;
   hadronic measure, β = 1, unnormalised pT_rel; ``w1efp_0`` … ``w1efp_4``), and their average.
 - **FD6**: jetlab's Fréchet distance on 6 jet features (relative mass and the 5 EFPs), each
@@ -52,7 +56,18 @@ from jetlab.metrics.efp import JETNET_W1EFP_COLUMNS, efps_d4
 from jetlab.metrics.emd import coverage_mmd, coverage_mmd_batches, emd, emd_matrix
 from jetlab.metrics.feature_distances import fpd, frechet_distance, kpd
 from jetlab.metrics.jet_samples import CLASSIFIER_MIN_JETS, Score, as_particles, check_nonnegative_pt, eval_size, score
-from jetlab.metrics.w1 import _w1_columns_batches, _w1p_batches, fd6, jet_features, jet_mass, w1efp, w1m, w1p
+from jetlab.metrics.w1 import (
+    _w1_columns_batches,
+    _w1nn_batches,
+    _w1p_batches,
+    fd6,
+    jet_features,
+    jet_mass,
+    w1efp,
+    w1m,
+    w1nn,
+    w1p,
+)
 
 __all__ = [
     "Score",
@@ -62,6 +77,7 @@ __all__ = [
     "w1m",
     "w1p",
     "w1efp",
+    "w1nn",
     "frechet_distance",
     "fd6",
     "fpd",
@@ -85,6 +101,7 @@ METRICS = {
     "w1p_pt": "  W1 pT_rel",
     "w1efp": "W1-EFP",
     **{f"w1efp_{k}": f"  W1 EFP {k}" for k in range(5)},
+    "w1nn": "W1-NN (nearest-particle dR)",
     "fd6": "FD6 (mass+5 EFPs, at N)",
     "fpd": "FPD (JetNet, N -> inf)",
     "kpd": "KPD (JetNet)",
@@ -116,6 +133,7 @@ def _row_scores(reference, reference_efps, other, *, w1_size, num_batches, cov_m
     scores["w1efp"] = score(efp_w1.mean(1))
     for k in range(efp_w1.shape[1]):
         scores[f"w1efp_{k}"] = score(efp_w1[:, k])
+    scores["w1nn"] = score(_w1nn_batches(ref, ref_mask, jets, mask, seed=(seed, 5), **settings))
     scores["fd6"] = fd6(ref_fd6, other_fd6, seed=(seed, 3), **settings)
     sizes = {}
     for name, function, options in (("fpd", fpd, fpd_options), ("kpd", kpd, kpd_options)):

@@ -1,5 +1,5 @@
 """The sample-level generation metrics of JetNet/MPGAN (Kansal et al., arXiv:2106.11535):
-W1-M, W1-P (per feature), W1-EFP (per EFP) and jetlab's FD6, each as mean ± std over
+W1-M, W1-P (per feature), W1-EFP (per EFP), jetlab's W1-NN and FD6, each as mean ± std over
 ``num_batches`` batches of ``num_eval_samples`` jets (JetNet: 50,000 and 5) drawn with
 replacement. Jets and masks as in :mod:`jetlab.metrics.generation`, which describes each
 metric; :func:`jetlab.metrics.generation.evaluate_generated` runs them all.
@@ -14,9 +14,9 @@ from jetlab.errors import JetlabError
 from jetlab.metrics.efp import efps as compute_efps
 from jetlab.metrics.feature_distances import frechet_distance, normalise_features
 from jetlab.metrics.jet_samples import Score, as_particles, draw, eval_size, score, to_numpy
-from jetlab.physics.kinematics import relative_jet_kinematics
+from jetlab.physics.kinematics import nearest_neighbour_delta_r, relative_jet_kinematics
 
-__all__ = ["fd6", "jet_features", "jet_mass", "w1efp", "w1m", "w1p"]
+__all__ = ["fd6", "jet_features", "jet_mass", "w1efp", "w1m", "w1nn", "w1p"]
 
 
 # ------------------------------------------------------------------------- jet features
@@ -112,10 +112,11 @@ def w1m(real, generated, *, real_mask=None, generated_mask=None,
 
 def _w1p_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches, replace, seed
                  ) -> np.ndarray:
-    """Per-batch, per-feature W1 over real particles -> (num_batches, 3)."""
+    """Per-batch, per-feature W1 over real particles: (N, P, F) and (M, P, F) -> (num_batches, F)."""
     rng = np.random.default_rng(seed)
     size = eval_size(len(real), len(gen), num_eval_samples)
-    out = np.empty((num_batches, 3))
+    n_features = real.shape[-1]
+    out = np.empty((num_batches, n_features))
     for batch in range(num_batches):
         jets_real = draw(rng, len(real), size, replace)
         jets_gen = draw(rng, len(gen), size, replace)
@@ -125,8 +126,15 @@ def _w1p_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches, 
             out[batch] = np.inf
         else:
             out[batch] = [wasserstein_distance(parts_real[:, f], parts_gen[:, f])
-                          for f in range(3)]
+                          for f in range(n_features)]
     return out
+
+
+def _w1nn_batches(real, real_mask, gen, gen_mask, **settings) -> np.ndarray:
+    """Per-batch W1 of the nearest-neighbour ΔR over the particles that have one -> (num_batches,)."""
+    real_nn, gen_nn = nearest_neighbour_delta_r(real, real_mask), nearest_neighbour_delta_r(gen, gen_mask)
+    return _w1p_batches(real_nn[..., None], ~np.isnan(real_nn), gen_nn[..., None], ~np.isnan(gen_nn),
+                        **settings)[:, 0]
 
 
 def w1p(real, generated, *, real_mask=None, generated_mask=None,
@@ -163,6 +171,38 @@ def w1p(real, generated, *, real_mask=None, generated_mask=None,
     if per_feature:
         return tuple(score(values[:, f]) for f in range(3))
     return score(values.mean(1))
+
+
+def w1nn(real, generated, *, real_mask=None, generated_mask=None,
+         num_eval_samples: int | None = 50_000, num_batches: int = 5, replace: bool = True,
+         seed=0) -> Score:
+    """W1 of the particles' nearest-neighbour ΔR (:func:`jetlab.physics.kinematics.nearest_neighbour_delta_r`), over every
+    real particle with a neighbour; jetlab's, not JetNet's: it sees the collinear pairs of real
+    jets that W1-P, W1-M and the EFPs average over.
+
+    Args:
+        real: real jets (η_rel, φ_rel, pT_rel), numpy or torch; a 4th column is the mask.
+        generated: generated jets, the same layout.
+        real_mask: which particles of ``real`` are real (``None``: the 4th column, else the
+            particles with a non-zero feature).
+        generated_mask: the same for ``generated``.
+        num_eval_samples: jets per batch (``None``: all; capped at the smaller sample).
+        num_batches: batches (the std is over them).
+        replace: draw the batches with replacement (JetNet's bootstrap).
+        seed: seed of the draws.
+
+    Returns:
+        The :class:`~jetlab.metrics.jet_samples.Score` (mean ± std over the batches).
+
+    Shapes:
+        - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
+        - generated: ``(other_jets, particles, 3)`` or ``(other_jets, particles, 4)``
+        - real_mask, generated_mask: ``(jets, particles)``, ``(other_jets, particles)`` bool
+    """
+    real, real_mask = as_particles(real, real_mask, "real jets")
+    generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
+    return score(_w1nn_batches(real, real_mask, generated, generated_mask, num_eval_samples=num_eval_samples,
+                               num_batches=num_batches, replace=replace, seed=seed))
 
 
 def w1efp(real, generated, *, real_mask=None, generated_mask=None,

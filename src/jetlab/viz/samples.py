@@ -8,7 +8,8 @@ arrays of shape ``(N, P, 3)`` and ``(N, P)`` bool. From them:
   1.6 x 1.6 in eta_rel-phi_rel, the hls4ml binning) of real and generated jets side by side,
   plus a few single jets of each, on log colour scales with colour bars.
 * :func:`plot_jet_feature_histograms` -- histograms (normalised, ``1/N dN/dx`` on the y
-  axis) of the particle features eta_rel, phi_rel, pT_rel and of the jet features relative
+  axis) of the particle features eta_rel, phi_rel, pT_rel, of each particle's log10 ΔR to
+  its nearest neighbour, and of the jet features relative
   mass ``m/pT_jet``, relative pT ``|sum pT_rel|`` and multiplicity, real (filled) vs
   generated (line).
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from jetlab.io.layout import IMAGE_EXTENT, IMAGE_PIXELS
 from jetlab.physics.constituents import JET_RADIUS
-from jetlab.physics.kinematics import image_pixel_index, relative_jet_kinematics
+from jetlab.physics.kinematics import image_pixel_index, nearest_neighbour_delta_r, relative_jet_kinematics
 from jetlab.viz.style import note_overflow, pyplot, save_png, styled, with_overflow
 
 __all__ = [
@@ -142,7 +143,8 @@ def plot_jet_feature_histograms(
     *,
     title: str = "",
 ):
-    """Particle eta_rel, phi_rel, pT_rel and jet mass, pT, multiplicity: real vs generated.
+    """Particle eta_rel, phi_rel, pT_rel, distance to the nearest particle (log10 ΔR, where the
+    collinear pairs of real jets show) and jet mass, pT, multiplicity: real vs generated.
 
     Each panel is normalised to unit area and says so on its y axis (``1/N dN/dx``). eta_rel
     and phi_rel span the jet radius; the other ranges hold 99.5 % of the entries, and every
@@ -163,18 +165,21 @@ def plot_jet_feature_histograms(
          generated[..., 1][generated_mask], False, radius),
         (r"particle $p_T^{rel}$", r"$1/N\;dN/dp_T^{rel}$", real[..., 2][real_mask],
          generated[..., 2][generated_mask], True, None),
+        (r"particle $\log_{10}\Delta R$ to the nearest particle", r"$1/N\;dN/d\log_{10}\Delta R$",
+         _log10_nearest(real, real_mask), _log10_nearest(generated, generated_mask), False, None),
         (r"jet $m/p_T$", r"$1/N\;dN/d(m/p_T)$", real_jet["mass"], gen_jet["mass"], False, None),
         (r"jet $|\sum \vec p_T^{\,rel}|$", r"$1/N\;dN/d|\sum \vec p_T^{\,rel}|$", real_jet["pt"], gen_jet["pt"], False,
          None),
     ]
     multiplicity = (real_jet["n_particles"], gen_jet["n_particles"])
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7), gridspec_kw={  # fixed margins: see plot_jet_images
-        "left": 0.07, "right": 0.985, "bottom": 0.08, "top": 0.93 if title else 0.97, "wspace": 0.3, "hspace": 0.3})
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), gridspec_kw={  # fixed margins: see plot_jet_images
+        "left": 0.055, "right": 0.99, "bottom": 0.08, "top": 0.93 if title else 0.97, "wspace": 0.32, "hspace": 0.3})
     for ax, (xlabel, ylabel, r, g, log, bins) in zip(axes.flat, panels):
         bins = _continuous_bins(r, g) if bins is None else bins
         _histogram_panel(ax, xlabel, ylabel, with_overflow(r, bins), with_overflow(g, bins), bins, log)
         note_overflow(ax)
-    ax = axes.flat[5]
+    axes.flat[7].axis("off")
+    ax = axes.flat[6]
     if multiplicity_is_informative(*multiplicity):
         both = np.concatenate(multiplicity)
         bins = np.arange(both.min() - 0.5, both.max() + 1.5)
@@ -188,6 +193,12 @@ def plot_jet_feature_histograms(
         fig.suptitle(title)
     save_png(fig, path, dpi=90)
     return fig
+
+
+def _log10_nearest(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """log10 of every particle's ΔR to its nearest neighbour (particles that have one, ΔR > 0)."""
+    nearest = nearest_neighbour_delta_r(points, mask)
+    return np.log10(nearest[np.isfinite(nearest) & (nearest > 0)])
 
 
 def _continuous_bins(r: np.ndarray, g: np.ndarray) -> np.ndarray:
