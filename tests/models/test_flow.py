@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from jetlab.models import flow as flow_module
 from jetlab.models.flow import ODE_SOLVERS, FlowGenerator
 
 
@@ -77,6 +78,20 @@ def test_sample_respects_the_multiplicities(solver):
     assert (points[~mask] == 0).all() and torch.isfinite(points).all() and (points[mask] != 0).all()
     full, full_mask = flow.sample(2, steps=2, solver=solver)
     assert full_mask.all() and np.isfinite(full.numpy()).all()
+
+
+def test_sampling_in_blocks_gives_the_sets_of_one_batch(network, monkeypatch):
+    counts = torch.tensor([7, 3, 5, 1, 6, 2, 7])
+    cond_network = FlowGenerator(7, 3, n_cond=2, hidden=16, global_dim=8, n_layers=2, time_dim=8).eval()
+    cond = torch.randn(7, 2)
+    for net, kwargs in ((network, {}), (cond_network, {"cond": cond})):
+        results = []
+        for block in (3, 1000):  # 3: blocks of 3, 3 and 1 sets; 1000: one batch
+            monkeypatch.setattr(flow_module, "CPU_SAMPLE_BLOCK", block)
+            torch.manual_seed(5)
+            results.append(net.sample(7, counts=counts, steps=2, **kwargs))
+        torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+        assert results[0][1].sum(1).tolist() == counts.tolist()
 
 
 def test_bad_network_settings():
