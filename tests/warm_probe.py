@@ -22,5 +22,9 @@ if action == "exit":
 if action == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 if action == "wait":
-    time.sleep(60)
+    # short sleeps: Python runs the handler in the main thread, and one long sleep would hide a
+    # signal that the kernel delivered to another thread of the process until the sleep ends
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
     sys.exit(0)
