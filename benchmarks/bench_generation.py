@@ -118,8 +118,8 @@ def time_generator(run: Path, n: int, repeats: int, ode_steps: int | None = None
     if model == "flow":
         model = f"flow {gen.config.flow_net} {gen.config.ode_solver} x{gen.task.ode_steps}"
     return {"model": model, "class": gen.data_info["jet_class"], "particles": gen.data_info["n_points"],
-            "run": str(run), "parameters": sum(p.numel() for name, m in gen.task.modules.items()  # not an EMA copy
-                                               if not name.endswith("_ema") for p in m.parameters()),
+            "run": str(run), "parameters": sum(p.numel() for m in gen.task.modules.values() for p in m.parameters()
+                                               if p.requires_grad),  # trained weights: not a weight average's copy
             **{k: float(np.median(v)) for k, v in times.items()}}
 
 

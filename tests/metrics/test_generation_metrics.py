@@ -277,6 +277,10 @@ def test_evaluate_generated_reports_both_rows():
     features_gen = get_fpd_kpd_jet_features(np.where(real_mask[:30, :, None], generated, 0))
     assert result["generated"]["fpd"]["mean"] == pytest.approx(fpd(features_a, features_gen)[0])
     assert result["generated"]["kpd"]["mean"] == pytest.approx(kpd(features_a, features_gen)[0])
+    # W1-NN of A against the generated jets, with the row's draws (seed + 1 for the generated row)
+    assert result["generated"]["w1nn"]["mean"] == pytest.approx(w1nn(
+        real[half_a], generated, real_mask=real_mask[half_a], generated_mask=real_mask[:30], num_eval_samples=30,
+        num_batches=2, seed=(4, 5)).mean)
     settings = result["settings"]
     assert settings["w1_eval_samples"] == 30 and settings["cov_mmd_eval_samples"] == 8
     assert settings["fpd"]["max_samples"] == 30 and settings["kpd"]["batch_size"] == 30

@@ -68,6 +68,7 @@ from jetlab.metrics.w1 import (
     w1nn,
     w1p,
 )
+from jetlab.physics.kinematics import nearest_neighbour_delta_r
 
 __all__ = [
     "Score",
@@ -113,7 +114,7 @@ METRICS = {
 JETNET_W1_SAMPLES, JETNET_COV_MMD_SAMPLES = 50_000, 100
 
 
-def _row_scores(reference, reference_efps, other, *, w1_size, num_batches, cov_mmd_size,
+def _row_scores(reference, reference_efps, reference_nn, other, *, w1_size, num_batches, cov_mmd_size,
                 cov_mmd_batches, emd_norm, fpd_options, kpd_options, classifier, seed,
                 show_progress, desc) -> tuple[dict[str, Score], dict]:
     """Every metric of ``other`` (jets, mask) against ``reference`` -> (scores, sizes)."""
@@ -133,7 +134,8 @@ def _row_scores(reference, reference_efps, other, *, w1_size, num_batches, cov_m
     scores["w1efp"] = score(efp_w1.mean(1))
     for k in range(efp_w1.shape[1]):
         scores[f"w1efp_{k}"] = score(efp_w1[:, k])
-    scores["w1nn"] = score(_w1nn_batches(ref, ref_mask, jets, mask, seed=(seed, 5), **settings))
+    scores["w1nn"] = score(_w1nn_batches(reference_nn, nearest_neighbour_delta_r(jets, mask), seed=(seed, 5),
+                                         **settings))
     scores["fd6"] = fd6(ref_fd6, other_fd6, seed=(seed, 3), **settings)
     sizes = {}
     for name, function, options in (("fpd", fpd, fpd_options), ("kpd", kpd, kpd_options)):
@@ -226,7 +228,8 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
               "truth": (real[half_b[:n_compared]], real_mask[half_b[:n_compared]])}
     w1_size = eval_size(len(half_a), n_compared, num_eval_samples)
     cov_mmd_size = eval_size(len(half_a), n_compared, cov_mmd_samples)
-    reference_efps = efps_d4(*reference)
+    reference_efps = efps_d4(*reference)  # the reference's features, computed once for both rows
+    reference_nn = nearest_neighbour_delta_r(*reference)
     options = dict(w1_size=w1_size, num_batches=num_batches, cov_mmd_size=cov_mmd_size,
                    cov_mmd_batches=cov_mmd_batches, emd_norm=emd_norm,
                    fpd_options=dict(fpd_options or {}), kpd_options=dict(kpd_options or {}),
@@ -234,7 +237,7 @@ def evaluate_generated(real, generated, *, real_mask=None, generated_mask=None, 
     rows, sizes = {}, {}
     for offset, (row, other) in enumerate(others.items(), start=1):
         rows[row], sizes[row] = _row_scores(
-            reference, reference_efps, other, seed=seed + offset, show_progress=progress,
+            reference, reference_efps, reference_nn, other, seed=seed + offset, show_progress=progress,
             desc=f"COV/MMD real vs {'generated' if row == 'generated' else 'real'}", **options)
     settings = {"seed": seed, "num_eval_samples": num_eval_samples, "w1_eval_samples": w1_size,
                 "num_batches": num_batches, "cov_mmd_samples": cov_mmd_samples,

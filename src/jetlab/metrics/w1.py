@@ -130,9 +130,9 @@ def _w1p_batches(real, real_mask, gen, gen_mask, num_eval_samples, num_batches, 
     return out
 
 
-def _w1nn_batches(real, real_mask, gen, gen_mask, **settings) -> np.ndarray:
-    """Per-batch W1 of the nearest-neighbour ΔR over the particles that have one -> (num_batches,)."""
-    real_nn, gen_nn = nearest_neighbour_delta_r(real, real_mask), nearest_neighbour_delta_r(gen, gen_mask)
+def _w1nn_batches(real_nn: np.ndarray, gen_nn: np.ndarray, **settings) -> np.ndarray:
+    """Per-batch W1 of nearest-neighbour ΔRs (:func:`nearest_neighbour_delta_r`'s (N, P) and (M, P),
+    NaN where a particle has none) over the particles that have one -> (num_batches,)."""
     return _w1p_batches(real_nn[..., None], ~np.isnan(real_nn), gen_nn[..., None], ~np.isnan(gen_nn),
                         **settings)[:, 0]
 
@@ -201,8 +201,9 @@ def w1nn(real, generated, *, real_mask=None, generated_mask=None,
     """
     real, real_mask = as_particles(real, real_mask, "real jets")
     generated, generated_mask = as_particles(generated, generated_mask, "generated jets")
-    return score(_w1nn_batches(real, real_mask, generated, generated_mask, num_eval_samples=num_eval_samples,
-                               num_batches=num_batches, replace=replace, seed=seed))
+    return score(_w1nn_batches(nearest_neighbour_delta_r(real, real_mask),
+                               nearest_neighbour_delta_r(generated, generated_mask),
+                               num_eval_samples=num_eval_samples, num_batches=num_batches, replace=replace, seed=seed))
 
 
 def w1efp(real, generated, *, real_mask=None, generated_mask=None,
