@@ -25,6 +25,7 @@ import pytest
 import torch
 
 import jetlab
+from jetlab.utils.locking import lock_holder
 
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 pytestmark = [pytest.mark.mpi, pytest.mark.slow,
@@ -182,7 +183,10 @@ def test_resume_continues_the_masters_checkpoint_after_the_whole_job_was_killed(
                   "--sync-every", "2", "--patience", "0")
     process = launch(3, *args)
     wait_for(run / "checkpoint.pt", process)
-    for pid in [process.pid, *pids_of(run)]:
+    # the checkpoint's writer first: rank 0, which holds the run's lock (a warm rank's process
+    # is the warm server's child, whose command line does not name the run; the server kills it
+    # when its caller dies, but not before it could save one more epoch)
+    for pid in filter(None, [lock_holder(run), process.pid, *pids_of(run)]):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
