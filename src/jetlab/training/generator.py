@@ -17,7 +17,9 @@
   layers (or a masked transformer) regresses x₁ − x₀ along the straight path from Gaussian
   noise x₀ to a real set x₁; sampling integrates the learned ODE (``ode_solver``,
   ``ode_steps``) on multiplicities drawn from the training sets. Jets learn log pT_rel by
-  default. Monitored by the validation flow-matching loss.
+  default. Monitored by the validation flow-matching loss. With ``distil_from`` a flow learns
+  instead a finished flow run's own noise-to-set map for few-step sampling
+  (:mod:`jetlab.training.distil`; it takes over the teacher's normalisation and conditions).
 
 A run directory RUN holds ``config.yaml``, ``checkpoint.pt`` (every epoch, atomically;
 ``--resume`` continues exactly), ``model.pt`` (the best networks, the normalisation and, for
@@ -38,14 +40,13 @@ from pathlib import Path
 import torch
 
 from jetlab.errors import JetlabError
-from jetlab.models.flow import FlowGenerator, UserFlow
-from jetlab.models.mpgan import MPDiscriminator, MPGenerator
 from jetlab.models.registry import model_code_record, resolve_model
 from jetlab.training.batches import ShardedBatches, TensorSource
+from jetlab.training.distil import load_teacher, start_from_teacher, teacher_pairs
 from jetlab.training.engine import Engine
-from jetlab.training.generator_config import GeneratorConfig, builtin_generators
+from jetlab.training.generator_config import GeneratorConfig
 from jetlab.training.generator_plots import write_sample_plots
-from jetlab.training.optimizers import make_optimizer
+from jetlab.training.generator_tasks import GENERATOR_FILE_FORMAT, GENERATORS, build_task, save_generator_file
 from jetlab.training.point_sets import DEFAULT_JET_DATA, Normalisation, PointSets, load_point_sets, with_mask_column
 from jetlab.training.run_dir import (
     CHECKPOINT_NAME,
@@ -57,71 +58,15 @@ from jetlab.training.run_dir import (
 )
 from jetlab.training.settings import strategy_settings
 from jetlab.training.strategies import is_collective, make_strategy
-from jetlab.training.tasks import FlowTask, GANTask, VAETask
-from jetlab.training.tasks.flow import JetConditions
 from jetlab.utils.atomic import atomic_write_json
 from jetlab.utils.config import save_config
-from jetlab.utils.tensor_files import save_tensor_file
 
 __all__ = ["GENERATOR_FILE_FORMAT", "GENERATORS", "GeneratorConfig", "build_task", "save_generator_file",
            "train_generator"]
 
 log = logging.getLogger(__name__)
 
-#: the built-in generators (the registry's models of task "generate")
-GENERATORS = builtin_generators()
-GENERATOR_FILE_FORMAT = "jetlab-generator/1"
 HISTORY_NAME = "history.json"
-
-
-def build_task(config: GeneratorConfig, norm: Normalisation, *, kind: str, n_points: int, n_coords: int,
-               device="cpu", data: PointSets | None = None, where: str | None = None):
-    """The VAE, GAN or flow task of ``config`` (networks on ``device``, fresh optimizers);
-    ``data`` gives the validation reference of the per-epoch W1-M and the VAE's latent fit.
-    A user's model (``config.model`` a ``FILE.py:Class``) is loaded only from a file named on
-    the command line, with the SHA-256 recorded in ``config.model_code`` (``where``: the run)."""
-    entry = resolve_model(config.model, config.model_code, task="generate", where=where)
-    options = {"kind": kind, "device": device, "metric_samples": config.metrics_samples,
-               "reference": (data.val, data.val_mask) if data is not None else None}
-    return _TASK_BUILDERS[entry.family](entry, config, norm, n_points, n_coords, data, options)
-
-
-def _vae_task(entry, config, norm, n_points, n_coords, data, options):
-    vae = entry.cls(n_points, norm.n_features, config.latent_dim,
-                    **{"existence": not norm.always_full, **config.vae_options}).to(options["device"])
-    return VAETask(vae, make_optimizer(config, vae.parameters()), norm, n_coords=n_coords,
-                   kl_weight=config.kl_weight, nnd_feature_weight=config.nnd_feature_weight,
-                   mass_weight=config.mass_weight, pt_weight=config.pt_weight, sampling=config.vae_sampling,
-                   train_sets=(data.train, data.train_mask) if data is not None else None, **options)
-
-
-def _flow_task(entry, config, norm, n_points, n_coords, data, options):
-    jet_condition = config.flow_condition == "jet" and options["kind"] == "jets"
-    n_cond = JetConditions.n_cond if jet_condition else 0
-    if entry.code is None:
-        flow = FlowGenerator(n_points, norm.n_features, n_cond=n_cond, net=config.flow_net, **config.flow_options)
-    else:
-        net = entry.build(n_points=n_points, n_features=norm.n_features, n_cond=n_cond, **config.flow_options)
-        flow = UserFlow(net, n_points, norm.n_features)
-    flow = flow.to(options["device"])
-    conditions = JetConditions.fit(data.train, data.train_mask) if jet_condition and data is not None else None
-    return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
-                    ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions,
-                    pairing=config.flow_pairing, ema_decay=float(config.ema_decay), **options)
-
-
-def _gan_task(entry, config, norm, n_points, n_coords, data, options):
-
-    device, betas = options["device"], (config.adam_beta1, config.adam_beta2)
-    generator = MPGenerator(n_points, norm.n_features, config.latent_dim, **config.generator_options).to(device)
-    discriminator = MPDiscriminator(norm.n_features, **config.discriminator_options).to(device)
-    return GANTask(generator, discriminator, make_optimizer(config, generator.parameters(), lr=config.lr_g, betas=betas),
-                   make_optimizer(config, discriminator.parameters(), lr=config.lr_d, betas=betas), norm,
-                   loss=config.gan_loss, r1_gamma=config.r1_gamma, d_steps=config.d_steps, **options)
-
-
-#: the task that trains each family of generators (:attr:`ModelEntry.family <jetlab.models.registry.ModelEntry>`)
-_TASK_BUILDERS = {"vae": _vae_task, "gan": _gan_task, "flow": _flow_task}
 
 
 def _data_info(config: GeneratorConfig, data: PointSets) -> dict:
@@ -129,18 +74,9 @@ def _data_info(config: GeneratorConfig, data: PointSets) -> dict:
             "n_points": data.n_points, "n_coords": data.n_coords, "jet_class": config.jet_class}
 
 
-def save_generator_file(path, task, config, data_info: dict, epoch: int) -> None:
-    """Write RUN/model.pt: what sampling needs (:mod:`jetlab.training.generator_run`)."""
-    save_tensor_file({
-        "format": GENERATOR_FILE_FORMAT,
-        "config": dataclasses.asdict(config),
-        "data": data_info,
-        "normalisation": task.norm.state_dict(),
-        "modules": {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in task.modules.items()},
-        "latent": getattr(task, "latent", None),
-        "conditions": task.conditions.state_dict() if getattr(task, "conditions", None) is not None else None,
-        "epoch": int(epoch),
-    }, path)
+def _pair_columns(pairs: dict, split: str) -> dict:
+    """The batch columns ``noise`` and ``teacher`` of a distilled flow (none without a teacher)."""
+    return {"noise": pairs[f"{split}_noise"], "teacher": pairs[f"{split}_teacher"]} if pairs else {}
 
 
 def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: bool = False,
@@ -165,18 +101,30 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
         if len(data.train) < 2:
             raise JetlabError(f"{config.data}: only {len(data.train)} training sets of {data.name}; need at least 2")
         log_columns = (data.feature_names.index("ptrel"),) if config.learns_log_pt and data.kind == "jets" else ()
-        norm = Normalisation.fit(data.train, data.train_mask, log_columns)
+        teacher = load_teacher(config) if config.distil_from else None
+        norm = teacher.normalisation if teacher is not None else Normalisation.fit(data.train, data.train_mask,
+                                                                                   log_columns)
         seed_everything(config.seed)
         task = build_task(config, norm, kind=data.kind, n_points=data.n_points, n_coords=data.n_coords,
                           device=context.device, data=data, where=str(out))
+        pairs = {}
+        if teacher is not None:  # the student draws the teacher's conditions, trains on its pairs
+            task.conditions = teacher.task.conditions
+            if config.distil_init:
+                start_from_teacher(task, teacher)
+            pairs = teacher_pairs(out, teacher, data, config, make=True) if context.is_main else None
+            context.barrier()  # rank 0 makes them once
+            pairs = pairs or teacher_pairs(out, teacher, data, config, make=False)
         unit = "jet" if data.kind == "jets" else "set"
         strategy = make_strategy(config.strategy, context, **strategy_settings(config))
-        sets = {"points": torch.as_tensor(data.train), "mask": torch.as_tensor(data.train_mask)}
+        sets = {"points": torch.as_tensor(data.train), "mask": torch.as_tensor(data.train_mask),
+                **_pair_columns(pairs, "train")}
         train = ShardedBatches(TensorSource(sets), config.batch_size, strategy.batch_context(context, training=True),
                                shuffle=True, seed=config.seed)
         val = None
         if len(data.val):
-            val_sets = {"points": torch.as_tensor(data.val), "mask": torch.as_tensor(data.val_mask)}
+            val_sets = {"points": torch.as_tensor(data.val), "mask": torch.as_tensor(data.val_mask),
+                        **_pair_columns(pairs, "val")}
             val = ShardedBatches(TensorSource(val_sets), max(config.batch_size, 512),
                                  strategy.batch_context(context, training=False), shuffle=False, training=False)
         if len(train) == 0:

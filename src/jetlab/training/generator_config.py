@@ -92,6 +92,14 @@ class GeneratorConfig(TrainSettings):
                                          "multiplicity from the training jets when sampling; generated pT_rel rescaled "
                                          "to the drawn sum) or on nothing but the multiplicity",
                                   choices=("none", "jet"))
+    distil_from: str = setting("", "flow: distil a finished flow run (the teacher) into this one: train on pairs of noise "
+                                   "and the set the teacher makes from it, for this run's own --ode-steps and "
+                                   "--ode-solver (e.g. 1 euler step); the same data and split as the teacher",
+                               metavar="RUN")
+    distil_steps: int = setting(8, "flow, --distil-from: ODE steps of the teacher's solver when it makes the pairs",
+                                metavar="N")
+    distil_init: bool = setting(False, "flow, --distil-from: start from the teacher's weights (the student's network "
+                                       "settings must be the teacher's)", type=bool)
     # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``, ``--hp flow.hidden=64``)
     vae_options: dict = setting(help=None, factory=dict)
     generator_options: dict = setting(help=None, factory=dict)
@@ -127,13 +135,16 @@ class GeneratorConfig(TrainSettings):
         if self.flow_pairing not in FLOW_PAIRINGS:
             raise JetlabError(f"{source}: unknown flow_pairing {self.flow_pairing!r}; "
                               f"choose one of {', '.join(FLOW_PAIRINGS)}")
+        if self.distil_from and self.flow_pairing != "independent":
+            raise JetlabError(f"{source}: --distil-from trains on the teacher's own noise-set pairs; "
+                              f"--flow-pairing {self.flow_pairing} would re-pair them")
         if not 0 <= float(self.ema_decay) < 1:
             raise JetlabError(f"{source}: ema_decay must be in [0, 1), got {self.ema_decay}")
         if float(self.ema_decay) > 0 and self.strategy in ASYNC_STRATEGIES:
             raise JetlabError(f"{source}: ema_decay works with the synchronous strategies only; under "
                               f"--strategy {self.strategy} the master, which keeps the weights, takes no steps")
         _check_model_settings(self, source)
-        for name in ("particles", "latent_dim", "d_steps", "ode_steps"):
+        for name in ("particles", "latent_dim", "d_steps", "ode_steps", "distil_steps"):
             if int(getattr(self, name)) < 1:
                 raise JetlabError(f"{source}: {name} must be >= 1, got {getattr(self, name)}")
         for name in ("plot_every", "plot_samples", "metrics_samples", "max_train"):
@@ -159,6 +170,8 @@ class GeneratorConfig(TrainSettings):
             return self.foreign(name)
         if name in ("adam_beta1", "adam_beta2") and self.optimizer != "adam":
             return f"applies to --optimizer adam only, not {self.optimizer}"
+        if name in ("distil_steps", "distil_init") and not self.distil_from:
+            return "applies with --distil-from only"
         if name in _JETS_ONLY and str(self.data).startswith("mnist-"):
             return f"applies to jets only, not --data {self.data}"
         return super().ignores(name)
@@ -182,7 +195,7 @@ _MODEL_SETTINGS = {
     "gan": ("lr_g", "lr_d", "adam_beta1", "adam_beta2", "gan_loss", "r1_gamma", "d_steps", "generator_options",
             "discriminator_options"),
     "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_pairing", "ema_decay",
-             "flow_options"),
+             "distil_from", "distil_steps", "distil_init", "flow_options"),
 }
 
 

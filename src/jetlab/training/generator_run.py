@@ -1,99 +1,30 @@
 """Using a trained generator: ``jetlab fastsim sample`` and ``jetlab fastsim evaluate``.
 
-RUN/model.pt (format ``jetlab-generator/1``, written by
-:func:`jetlab.training.generator.train_generator`) holds the config, the data description,
-the normalisation, the best networks, (VAE) the generation latent and (flow with jet
-conditions) the training jets' conditions;
-:meth:`TrainedGenerator.load` rebuilds the task from it and
-:meth:`TrainedGenerator.generate` draws raw sets.
+RUN/model.pt (written by :func:`jetlab.training.generator.train_generator`) is read by
+:class:`~jetlab.training.generator_tasks.TrainedGenerator` (re-exported here):
+:meth:`~jetlab.training.generator_tasks.TrainedGenerator.load` rebuilds the task from it and
+:meth:`~jetlab.training.generator_tasks.TrainedGenerator.generate` draws raw sets.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from jetlab.errors import InputError, JetlabError
+from jetlab.errors import JetlabError
 from jetlab.io import write_hls4ml_file, write_jetnet_file
 from jetlab.io.layout import CLASS_NAMES, MAX_JETS_PER_FILE
 from jetlab.io.mnist_files import write_mnist_points
 from jetlab.physics.kinematics import relative_jet_kinematics
 from jetlab.physics.particles import hls4ml_arrays_from_relative
-from jetlab.training.checkpoint import load_torch_file
-from jetlab.training.generator import GENERATOR_FILE_FORMAT, GeneratorConfig, build_task
 from jetlab.training.generator_plots import plot_comparison, plot_title
-from jetlab.training.point_sets import Normalisation, load_point_sets, postprocess_jets, with_mask_column
-from jetlab.training.run_dir import require_finished
-from jetlab.training.tasks.flow import JetConditions
+from jetlab.training.generator_tasks import TrainedGenerator
+from jetlab.training.point_sets import load_point_sets, postprocess_jets, with_mask_column
 from jetlab.utils.atomic import atomic_write_json
 from jetlab.viz.samples import plot_point_clouds
 
 __all__ = ["TrainedGenerator", "evaluate_run", "write_samples"]
-
-
-class TrainedGenerator:
-    """A trained run loaded for generation: ``TrainedGenerator.load(RUN).generate(n, seed)``."""
-
-    def __init__(self, run_dir: Path, config, data_info: dict, task, epoch: int):
-        self.run_dir = run_dir
-        self.config = config
-        self.data_info = data_info
-        self.task = task
-        self.epoch = epoch
-
-    @classmethod
-    def load(cls, run_dir: str | Path, device: str = "cpu", sampler: dict | None = None) -> TrainedGenerator:
-        """The run in ``run_dir``; ``sampler`` may override a flow run's ``ode_steps`` and
-        ``ode_solver`` (None values keep the run's)."""
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise InputError(run_dir, "no such run directory")
-        path = run_dir / "model.pt"
-        if not path.is_file():
-            raise InputError(run_dir, "not a trained fastsim run (no model.pt; train one with `jetlab fastsim train`)")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise JetlabError(f"device {device!r} requested but torch sees no CUDA device; use --device cpu")
-        state = load_torch_file(path, GENERATOR_FILE_FORMAT, "model file", "generator model file")
-        require_finished(run_dir)
-        config = GeneratorConfig(**state["config"])
-        overrides = {k: v for k, v in (sampler or {}).items() if v is not None}
-        if overrides and config.family != "flow":
-            raise JetlabError(f"{run_dir}: --{next(iter(overrides)).replace('_', '-')} applies to flow runs; "
-                              f"this is a {config.model} run")
-        config = dataclasses.replace(config, **overrides)
-        info = state["data"]
-        task = build_task(config, Normalisation.from_state_dict(state["normalisation"]), kind=info["kind"],
-                          n_points=info["n_points"], n_coords=info["n_coords"], device=device, where=str(run_dir))
-        for name, module in task.modules.items():
-            module.load_state_dict(state["modules"][name])
-            module.eval()
-        if state.get("latent") is not None:
-            task.latent = state["latent"]
-        if state.get("conditions") is not None:
-            task.conditions = JetConditions.from_state_dict(state["conditions"])
-        return cls(run_dir, config, info, task, int(state["epoch"]))
-
-    @property
-    def kind(self) -> str:
-        return self.data_info["kind"]
-
-    @property
-    def normalisation(self) -> Normalisation:
-        return self.task.norm
-
-    def generate(self, n: int, seed: int = 0, batch_size: int | None = None,
-                 postprocess: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """n sets: raw points (n, P, F) float32 and mask (n, P) bool (jets: pT-sorted, particles
-        with pT_rel <= 0 dropped; ``postprocess=False``: as the network listed them)."""
-        return self.task.generate(n, seed=seed, batch_size=batch_size, postprocess=postprocess)
-
-    @torch.no_grad()
-    def generate_model_tensor(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network output (n, P, F) and mask (n, P) before de-normalisation (times the network alone)."""
-        return self.task.sample_model_tensor(n)
 
 
 def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetnet", seed: int = 0,

@@ -24,6 +24,11 @@ scores, what generates and what the best epoch keeps; being one of the task's mo
 in every checkpoint (an exact resume) and in RUN/model.pt. β = 0: no average, the trained
 network is used throughout.
 
+Distillation (``distil_times``, :mod:`jetlab.training.distil`): batches also carry a teacher
+flow's noise x₀ (``"noise"``) and the set it made from it (``"teacher"``), both in model units;
+t is drawn from ``distil_times`` (the student sampler's evaluation times) and the same loss
+regresses the straight line from x₀ to the teacher's set instead of to the real one.
+
 Generation: set sizes n drawn from the training multiplicities
 (:meth:`~jetlab.training.point_sets.Normalisation.sample_counts`, or with the conditions),
 x₀ ~ N(0, I) on the n real particles, ``ode_steps`` steps of the ``ode_solver`` from t = 0 to 1.
@@ -105,7 +110,8 @@ class FlowTask(SetGeneratorTask):
 
     def __init__(self, flow, optimizer, norm: Normalisation, *, kind: str, sigma_min: float = 0.0,
                  ode_steps: int = 2, ode_solver: str = "midpoint", conditions: JetConditions | None = None,
-                 pairing: str = "independent", ema_decay: float = 0.0, **options):
+                 pairing: str = "independent", ema_decay: float = 0.0,
+                 distil_times: tuple[float, ...] | None = None, **options):
         if pairing not in FLOW_PAIRINGS:
             raise ValueError(f"unknown pairing {pairing!r}; known: {', '.join(FLOW_PAIRINGS)}")
         if not 0.0 <= ema_decay < 1.0:
@@ -118,6 +124,7 @@ class FlowTask(SetGeneratorTask):
         self.ode_steps = ode_steps
         self.ode_solver = ode_solver
         self.conditions = conditions
+        self.distil_times = distil_times
 
     @property
     def flow(self) -> torch.nn.Module:
@@ -141,6 +148,11 @@ class FlowTask(SetGeneratorTask):
         def velocity(x_t, t, m):
             return net(x_t, t, m, cond)
 
+        if self.distil_times is not None:
+            times = torch.tensor(self.distil_times, device=self.device, dtype=x.dtype)
+            t = times[torch.randint(len(times), (len(x),), generator=generator, device=self.device)]
+            return flow_matching_loss(velocity, batch["teacher"].to(self.device), mask, t=t,
+                                      x0=batch["noise"].to(self.device))
         return flow_matching_loss(velocity, x, mask, sigma_min=self.sigma_min, generator=generator,
                                   pairing=self.pairing)
 
