@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 
 import pytest
 import torch
@@ -156,6 +157,9 @@ def test_teachers_of_other_data_or_kind_and_stale_pairs_are_refused(tmp_path, te
     assert main(_student_args(tiny_jetnet_file, teacher_run, tmp_path / "s3", "--epochs", "1",
                               "--flow-pairing", "ot")) == 2
     assert "would re-pair them" in capsys.readouterr().err
+    assert main(_student_args(tiny_jetnet_file, teacher_run, tmp_path / "s4", "--epochs", "1",
+                              "--sigma-min", "0.1")) == 2
+    assert "--sigma-min 0.1 applies to flow matching on real sets only" in capsys.readouterr().err
     # a pairs file made from another teacher: remade by rank 0, refused by the others
     config = tiny_config(tiny_jetnet_file, "flow", distil_from=str(teacher_run), distil_steps=2)
     teacher = load_teacher(config)
@@ -168,6 +172,13 @@ def test_teachers_of_other_data_or_kind_and_stale_pairs_are_refused(tmp_path, te
     second = teacher_pairs(tmp_path, teacher, data, other, make=True)
     assert torch.equal(first["train_noise"], second["train_noise"])
     assert not torch.equal(first["train_teacher"], second["train_teacher"])
+    # the other ranks wait for rank 0's file (not a collective wait) and take it when its key fits
+    (tmp_path / PAIRS_NAME).unlink()
+    writer = threading.Timer(0.5, teacher_pairs, (tmp_path, teacher, data, other), {"make": True})
+    writer.start()
+    waited = teacher_pairs(tmp_path, teacher, data, other, make=False, wait_s=60)
+    writer.join()
+    assert torch.equal(waited["train_teacher"], second["train_teacher"])
     shutil.copy(tmp_path / PAIRS_NAME, tmp_path / "copy.pt")
     (tmp_path / PAIRS_NAME).write_bytes(b"not a torch file")
     with pytest.raises(JetlabError, match=PAIRS_NAME):

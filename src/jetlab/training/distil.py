@@ -35,12 +35,13 @@ Shapes: points (N, P, F) raw, mask (N, P) bool; noise and teacher sets (N, P, F)
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from jetlab.errors import InputError, JetlabError
+from jetlab.errors import InputError
 from jetlab.models.flow import CPU_SAMPLE_BLOCK
 from jetlab.training.checkpoint import load_torch_file
 from jetlab.training.generator_tasks import TrainedGenerator
@@ -56,6 +57,8 @@ PAIRS_FORMAT = "jetlab-teacher-pairs/1"
 #: settings the student must share with its teacher: they fix the sets, their split and their units
 #: (--limit may differ: a shorter prefix of the same training split)
 SHARED_SETTINGS = ("jet_class", "particles", "split_seed", "fractions", "flow_condition")
+#: how long the other ranks of a data-parallel run wait for rank 0's pairs
+PAIRS_WAIT_S = 24 * 3600.0
 #: seed offset of the pairs' noise (training sets; validation sets use the next one)
 NOISE_SEED = 7919
 
@@ -125,22 +128,36 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def teacher_pairs(out: Path, teacher, data: PointSets, config, *, make: bool) -> dict[str, torch.Tensor]:
+def teacher_pairs(out: Path, teacher, data: PointSets, config, *, make: bool, wait_s: float = 0.0
+                  ) -> dict[str, torch.Tensor]:
     """``{"train_noise", "train_teacher", "val_noise", "val_teacher"}`` from RUN/teacher_pairs.pt;
     with ``make`` (rank 0), made first when the file is missing or was made from another
-    teacher file, step count, seed or data size."""
+    teacher file, step count, seed or data size. Without ``make`` (the other ranks), wait up to
+    ``wait_s`` seconds for rank 0 to write it: a file wait, not a collective one, so the process
+    group's timeout does not limit how long the teacher may take."""
     path = Path(out) / PAIRS_NAME
     key = {"teacher_sha256": _sha256(teacher.run_dir / "model.pt"), "steps": int(config.distil_steps),
            "solver": teacher.config.ode_solver, "seed": int(config.seed), "n_train": len(data.train),
            "n_val": len(data.val)}
+    deadline = time.monotonic() + wait_s
+    while not make:
+        problem = "missing (rank 0 writes it before the first epoch)"
+        if path.is_file():
+            try:
+                state = load_torch_file(path, PAIRS_FORMAT, "teacher pairs file", "teacher pairs file")
+            except InputError as exc:  # rank 0 stops on it; until then it may be replaced
+                problem = exc.problem
+            else:
+                if state.get("key") == key:
+                    return state["pairs"]
+                problem = "made for another teacher or settings than this run's"
+        if time.monotonic() >= deadline:
+            raise InputError(path, problem)
+        time.sleep(0.5)
     if path.is_file():
         state = load_torch_file(path, PAIRS_FORMAT, "teacher pairs file", "teacher pairs file")
         if state.get("key") == key:
             return state["pairs"]
-        if not make:
-            raise InputError(path, "made for another teacher or settings than this run's")
-    elif not make:
-        raise JetlabError(f"{path}: missing (rank 0 writes it before the first epoch)")
     pairs = {}
     for split, seed in (("train", NOISE_SEED), ("val", NOISE_SEED + 1)):
         noise, sets = make_pairs(teacher, getattr(data, split), getattr(data, f"{split}_mask"),

@@ -42,7 +42,7 @@ import torch
 from jetlab.errors import JetlabError
 from jetlab.models.registry import model_code_record, resolve_model
 from jetlab.training.batches import ShardedBatches, TensorSource
-from jetlab.training.distil import load_teacher, start_from_teacher, teacher_pairs
+from jetlab.training.distil import PAIRS_WAIT_S, load_teacher, start_from_teacher, teacher_pairs
 from jetlab.training.engine import Engine
 from jetlab.training.generator_config import GeneratorConfig
 from jetlab.training.generator_plots import write_sample_plots
@@ -112,9 +112,8 @@ def train_generator(config: GeneratorConfig, out: str | os.PathLike, *, resume: 
             task.conditions = teacher.task.conditions
             if config.distil_init:
                 start_from_teacher(task, teacher)
-            pairs = teacher_pairs(out, teacher, data, config, make=True) if context.is_main else None
-            context.barrier()  # rank 0 makes them once
-            pairs = pairs or teacher_pairs(out, teacher, data, config, make=False)
+            # rank 0 makes them once, the other ranks wait for its file
+            pairs = teacher_pairs(out, teacher, data, config, make=context.is_main, wait_s=PAIRS_WAIT_S)
         unit = "jet" if data.kind == "jets" else "set"
         strategy = make_strategy(config.strategy, context, **strategy_settings(config))
         sets = {"points": torch.as_tensor(data.train), "mask": torch.as_tensor(data.train_mask),

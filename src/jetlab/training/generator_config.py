@@ -135,6 +135,9 @@ class GeneratorConfig(TrainSettings):
         if self.flow_pairing not in FLOW_PAIRINGS:
             raise JetlabError(f"{source}: unknown flow_pairing {self.flow_pairing!r}; "
                               f"choose one of {', '.join(FLOW_PAIRINGS)}")
+        if self.distil_from and float(self.sigma_min) != 0:
+            raise JetlabError(f"{source}: --distil-from follows the straight line to the teacher's sets; "
+                              f"--sigma-min {self.sigma_min} applies to flow matching on real sets only")
         if self.distil_from and self.flow_pairing != "independent":
             raise JetlabError(f"{source}: --distil-from trains on the teacher's own noise-set pairs; "
                               f"--flow-pairing {self.flow_pairing} would re-pair them")
