@@ -187,14 +187,21 @@ class FlowSampler(nn.Module):
         if counts is not None:
             mask = torch.arange(self.n_points, device=device).unsqueeze(0) < counts.to(device).unsqueeze(1)
         x0 = _zero_padding(torch.randn((n, self.n_points, self.n_features), device=device), mask)
-        # every set is solved on its own, so blocks give the same sets; on a CPU, blocks that stay
-        # in cache are faster than one large batch (BENCHMARKS.md), on a GPU one batch is
-        block = CPU_SAMPLE_BLOCK if device.type == "cpu" else max(n, 1)
-        x1 = [self._solve(x0[i:i + block], mask[i:i + block], None if cond is None else cond[i:i + block],
-                          steps, solver) for i in range(0, n, block)]
-        return _zero_padding(torch.cat(x1) if x1 else x0, mask), mask
+        return self.solve(x0, mask, cond, steps=steps, solver=solver), mask
 
-    def _solve(self, x0: Tensor, mask: Tensor, cond: Tensor | None, steps: int, solver: str) -> Tensor:
+    @torch.no_grad()
+    def solve(self, x0: Tensor, mask: Tensor, cond: Tensor | None = None, *, steps: int = 2,
+              solver: str = "midpoint") -> Tensor:
+        """x(1) of the learned ODE from given noise ``x0`` (n, P, F) with mask (n, P) and
+        condition (n, K) or None; padded rows 0. Every set is solved on its own, so the blocks
+        give the same sets: on a CPU blocks of ``CPU_SAMPLE_BLOCK`` sets, which stay in cache,
+        are faster than one large batch (BENCHMARKS.md); on a GPU one batch is."""
+        block = CPU_SAMPLE_BLOCK if x0.device.type == "cpu" else max(len(x0), 1)
+        x1 = [self._solve_block(x0[i:i + block], mask[i:i + block], None if cond is None else cond[i:i + block],
+                                steps, solver) for i in range(0, len(x0), block)]
+        return _zero_padding(torch.cat(x1) if x1 else x0, mask)
+
+    def _solve_block(self, x0: Tensor, mask: Tensor, cond: Tensor | None, steps: int, solver: str) -> Tensor:
         def velocity(x: Tensor, t: float) -> Tensor:
             return self(x, x.new_full((len(x),), t), mask, cond)
 

@@ -34,7 +34,6 @@ Shapes: points (N, P, F) raw, mask (N, P) bool; noise and teacher sets (N, P, F)
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -42,10 +41,10 @@ import numpy as np
 import torch
 
 from jetlab.errors import InputError
-from jetlab.models.flow import CPU_SAMPLE_BLOCK
 from jetlab.training.checkpoint import load_torch_file
 from jetlab.training.generator_tasks import TrainedGenerator
 from jetlab.training.point_sets import PointSets
+from jetlab.training.run_dir import file_sha256
 from jetlab.training.tasks.flow import JetConditions
 from jetlab.utils.progress import progress
 from jetlab.utils.tensor_files import save_tensor_file
@@ -59,6 +58,8 @@ PAIRS_FORMAT = "jetlab-teacher-pairs/1"
 SHARED_SETTINGS = ("jet_class", "particles", "split_seed", "fractions", "flow_condition")
 #: how long the other ranks of a data-parallel run wait for rank 0's pairs
 PAIRS_WAIT_S = 24 * 3600.0
+#: sets solved per step of the progress bar (a multiple of the sampler's CPU block)
+PAIRS_CHUNK = 4096
 #: seed offset of the pairs' noise (training sets; validation sets use the next one)
 NOISE_SEED = 7919
 
@@ -99,15 +100,13 @@ def make_pairs(teacher, points: np.ndarray, mask: np.ndarray, *, seed: int, desc
     noise = torch.randn((len(points_t), network.n_points, network.n_features), generator=generator)
     noise = torch.where(mask_t.unsqueeze(-1), noise, torch.zeros_like(noise))
     sets = torch.empty_like(noise)
-    block = CPU_SAMPLE_BLOCK if device.type == "cpu" else 4096
-    for start in progress(range(0, len(noise), block), desc=desc, unit="block"):
-        part = slice(start, start + block)
+    for start in progress(range(0, len(noise), PAIRS_CHUNK), desc=desc, unit="chunk"):
+        part = slice(start, start + PAIRS_CHUNK)
         m = mask_t[part].to(device)
         cond = None
         if task.conditions is not None:
             cond = task.conditions.standardise(JetConditions.raw(points_t[part].to(device), m))
-        x1 = network._solve(noise[part].to(device), m, cond, task.ode_steps, task.ode_solver)
-        sets[part] = torch.where(m.unsqueeze(-1), x1, torch.zeros_like(x1)).cpu()
+        sets[part] = network.solve(noise[part].to(device), m, cond, steps=task.ode_steps, solver=task.ode_solver).cpu()
     return noise, sets
 
 
@@ -124,8 +123,13 @@ def start_from_teacher(task, teacher) -> None:
                              ) from None
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _read_pairs(path: Path, key: dict) -> dict[str, torch.Tensor] | None:
+    """The pairs of ``path`` when it holds them for ``key``; None when it is missing or made for
+    another key; :class:`InputError` naming it when it is not a pairs file."""
+    if not path.is_file():
+        return None
+    state = load_torch_file(path, PAIRS_FORMAT, "teacher pairs file", "teacher pairs file")
+    return state["pairs"] if state.get("key") == key else None
 
 
 def teacher_pairs(out: Path, teacher, data: PointSets, config, *, make: bool, wait_s: float = 0.0
@@ -136,28 +140,26 @@ def teacher_pairs(out: Path, teacher, data: PointSets, config, *, make: bool, wa
     ``wait_s`` seconds for rank 0 to write it: a file wait, not a collective one, so the process
     group's timeout does not limit how long the teacher may take."""
     path = Path(out) / PAIRS_NAME
-    key = {"teacher_sha256": _sha256(teacher.run_dir / "model.pt"), "steps": int(config.distil_steps),
+    key = {"teacher_sha256": file_sha256(teacher.run_dir / "model.pt"), "steps": int(config.distil_steps),
            "solver": teacher.config.ode_solver, "seed": int(config.seed), "n_train": len(data.train),
            "n_val": len(data.val)}
     deadline = time.monotonic() + wait_s
     while not make:
-        problem = "missing (rank 0 writes it before the first epoch)"
-        if path.is_file():
-            try:
-                state = load_torch_file(path, PAIRS_FORMAT, "teacher pairs file", "teacher pairs file")
-            except InputError as exc:  # rank 0 stops on it; until then it may be replaced
-                problem = exc.problem
-            else:
-                if state.get("key") == key:
-                    return state["pairs"]
-                problem = "made for another teacher or settings than this run's"
+        try:
+            pairs = _read_pairs(path, key)
+        except InputError as exc:  # rank 0 stops on it; until then it may be replaced
+            pairs, problem = None, exc.problem
+        else:
+            problem = ("made for another teacher or settings than this run's" if path.is_file()
+                       else "missing (rank 0 writes it before the first epoch)")
+        if pairs is not None:
+            return pairs
         if time.monotonic() >= deadline:
             raise InputError(path, problem)
         time.sleep(0.5)
-    if path.is_file():
-        state = load_torch_file(path, PAIRS_FORMAT, "teacher pairs file", "teacher pairs file")
-        if state.get("key") == key:
-            return state["pairs"]
+    pairs = _read_pairs(path, key)
+    if pairs is not None:
+        return pairs
     pairs = {}
     for split, seed in (("train", NOISE_SEED), ("val", NOISE_SEED + 1)):
         noise, sets = make_pairs(teacher, getattr(data, split), getattr(data, f"{split}_mask"),

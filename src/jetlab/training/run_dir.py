@@ -40,7 +40,7 @@ from jetlab.utils.config import read_json, read_yaml
 from jetlab.utils.locking import directory_lock
 
 __all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "FINISHED_NAME", "check_run_dir", "clear_finished", "data_fingerprint",
-           "mark_finished", "require_finished", "seed_everything", "training_session"]
+           "file_sha256", "mark_finished", "require_finished", "seed_everything", "training_session"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.yaml"
@@ -48,7 +48,8 @@ FINISHED_NAME = "finished.json"
 FINISHED_FORMAT = "jetlab-finished/1"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -61,7 +62,7 @@ def mark_finished(run: str | os.PathLike, files, **info) -> None:
     their SHA-256, and ``info`` (e.g. epochs run, why training stopped)."""
     run = Path(run)
     atomic_write_json(run / FINISHED_NAME, {"format": FINISHED_FORMAT, **info,
-                                            "files": {name: _sha256(run / name) for name in files}})
+                                            "files": {name: file_sha256(run / name) for name in files}})
 
 
 def clear_finished(run: str | os.PathLike) -> None:
@@ -84,7 +85,7 @@ def require_finished(run: str | os.PathLike, model_name: str = "model.pt") -> No
         problem = f"no {FINISHED_NAME}, which training writes last" if record is None else f"{FINISHED_NAME} unreadable"
     elif missing := [name for name in files if not (run / name).is_file()]:
         problem = f"{', '.join(missing)} missing"
-    elif files.get(model_name) != _sha256(run / model_name):
+    elif files.get(model_name) != file_sha256(run / model_name):
         problem = f"{model_name} is not the one its training finished with"
     if problem:
         raise InputError(run, f"holds an unfinished run ({problem}): it stopped before its end; continue it with "
