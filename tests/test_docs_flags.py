@@ -92,3 +92,11 @@ def test_every_flag_says_what_it_does_and_its_default_once():
                       if len(re.findall(r"[(;,]\s*default\b", text)) > 1]
     assert not silent, "flags without help:\n" + "\n".join(silent)
     assert not twice, "defaults said twice:\n" + "\n".join(twice)
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "RESULTS.md", ROOT / "BENCHMARKS.md"], ids=lambda p: p.name)
+def test_pages_hold_no_control_characters(page):
+    # a formula written through a non-raw Python string turns \frac, \text, \big into \f, \t, \b
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        bad = [hex(ord(c)) for c in line if ord(c) < 32]
+        assert not bad, f"{page.name}:{number} holds control characters {bad}: {line!r}"

@@ -4,8 +4,10 @@ TEACHER``, jetlab.training.distil).
 Oracles: the pairs are the teacher's own ODE solution of their noise, solved again here set by
 set with :func:`integrate` and each set's condition worked out by hand; the student's loss is
 the squared error to the straight line from the noise to the teacher's set, written out at the
-times its sampler evaluates the network; the CLI run resumes to the weights of an
-uninterrupted one, reading its pairs back instead of making them again; a teacher of other
+times its sampler evaluates the network; the jet-feature term is the gap in Σ pT_rel and in the
+mass (by the pair formula m² = Σ 2 p_i p_j (cosh Δη − cos Δφ)) between the jet one Euler step
+reaches and the teacher's, in the conditions' standard deviations; the CLI run resumes to the
+weights of an uninterrupted one, reading its pairs back instead of making them again; a teacher of other
 data, a GAN teacher and a pairs file of another teacher are refused by name.
 """
 
@@ -15,6 +17,7 @@ import dataclasses
 import shutil
 import threading
 
+import numpy as np
 import pytest
 import torch
 from test_generator import tiny_config, tiny_jetnet_file  # noqa: F401 - the module's data fixture
@@ -198,3 +201,66 @@ def test_a_student_can_start_from_the_teachers_weights_if_it_has_its_network(tea
     task = build_task(other, teacher.normalisation, kind="jets", n_points=30, n_coords=2, data=data)
     with pytest.raises(InputError, match="--distil-init needs the teacher's network settings"):
         start_from_teacher(task, teacher)
+
+
+def _pairwise_mass(points: np.ndarray) -> np.ndarray:
+    """m of massless particles (η, φ, pT) rows, by the pair sum m² = Σ_{i<j} 2 p_i p_j (cosh Δη − cos Δφ)."""
+    eta, phi, pt = points[..., 0], points[..., 1], points[..., 2]
+    pair = 2 * pt[:, :, None] * pt[:, None, :] * (np.cosh(eta[:, :, None] - eta[:, None, :])
+                                                    - np.cos(phi[:, :, None] - phi[:, None, :]))
+    return np.sqrt(np.triu(pair, 1).sum((1, 2)))
+
+
+def test_jet_feature_term_is_the_mass_and_pt_sum_gap_of_the_jet_one_step_reaches(
+        teacher_run, tiny_jetnet_file):  # noqa: F811
+    teacher = TrainedGenerator.load(teacher_run)
+    data = load_point_sets(str(tiny_jetnet_file), jet_class="t")
+    weight = 0.7
+    config = tiny_config(tiny_jetnet_file, "flow", distil_from=str(teacher_run), ode_steps=2, ode_solver="euler",
+                         distil_feature_weight=weight)
+    task = build_task(config, teacher.normalisation, kind="jets", n_points=30, n_coords=2, data=data)
+    assert task.distil_feature_weight == weight
+    task.conditions = conditions = teacher.task.conditions
+    n = 12
+    points, mask = torch.as_tensor(data.train[:n]), torch.as_tensor(data.train_mask[:n])
+    real = mask.unsqueeze(-1)
+    noise = torch.randn(n, 30, 3).where(real, torch.zeros(()))
+    target = (0.3 * torch.randn(n, 30, 3)).where(real, torch.zeros(()))
+    batch = {"points": points, "mask": mask, "noise": noise, "teacher": target}
+    with_term = task._loss(batch, torch.Generator().manual_seed(3))
+    task.distil_feature_weight = 0.0
+    without = task._loss(batch, torch.Generator().manual_seed(3))
+    times = torch.tensor(task.distil_times)[torch.randint(2, (n,), generator=torch.Generator().manual_seed(3))]
+    assert set(times.tolist()) == {0.0, 0.5}   # the two Euler steps' times, both drawn
+    # by hand: one Euler step from x_t to t = 1, decoded, each jet's (Σ pT_rel, m) standardised
+    cond = conditions.standardise(JetConditions.raw(points.float(), mask))
+    x_t = ((1 - times[:, None, None]) * noise + times[:, None, None] * target).where(real, torch.zeros(()))
+    reached = x_t + (1 - times[:, None, None]) * task.flow(x_t, times, mask, cond)
+    features = []
+    for sets in (reached, target):
+        raw, _ = teacher.normalisation.decode(sets.detach(), mask)
+        raw = raw.astype(np.float64)
+        features.append((np.stack([raw[..., 2].sum(1), _pairwise_mass(raw)], 1) - conditions.mean) / conditions.std)
+    expected = weight * ((features[0] - features[1]) ** 2).sum(1).mean()
+    assert (with_term - without).item() == pytest.approx(expected, rel=1e-4)
+    assert expected > 0.01   # not vacuous: the reached jets differ from the teacher's in mass
+    (with_term - without).backward()   # the term trains the network through the jet it reaches
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.flow.parameters())
+    # the term is zero where the student reaches the teacher's jet, and carries the gradient
+    same = task.jet_feature_distance(target.clone().requires_grad_(), target, mask)
+    assert same.item() == 0.0 and same.requires_grad
+
+
+def test_jet_feature_term_needs_a_teacher_and_the_jet_condition(tmp_path, teacher_run, tiny_jetnet_file,  # noqa: F811
+                                                                capsys):
+    config = tiny_config(tiny_jetnet_file, "flow", distil_feature_weight=1.0)
+    assert config.ignores("distil_feature_weight") == "applies with --distil-from only"
+    with pytest.raises(JetlabError, match="--flow-condition none has none"):
+        dataclasses.replace(config, distil_from=str(teacher_run), flow_condition="none").validate()
+    with pytest.raises(JetlabError, match="distil_feature_weight must be >= 0"):
+        dataclasses.replace(config, distil_from=str(teacher_run), distil_feature_weight=-1.0).validate()
+    run = tmp_path / "student"
+    assert main(_student_args(tiny_jetnet_file, teacher_run, run, "--epochs", "1",
+                              "--distil-feature-weight", "2")) == 0
+    assert TrainedGenerator.load(run).task.distil_feature_weight == 2.0
+    capsys.readouterr()

@@ -100,6 +100,10 @@ class GeneratorConfig(TrainSettings):
                                 metavar="N")
     distil_init: bool = setting(False, "flow, --distil-from: start from the teacher's weights (the student's network "
                                        "settings must be the teacher's)", type=bool)
+    distil_feature_weight: float = setting(0.0, "flow, --distil-from: weight of a jet-feature term, the squared "
+                                                "difference of the student's one-step jet's sum pT_rel and mass from "
+                                                "the teacher jet's, in standard deviations of the training jets "
+                                                "(needs --flow-condition jet; 0: off)", metavar="LAMBDA")
     # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``, ``--hp flow.hidden=64``)
     vae_options: dict = setting(help=None, factory=dict)
     generator_options: dict = setting(help=None, factory=dict)
@@ -141,6 +145,11 @@ class GeneratorConfig(TrainSettings):
         if self.distil_from and self.flow_pairing != "independent":
             raise JetlabError(f"{source}: --distil-from trains on the teacher's own noise-set pairs; "
                               f"--flow-pairing {self.flow_pairing} would re-pair them")
+        if float(self.distil_feature_weight) < 0:
+            raise JetlabError(f"{source}: distil_feature_weight must be >= 0, got {self.distil_feature_weight}")
+        if float(self.distil_feature_weight) > 0 and self.flow_condition != "jet":
+            raise JetlabError(f"{source}: --distil-feature-weight compares the jets' sum pT_rel and mass in the units "
+                              f"of --flow-condition jet; --flow-condition {self.flow_condition} has none")
         if not 0 <= float(self.ema_decay) < 1:
             raise JetlabError(f"{source}: ema_decay must be in [0, 1), got {self.ema_decay}")
         if float(self.ema_decay) > 0 and self.strategy in ASYNC_STRATEGIES:
@@ -173,7 +182,7 @@ class GeneratorConfig(TrainSettings):
             return self.foreign(name)
         if name in ("adam_beta1", "adam_beta2") and self.optimizer != "adam":
             return f"applies to --optimizer adam only, not {self.optimizer}"
-        if name in ("distil_steps", "distil_init") and not self.distil_from:
+        if name in ("distil_steps", "distil_init", "distil_feature_weight") and not self.distil_from:
             return "applies with --distil-from only"
         if name in _JETS_ONLY and str(self.data).startswith("mnist-"):
             return f"applies to jets only, not --data {self.data}"
@@ -198,12 +207,13 @@ _MODEL_SETTINGS = {
     "gan": ("lr_g", "lr_d", "adam_beta1", "adam_beta2", "gan_loss", "r1_gamma", "d_steps", "generator_options",
             "discriminator_options"),
     "flow": ("flow_net", "ode_solver", "ode_steps", "sigma_min", "flow_condition", "flow_pairing", "ema_decay",
-             "distil_from", "distil_steps", "distil_init", "flow_options"),
+             "distil_from", "distil_steps", "distil_init", "distil_feature_weight", "flow_options"),
 }
 
 
 #: settings that only jets use (MNIST digits have no jet class, mass or pT)
-_JETS_ONLY = ("jet_class", "particles", "log_pt", "mass_weight", "pt_weight", "flow_condition", "metrics_samples")
+_JETS_ONLY = ("jet_class", "particles", "log_pt", "mass_weight", "pt_weight", "flow_condition", "metrics_samples",
+              "distil_feature_weight")
 #: settings every generator but some reads: the ones that read them
 _SHARED_BY = {"lr": ("vae", "flow"), "latent_dim": ("vae", "gan")}
 #: what a model uses in place of another's setting, for the message refusing the latter

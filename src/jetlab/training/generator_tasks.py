@@ -72,7 +72,7 @@ def _flow_task(entry, config, norm, n_points, n_coords, data, options):
     return FlowTask(flow, make_optimizer(config, flow.parameters()), norm, sigma_min=config.sigma_min,
                     ode_steps=config.ode_steps, ode_solver=config.ode_solver, conditions=conditions,
                     pairing=config.flow_pairing, ema_decay=float(config.ema_decay), distil_times=distil_times,
-                    **options)
+                    distil_feature_weight=float(config.distil_feature_weight), **options)
 
 
 def _gan_task(entry, config, norm, n_points, n_coords, data, options):
