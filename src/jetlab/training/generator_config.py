@@ -100,10 +100,11 @@ class GeneratorConfig(TrainSettings):
                                 metavar="N")
     distil_init: bool = setting(False, "flow, --distil-from: start from the teacher's weights (the student's network "
                                        "settings must be the teacher's)", type=bool)
-    distil_feature_weight: float = setting(0.0, "flow, --distil-from: weight of a jet-feature term, the squared "
-                                                "difference of the student's one-step jet's sum pT_rel and mass from "
-                                                "the teacher jet's, in standard deviations of the training jets "
-                                                "(needs --flow-condition jet; 0: off)", metavar="LAMBDA")
+    distil_feature_weight: float = setting(0.0, "flow, --distil-from: weight of a jet-mass term, the squared "
+                                                "difference of the student's one-step jet's mass from the teacher "
+                                                "jet's in standard deviations of the training jets, moving the "
+                                                "particles' directions only (needs --flow-condition jet; 0: off)",
+                                           metavar="LAMBDA")
     # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``, ``--hp flow.hidden=64``)
     vae_options: dict = setting(help=None, factory=dict)
     generator_options: dict = setting(help=None, factory=dict)
@@ -148,7 +149,7 @@ class GeneratorConfig(TrainSettings):
         if float(self.distil_feature_weight) < 0:
             raise JetlabError(f"{source}: distil_feature_weight must be >= 0, got {self.distil_feature_weight}")
         if float(self.distil_feature_weight) > 0 and self.flow_condition != "jet":
-            raise JetlabError(f"{source}: --distil-feature-weight compares the jets' sum pT_rel and mass in the units "
+            raise JetlabError(f"{source}: --distil-feature-weight compares the jets' masses in the units "
                               f"of --flow-condition jet; --flow-condition {self.flow_condition} has none")
         if not 0 <= float(self.ema_decay) < 1:
             raise JetlabError(f"{source}: ema_decay must be in [0, 1), got {self.ema_decay}")
