@@ -145,6 +145,8 @@ CASES = [
              "--classifier-time-limit-s must be >= 0"),
     BadInput("evaluate-zero-classifier-epochs", ("fastsim", "evaluate", "{generator}", "--classifier-epochs", "0"),
              "--classifier-epochs must be >= 1"),
+    BadInput("evaluate-zero-classifier-repeats", ("fastsim", "evaluate", "{generator}", "--classifier-repeats", "0"),
+             "--classifier-repeats must be >= 1"),
 ]
 
 

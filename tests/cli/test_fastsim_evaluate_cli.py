@@ -27,7 +27,7 @@ def test_evaluate_writes_every_metric_and_the_sizes_used(tmp_path, capsys):
                  "--out", str(run)]) == 0
     capsys.readouterr()
     assert main(["fastsim", "evaluate", str(run), "--n", "100000", "--classifier-epochs", "2",
-                 "--classifier-time-limit-s", "600"]) == 0
+                 "--classifier-time-limit-s", "600", "--classifier-repeats", "2"]) == 0
     out = capsys.readouterr().out
     evaluation = json.loads((run / "evaluation.json").read_text())
     n_test = evaluation["n_real"]
@@ -41,6 +41,11 @@ def test_evaluate_writes_every_metric_and_the_sizes_used(tmp_path, capsys):
     assert settings["w1_eval_samples"] == n_test // 2 and settings["fpd"]["capped"]
     assert settings["kpd"]["batch_size"] == n_test // 2 and settings["classifier"]["model"] == "garnet"
     assert settings["classifier"]["epochs"] == 2  # the epoch cap stopped it, not the time limit
+    # two classifiers: the AUC is their mean, its error the standard error of the mean
+    aucs = settings["classifier"]["aucs"]
+    assert settings["classifier"]["repeats"] == 2 and len(aucs) == 2
+    assert metrics["generated"]["classifier_auc"]["mean"] == pytest.approx(np.mean(aucs))
+    assert metrics["generated"]["classifier_auc"]["std"] == pytest.approx(np.std(aucs, ddof=1) / np.sqrt(2))
     assert evaluation["notes"][0].startswith("--n 100000") and len(evaluation["notes"]) >= 4
     assert "FPD (JetNet" in out and "classifier AUC" in out and "note: KPD on batches of" in out
     # the physical checks, and the particles of pT_rel <= 0 the network listed and generation dropped

@@ -58,3 +58,20 @@ def test_inputs_and_bad_arguments(samples):
         classifier_two_sample_test(real[:3], real, real_mask=mask[:3], generated_mask=mask)
     with pytest.raises(JetlabError, match="particle slots"):
         classifier_two_sample_test(real, real[:, :5], real_mask=mask, generated_mask=mask[:, :5])
+
+
+def test_repeats_average_classifiers_of_their_own_seeds(samples):
+    (real, mask), (other, other_mask) = samples
+    kwargs = dict(real_mask=mask, generated_mask=other_mask, epochs=3, **FAST)
+    singles = [classifier_two_sample_test(real, other, seed=7 + k, **kwargs) for k in range(3)]
+    result = classifier_two_sample_test(real, other, seed=7, repeats=3, **kwargs)
+    aucs = [single["auc"] for single in singles]
+    assert len(set(aucs)) == 3                   # each repeat its own split, initialisation and batches
+    assert result["aucs"] == aucs and result["repeats"] == 3
+    assert result["auc"] == pytest.approx(np.mean(aucs))
+    assert result["auc_spread"] == pytest.approx(np.std(aucs, ddof=1))
+    assert result["auc_std"] == pytest.approx(np.std(aucs, ddof=1) / np.sqrt(3))
+    assert result["epochs"] == 3 and result["n_test"] == singles[0]["n_test"]
+    assert classifier_two_sample_test(real, other, seed=7, repeats=1, **kwargs)["auc"] == aucs[0]
+    with pytest.raises(JetlabError, match="repeats >= 1"):
+        classifier_two_sample_test(real, other, repeats=0, **kwargs)

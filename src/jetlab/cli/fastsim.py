@@ -7,7 +7,7 @@ Commands::
     torchrun --standalone --nproc_per_node=2 -m jetlab fastsim train ...   # data-parallel
     jetlab fastsim sample RUN --n N --out FILE [--format jetnet|hls4ml] [--seed S] [--ode-steps N]
     jetlab fastsim evaluate RUN [--data ...] [--n N] [--seed S] [--ode-steps N] [--ode-solver S]
-                                [--classifier-epochs E] [--classifier-time-limit-s S]
+                                [--classifier-epochs E] [--classifier-time-limit-s S] [--classifier-repeats K]
 
 Every setting of :class:`~jetlab.training.generator_config.GeneratorConfig` is a flag; network
 options are ``--hp vae.hidden=128``, ``--hp generator.n_layers=3``,
@@ -88,7 +88,9 @@ def register(subparsers) -> None:
     evaluate.add_argument("--data", default=None, help="real data to compare with (default: the run's)")
     evaluate.add_argument("--n", type=int, default=None, help="sets to compare (default: the whole test split)")
     evaluate.add_argument("--seed", type=int, default=1,
-                          help="random seed of the generated sets and the metrics' draws (default: 1)")
+                          help="random seed of the generated sets (default: 1); the real sample's split, the "
+                               "metrics' draws and the classifier test have seeds of their own, so the "
+                               "truth-vs-truth row is the same under every --seed")
     _sampler_flags(evaluate)
     evaluate.add_argument("--classifier-epochs", type=int, default=20, metavar="E",
                           help="epochs of the classifier two-sample test's training per comparison, at most: "
@@ -99,6 +101,10 @@ def register(subparsers) -> None:
                                             "comparison, in seconds (0: skip the test; default: 120)")
     evaluate.add_argument("--classifier-model", default="garnet", choices=("garnet", "jedinet-sumo"),
                           help="network of the classifier test (default: %(default)s)")
+    evaluate.add_argument("--classifier-repeats", type=int, default=1, metavar="K",
+                          help="classifiers trained per comparison, each with its own split, initialisation and "
+                               "batch order: the AUC is their mean, its error the standard error of that mean "
+                               "(1: one classifier, its error a bootstrap of the scored half; default: 1)")
     add_model_code_flag(evaluate)
     add_deprecated_aliases(evaluate, {"--classifier-seconds": "--classifier-time-limit-s"})
     evaluate.set_defaults(run=_evaluate)
@@ -191,9 +197,11 @@ def _evaluate(args) -> int:
         raise JetlabError(f"--classifier-time-limit-s must be >= 0, got {args.classifier_seconds}")
     if args.classifier_epochs < 1:
         raise JetlabError(f"--classifier-epochs must be >= 1, got {args.classifier_epochs}")
+    if args.classifier_repeats < 1:
+        raise JetlabError(f"--classifier-repeats must be >= 1, got {args.classifier_repeats}")
     result = evaluate_run(args.run_dir, data=args.data, n=args.n, seed=args.seed, sampler=_sampler(args),
                           classifier_seconds=args.classifier_seconds, classifier_epochs=args.classifier_epochs,
-                          classifier_model=args.classifier_model)
+                          classifier_model=args.classifier_model, classifier_repeats=args.classifier_repeats)
     print(f"{result['n_generated']} generated vs {result['n_real']} held-out real sets ({result['data']}, "
           f"epoch {result['epoch']})")
     if args.n is not None and args.n > result["n_real"]:

@@ -7,6 +7,12 @@ the ROC AUC (generated = positive class). AUC 0.5: the classifier finds no diffe
 every generated jet is recognised. The error is the standard deviation of the AUC over
 bootstrap resamplings of the test half (real and generated resampled separately).
 
+That error leaves out the classifier's own training: another split of the jets, initialisation
+or batch order moves the AUC by several times as much. ``repeats`` K > 1 trains K classifiers,
+each with seed ``seed + k`` (its own split, initialisation, batch order), and reports the mean
+AUC with the standard error of that mean, s/√K (s the sample standard deviation of the K
+AUCs), beside s itself and the K values.
+
 Both samples are cut to the same number of jets n (shuffled with ``seed``), so training and
 test each hold n/2 real and n/2 generated jets. Particle inputs (η_rel, φ_rel, pT_rel,
 log pT_rel) are standardised with the training half's real particles. Training is bounded
@@ -61,7 +67,7 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
 def classifier_two_sample_test(real, generated, *, real_mask=None, generated_mask=None,
                                model: str = "garnet", epochs: int = 20, max_seconds: float = 60.0,
                                batch_size: int = 128, learning_rate: float = 1e-3,
-                               n_bootstrap: int = 200, seed: int = 0,
+                               n_bootstrap: int = 200, seed: int = 0, repeats: int = 1,
                                hyperparameters: dict | None = None) -> dict:
     """Train a classifier real vs generated on half the jets, ROC AUC on the other half
     (a classifier two-sample test, Lopez-Paz & Oquab, arXiv:1610.06545).
@@ -78,12 +84,15 @@ def classifier_two_sample_test(real, generated, *, real_mask=None, generated_mas
         learning_rate: Adam's learning rate.
         n_bootstrap: resamplings of the test half for the error.
         seed: shuffling, initialisation, batch order and bootstrap.
+        repeats: classifiers trained, with seeds ``seed``, ``seed + 1``, ... (module docstring).
         hyperparameters: overrides of the model's default hyperparameters.
 
     Returns:
-        ``{"auc", "auc_std", "n_train", "n_test", "epochs", "seconds", "model"}`` with n_train /
-        n_test the jets of each sample in each half, ``epochs`` the epochs completed and
-        ``seconds`` the training time.
+        ``{"auc", "auc_std", "n_train", "n_test", "epochs", "seconds", "model", "repeats"}`` with
+        n_train / n_test the jets of each sample in each half, ``epochs`` the epochs completed
+        (the fewest of the repeats) and ``seconds`` the training time (all repeats); with
+        ``repeats`` > 1 also ``aucs`` (each repeat's) and ``auc_spread`` (their standard
+        deviation), ``auc`` their mean and ``auc_std`` its standard error.
 
     Shapes:
         - real: ``(jets, particles, 3)`` or ``(jets, particles, 4)``
@@ -97,9 +106,29 @@ def classifier_two_sample_test(real, generated, *, real_mask=None, generated_mas
     if real.shape[1] != generated.shape[1]:
         raise JetlabError(f"real jets have {real.shape[1]} particle slots, generated jets "
                           f"{generated.shape[1]}")
+    if repeats < 1:
+        raise JetlabError(f"the classifier test needs repeats >= 1, got {repeats}")
     n = min(len(real), len(generated))
     if n < CLASSIFIER_MIN_JETS:
         raise JetlabError(f"the classifier test needs at least {CLASSIFIER_MIN_JETS} jets in each sample, got {n}")
+    settings = dict(model=model, epochs=epochs, max_seconds=max_seconds, batch_size=batch_size,
+                    learning_rate=learning_rate, n_bootstrap=n_bootstrap, hyperparameters=hyperparameters)
+    runs = [_train_and_score(real, real_mask, generated, generated_mask, seed=seed + k, **settings)
+            for k in range(repeats)]
+    result = {**runs[0], "repeats": repeats}
+    if repeats > 1:
+        aucs = [run["auc"] for run in runs]
+        spread = float(np.std(aucs, ddof=1))
+        result.update(auc=float(np.mean(aucs)), auc_std=spread / np.sqrt(repeats), auc_spread=spread, aucs=aucs,
+                      epochs=min(run["epochs"] for run in runs),
+                      seconds=round(sum(run["seconds"] for run in runs), 3))
+    return result
+
+
+def _train_and_score(real, real_mask, generated, generated_mask, *, model, epochs, max_seconds, batch_size,
+                     learning_rate, n_bootstrap, seed, hyperparameters) -> dict:
+    """One classifier: split, train, score (:func:`classifier_two_sample_test`, one repeat)."""
+    n = min(len(real), len(generated))
     rng = np.random.default_rng(seed)
     pick_real, pick_gen = rng.permutation(len(real))[:n], rng.permutation(len(generated))[:n]
     half = n // 2

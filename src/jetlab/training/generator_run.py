@@ -80,13 +80,13 @@ def write_samples(run_dir: str | Path, n: int, out: str | Path, fmt: str = "jetn
 
 def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None = None, seed: int = 1,
                  sampler: dict | None = None, classifier_seconds: float = 120.0,
-                 classifier_epochs: int = 20, classifier_model: str = "garnet") -> dict:
+                 classifier_epochs: int = 20, classifier_model: str = "garnet", classifier_repeats: int = 1) -> dict:
     """Generate sets and compare them with held-out real ones (the test split).
 
     Jets: :func:`jetlab.metrics.generation.evaluate_generated` (W1-M, W1-P and W1-EFP with
     each feature, FD6, JetNet's FPD and KPD, COV, MMD and, unless ``classifier_seconds`` is 0,
     the classifier AUC (its training stopped by ``classifier_epochs`` or ``classifier_seconds``,
-    whichever comes first), each beside truth-vs-truth at the same sample sizes; under
+    whichever comes first; ``classifier_repeats`` classifiers, their mean AUC), each beside truth-vs-truth at the same sample sizes; under
     ``constraints`` the physical checks, the generated row with ``dropped_nonpositive_pt``: the
     particles the network listed with pT_rel <= 0, which generation drops). MNIST: the 1-d
     Wasserstein distance of each point feature, beside truth-vs-truth. ``sampler``: as in
@@ -120,7 +120,8 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, n: int | None 
         from jetlab.metrics.generation import evaluate_generated, format_metrics_table  # lazy: start-up (scipy)
 
         classifier = None if classifier_seconds <= 0 else {"max_seconds": classifier_seconds,
-                                                            "epochs": classifier_epochs, "model": classifier_model}
+                                                            "epochs": classifier_epochs, "model": classifier_model,
+                                                            "repeats": classifier_repeats}
         metrics = evaluate_generated(with_mask_column(real, real_mask), with_mask_column(points, mask),
                                      classifier=classifier)
         metrics["constraints"]["generated"]["dropped_nonpositive_pt"] = {
