@@ -232,7 +232,7 @@ def test_jet_feature_term_is_the_mass_gap_of_the_jet_one_step_reaches_moved_by_d
     without = task._loss(batch, torch.Generator().manual_seed(3))
     times = torch.tensor(task.distil_times)[torch.randint(2, (n,), generator=torch.Generator().manual_seed(3))]
     assert set(times.tolist()) == {0.0, 0.5}   # the two Euler steps' times, both drawn
-    # by hand: one Euler step from x_t to t = 1, decoded, each jet's (Σ pT_rel, m) standardised
+    # by hand: one Euler step from x_t to t = 1, decoded, each jet's mass in the conditions' σ_m
     cond = conditions.standardise(JetConditions.raw(points.float(), mask))
     x_t = ((1 - times[:, None, None]) * noise + times[:, None, None] * target).where(real, torch.zeros(()))
     reached = x_t + (1 - times[:, None, None]) * task.flow(x_t, times, mask, cond)
@@ -248,7 +248,7 @@ def test_jet_feature_term_is_the_mass_gap_of_the_jet_one_step_reaches_moved_by_d
     same = task.jet_feature_distance(moved, target, mask)
     assert same.item() == 0.0
     task.jet_feature_distance(moved, (1.2 * target).where(real, torch.zeros(())), mask).backward()
-    assert moved.grad[..., :2].abs().sum() > 0 and not moved.grad[..., 2].any()
+    assert moved.grad[..., 0].abs().sum() > 0 and moved.grad[..., 1].abs().sum() > 0 and not moved.grad[..., 2].any()
 
 
 def test_jet_feature_term_needs_a_teacher_and_the_jet_condition(tmp_path, teacher_run, tiny_jetnet_file,  # noqa: F811

@@ -93,12 +93,13 @@ def register(subparsers) -> None:
                                "truth-vs-truth row is the same under every --seed")
     _sampler_flags(evaluate)
     evaluate.add_argument("--classifier-epochs", type=int, default=20, metavar="E",
-                          help="epochs of the classifier two-sample test's training per comparison, at most: "
+                          help="epochs of the classifier two-sample test's training per classifier, at most: "
                                "the time limit may stop it earlier, and evaluation.json says how many it "
                                "trained (default: 20)")
     evaluate.add_argument("--classifier-time-limit-s", dest="classifier_seconds", type=float, default=120.0,
                           metavar="S", help="time limit of the classifier two-sample test's training per "
-                                            "comparison, in seconds (0: skip the test; default: 120)")
+                                            "classifier (each of --classifier-repeats), in seconds (0: skip "
+                                            "the test; default: 120)")
     evaluate.add_argument("--classifier-model", default="garnet", choices=("garnet", "jedinet-sumo"),
                           help="network of the classifier test (default: %(default)s)")
     evaluate.add_argument("--classifier-repeats", type=int, default=1, metavar="K",

@@ -103,7 +103,7 @@ class GeneratorConfig(TrainSettings):
     distil_feature_weight: float = setting(0.0, "flow, --distil-from: weight of a jet-mass term, the squared "
                                                 "difference of the student's one-step jet's mass from the teacher "
                                                 "jet's in standard deviations of the training jets, moving the "
-                                                "particles' directions only (needs --flow-condition jet; 0: off)",
+                                                "particles' directions (no gradient on pT_rel; needs --flow-condition jet; 0: off)",
                                            metavar="LAMBDA")
     # network options (``--hp vae.hidden=128``, ``--hp generator.n_layers=3``, ``--hp flow.hidden=64``)
     vae_options: dict = setting(help=None, factory=dict)

@@ -31,9 +31,12 @@ regresses the straight line from x₀ to the teacher's set instead of to the rea
 With ``distil_feature_weight`` λ > 0 a jet-feature term is added: the jet x̂₁ = x_t + (1 − t) v
 that one Euler step from t reaches (the student's own jet at t = 0 for a one-step sampler) must
 have the teacher jet x_T's mass, L = L_FM + λ · mean_jets ((m(x̂₁) − m(x_T)) / σ_m)², σ_m the
-training jets' (the conditions'). x̂₁'s pT_rel enter m without gradient: the term moves the
-particles' directions, and the particle loss alone sets their pT (letting the mass move pT_rel
-too bent the pT_rel spectrum of top jets: W1 of pT_rel 2.0× truth-vs-truth against 1.2×).
+training jets' (the conditions'). x̂₁'s pT_rel enter m without gradient: no gradient of the term
+reaches the network's pT_rel outputs, only its η_rel, φ_rel outputs (through the weights they
+share it still moves pT_rel a little; letting the mass pull on pT_rel directly bent the pT_rel
+spectrum of top jets: W1 of pT_rel 2.0× truth-vs-truth against 1.2×). Both masses are of the
+network's sets before generation rescales pT_rel to the drawn Σ pT_rel. With λ > 0 the
+validation loss, which picks the best epoch and drives ``plateau``, is L_FM + λ · term too.
 The particle-wise L_FM spreads the student's errors evenly over the particles; the jet term
 weighs the ones that shift the jet mass, which W1-M and the EFPs see first.
 
@@ -111,7 +114,7 @@ class JetConditions:
 
 class FlowTask(SetGeneratorTask):
     """The trained network ``"flow"`` (and with ``ema_decay`` > 0 its average ``"flow_ema"``);
-    monitored by the validation flow-matching loss (module docstring)."""
+    monitored by the validation flow-matching loss (with the jet-mass term when on; module docstring)."""
 
     name = "flow"
     generate_batch = 1024  # the EPiC velocity network is linear in the particles
@@ -178,7 +181,7 @@ class FlowTask(SetGeneratorTask):
     def jet_feature_distance(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """mean over sets of ((m(x) − m(target)) / σ_m)², the jet masses of the decoded sets in the
         conditions' standard deviation σ_m, x's pT_rel held fixed (no gradient): the term moves the
-        particles' directions, the particle loss alone their pT (module docstring).
+        particles' directions: no gradient reaches x's pT_rel (module docstring).
         x, target (B, P, F) in model units, mask (B, P)."""
         if self.conditions is None:
             raise ValueError("the jet-feature distillation term needs the jet conditions (flow_condition 'jet')")
