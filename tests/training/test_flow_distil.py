@@ -14,6 +14,7 @@ data, a GAN teacher and a pairs file of another teacher are refused by name.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import threading
 
@@ -116,7 +117,8 @@ def test_student_loss_is_the_line_from_noise_to_the_teachers_set(teacher_run, ti
         times.append(args[1].clone())
 
     hook = task.flow.register_forward_pre_hook(spy)
-    loss = task._loss(batch, torch.Generator().manual_seed(3))
+    loss, parts = task._loss(batch, torch.Generator().manual_seed(3))
+    assert parts == {}   # no jet-mass term, nothing more to log
     hook.remove()
     t = times[0]
     assert set(t.tolist()) <= set(task.distil_times) and (solver == "euler" or len(set(t.tolist())) == 2)
@@ -227,9 +229,9 @@ def test_jet_feature_term_is_the_mass_gap_of_the_jet_one_step_reaches_moved_by_d
     noise = torch.randn(n, 30, 3).where(real, torch.zeros(()))
     target = (0.3 * torch.randn(n, 30, 3)).where(real, torch.zeros(()))
     batch = {"points": points, "mask": mask, "noise": noise, "teacher": target}
-    with_term = task._loss(batch, torch.Generator().manual_seed(3))
+    with_term, parts = task._loss(batch, torch.Generator().manual_seed(3))
     task.distil_feature_weight = 0.0
-    without = task._loss(batch, torch.Generator().manual_seed(3))
+    without, _ = task._loss(batch, torch.Generator().manual_seed(3))
     times = torch.tensor(task.distil_times)[torch.randint(2, (n,), generator=torch.Generator().manual_seed(3))]
     assert set(times.tolist()) == {0.0, 0.5}   # the two Euler steps' times, both drawn
     # by hand: one Euler step from x_t to t = 1, decoded, each jet's mass in the conditions' σ_m
@@ -240,6 +242,7 @@ def test_jet_feature_term_is_the_mass_gap_of_the_jet_one_step_reaches_moved_by_d
               for sets in (reached, target)]
     expected = weight * (((masses[0] - masses[1]) / conditions.std[1]) ** 2).mean()
     assert (with_term - without).item() == pytest.approx(expected, rel=1e-4)
+    assert parts["mass_term"] == pytest.approx(expected / weight, rel=1e-4)   # logged before λ
     assert expected > 0.01   # not vacuous: the reached jets differ from the teacher's in mass
     (with_term - without).backward()   # the term trains the network through the jet it reaches
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.flow.parameters())
@@ -263,4 +266,6 @@ def test_jet_feature_term_needs_a_teacher_and_the_jet_condition(tmp_path, teache
     assert main(_student_args(tiny_jetnet_file, teacher_run, run, "--epochs", "1",
                               "--distil-feature-weight", "2")) == 0
     assert TrainedGenerator.load(run).task.distil_feature_weight == 2.0
+    epoch = json.loads((run / "history.json").read_text())["epochs"][0]
+    assert epoch["train_mass_term"] > 0 and epoch["val_mass_term"] > 0   # the term is logged apart
     capsys.readouterr()

@@ -36,7 +36,8 @@ reaches the network's pT_rel outputs, only its η_rel, φ_rel outputs (through t
 share it still moves pT_rel a little; letting the mass pull on pT_rel directly bent the pT_rel
 spectrum of top jets: W1 of pT_rel 2.0× truth-vs-truth against 1.2×). Both masses are of the
 network's sets before generation rescales pT_rel to the drawn Σ pT_rel. With λ > 0 the
-validation loss, which picks the best epoch and drives ``plateau``, is L_FM + λ · term too.
+validation loss, which picks the best epoch and drives ``plateau``, is L_FM + λ · term too; the
+term alone is logged beside it (``train_mass_term``, ``val_mass_term``).
 The particle-wise L_FM spreads the student's errors evenly over the particles; the jet term
 weighs the ones that shift the jet mass, which W1-M and the EFPs see first.
 
@@ -149,7 +150,8 @@ class FlowTask(SetGeneratorTask):
         return self.modules.get("flow_ema", self.modules["flow"])
 
     def _loss(self, batch, generator: torch.Generator | None = None, net: torch.nn.Module | None = None
-              ) -> torch.Tensor:
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss to minimise and its logged parts (``mass_term``: the jet-mass term before λ)."""
         x, mask = self.encode(batch)
         cond = None
         if self.conditions is not None:
@@ -165,7 +167,7 @@ class FlowTask(SetGeneratorTask):
             t = times[torch.randint(len(times), (len(x),), generator=generator, device=self.device)]
             teacher = batch["teacher"].to(self.device)
             if not self.distil_feature_weight:
-                return flow_matching_loss(velocity, teacher, mask, t=t, x0=batch["noise"].to(self.device))
+                return flow_matching_loss(velocity, teacher, mask, t=t, x0=batch["noise"].to(self.device)), {}
             seen = {}
 
             def velocity_seen(x_t, t, m):
@@ -174,14 +176,14 @@ class FlowTask(SetGeneratorTask):
 
             loss = flow_matching_loss(velocity_seen, teacher, mask, t=t, x0=batch["noise"].to(self.device))
             reached = seen["x_t"] + (1.0 - t).reshape(-1, 1, 1) * seen["v"]
-            return loss + self.distil_feature_weight * self.jet_feature_distance(reached, teacher, mask)
+            term = self.jet_feature_distance(reached, teacher, mask)
+            return loss + self.distil_feature_weight * term, {"mass_term": term.item()}
         return flow_matching_loss(velocity, x, mask, sigma_min=self.sigma_min, generator=generator,
-                                  pairing=self.pairing)
+                                  pairing=self.pairing), {}
 
     def jet_feature_distance(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """mean over sets of ((m(x) − m(target)) / σ_m)², the jet masses of the decoded sets in the
-        conditions' standard deviation σ_m, x's pT_rel held fixed (no gradient): the term moves the
-        particles' directions: no gradient reaches x's pT_rel (module docstring).
+        conditions' standard deviation σ_m, with no gradient through x's pT_rel (module docstring).
         x, target (B, P, F) in model units, mask (B, P)."""
         if self.conditions is None:
             raise ValueError("the jet-feature distillation term needs the jet conditions (flow_condition 'jet')")
@@ -192,15 +194,16 @@ class FlowTask(SetGeneratorTask):
         return ((mass - target_mass) / float(self.conditions.std[1])).pow(2).mean()
 
     def train_step(self, batch, update: Update) -> dict[str, float]:
-        loss = self._loss(batch)
+        loss, parts = self._loss(batch)
         update("flow", loss)
         if "flow_ema" in self.modules:
             ema_update(self.modules["flow_ema"], self.flow, self.ema_decay)
-        return {"loss": loss.item()}
+        return {"loss": loss.item(), **parts}
 
     def validate_step(self, batch) -> dict[str, float]:
         generator = torch.Generator(device=self.device).manual_seed(VALIDATION_SEED)
-        return {"loss": self._loss(batch, generator, self.network).item()}
+        loss, parts = self._loss(batch, generator, self.network)
+        return {"loss": loss.item(), **parts}
 
     def sample_model_tensor(self, n: int):
         if self.conditions is None:
