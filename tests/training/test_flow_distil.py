@@ -248,9 +248,9 @@ def test_jet_feature_term_is_the_mass_gap_of_the_jet_one_step_reaches_moved_by_d
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.flow.parameters())
     # zero where the student reaches the teacher's jet; it moves η_rel, φ_rel, never pT_rel
     moved = target.clone().requires_grad_()
-    same = task.jet_feature_distance(moved, target, mask)
+    same = task.jet_mass_distance(moved, target, mask)
     assert same.item() == 0.0
-    task.jet_feature_distance(moved, (1.2 * target).where(real, torch.zeros(())), mask).backward()
+    task.jet_mass_distance(moved, (1.2 * target).where(real, torch.zeros(())), mask).backward()
     assert moved.grad[..., 0].abs().sum() > 0 and moved.grad[..., 1].abs().sum() > 0 and not moved.grad[..., 2].any()
 
 

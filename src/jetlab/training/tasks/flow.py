@@ -159,34 +159,31 @@ class FlowTask(SetGeneratorTask):
 
         net = self.flow if net is None else net
 
+        seen = {}  # the last call's x_t and v: the jet-mass term extrapolates them to t = 1
+
         def velocity(x_t, t, m):
-            return net(x_t, t, m, cond)
+            seen["x_t"], seen["v"] = x_t, net(x_t, t, m, cond)
+            return seen["v"]
 
-        if self.distil_times is not None:
-            times = torch.tensor(self.distil_times, device=self.device, dtype=x.dtype)
-            t = times[torch.randint(len(times), (len(x),), generator=generator, device=self.device)]
-            teacher = batch["teacher"].to(self.device)
-            if not self.distil_feature_weight:
-                return flow_matching_loss(velocity, teacher, mask, t=t, x0=batch["noise"].to(self.device)), {}
-            seen = {}
+        if self.distil_times is None:
+            return flow_matching_loss(velocity, x, mask, sigma_min=self.sigma_min, generator=generator,
+                                      pairing=self.pairing), {}
+        times = torch.tensor(self.distil_times, device=self.device, dtype=x.dtype)
+        t = times[torch.randint(len(times), (len(x),), generator=generator, device=self.device)]
+        teacher = batch["teacher"].to(self.device)
+        loss = flow_matching_loss(velocity, teacher, mask, t=t, x0=batch["noise"].to(self.device))
+        if not self.distil_feature_weight:
+            return loss, {}
+        reached = seen["x_t"] + (1.0 - t).reshape(-1, 1, 1) * seen["v"]
+        term = self.jet_mass_distance(reached, teacher, mask)
+        return loss + self.distil_feature_weight * term, {"mass_term": term.item()}
 
-            def velocity_seen(x_t, t, m):
-                seen["x_t"], seen["v"] = x_t, velocity(x_t, t, m)
-                return seen["v"]
-
-            loss = flow_matching_loss(velocity_seen, teacher, mask, t=t, x0=batch["noise"].to(self.device))
-            reached = seen["x_t"] + (1.0 - t).reshape(-1, 1, 1) * seen["v"]
-            term = self.jet_feature_distance(reached, teacher, mask)
-            return loss + self.distil_feature_weight * term, {"mass_term": term.item()}
-        return flow_matching_loss(velocity, x, mask, sigma_min=self.sigma_min, generator=generator,
-                                  pairing=self.pairing), {}
-
-    def jet_feature_distance(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def jet_mass_distance(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """mean over sets of ((m(x) − m(target)) / σ_m)², the jet masses of the decoded sets in the
         conditions' standard deviation σ_m, with no gradient through x's pT_rel (module docstring).
         x, target (B, P, F) in model units, mask (B, P)."""
         if self.conditions is None:
-            raise ValueError("the jet-feature distillation term needs the jet conditions (flow_condition 'jet')")
+            raise ValueError("the jet-mass distillation term needs the jet conditions (flow_condition 'jet')")
         raw = self.norm.decode_differentiable(x)
         raw = torch.cat([raw[..., :2], raw[..., 2:].detach()], -1)
         mass = relative_jet_kinematics(raw, mask).mass
